@@ -1,0 +1,280 @@
+//! The command line (api.md): `serve`, `demo`, `user add`, `token create`.
+//! Exit codes: 0 done, 2 bad arguments or input (the message names what), 1 anything else.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::Argon2;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use clap::{Args, Parser, Subcommand};
+use rand::RngCore;
+
+use crate::config::ServeArgs;
+use crate::domain::{Role, TokenScope};
+use crate::store::auth::{self, NewUser};
+use crate::store::directory::{self, Dim};
+use crate::store::{Store, StoreError};
+use crate::Server;
+
+#[derive(Debug, Parser)]
+#[command(name = "calltrail", version, about = "Call history for contact centers")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Run the server on a demo contact center (filled on first start), with calls arriving live.
+    Demo(DemoArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// How many calls the demo history holds.
+    #[arg(long, default_value_t = 120_000)]
+    pub calls: usize,
+    /// Over how many days before today.
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
+    /// Do not keep adding calls.
+    #[arg(long)]
+    pub no_live: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Data folder, as for `serve`.
+    #[arg(long, env = "CALLTRAIL_DATA", default_value = "./calltrail-data")]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input (one line).
+    Add {
+        #[arg(long)]
+        login: String,
+        /// owner, admin, manager, supervisor or operator.
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = auth::DEFAULT_ACCOUNT)]
+        account: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A group the user belongs to (supervisors: is connected to); repeatable.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a new API token (shown only once) acting as the user.
+    Create {
+        #[arg(long)]
+        login: String,
+        #[arg(long, default_value = auth::DEFAULT_ACCOUNT)]
+        account: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// full (default) or ingest.
+        #[arg(long, default_value = "full")]
+        scope: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// A command's failure and its exit code.
+#[derive(Debug)]
+pub enum CliError {
+    /// Exit 2: the arguments or the input are wrong.
+    Usage(String),
+    /// Exit 1.
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Usage(m) | CliError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(f) => CliError::Usage(f.to_string()),
+            StoreError::Conflict(m) => CliError::Usage(m),
+            other => CliError::Failed(other.to_string()),
+        }
+    }
+}
+
+/// argon2id with the crate's recommended parameters.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    let salt = SaltString::encode_b64(&bytes)?;
+    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
+}
+
+/// A new random API token: 256 bits, URL-safe, with a recognisable prefix.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("ct_{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve(args) => serve(args, None).await,
+        Command::Demo(args) => serve(args.serve.clone(), Some(args)).await,
+        Command::User(UserCommand::Add {
+            login,
+            role,
+            account,
+            name,
+            groups,
+            data,
+        }) => {
+            let role = Role::parse(&role)
+                .ok_or_else(|| CliError::Usage(format!("--role: unknown role {role:?}; use owner, admin, manager, supervisor or operator")))?;
+            let password = read_password()?;
+            let hash = hash_password(&password).map_err(|e| CliError::Failed(e.to_string()))?;
+            let store = open(&data.data)?;
+            let name = name.unwrap_or_else(|| login.clone());
+            let id = store
+                .write(move |conn, cache| {
+                    let account = auth::ensure_account(conn, &account)?;
+                    let user = auth::create_user(
+                        conn,
+                        &NewUser { account_id: account.id, login: &login, name: &name, role, password_hash: Some(&hash) },
+                    )?;
+                    for g in &groups {
+                        let group = directory::ensure(conn, cache, Dim::Group, account.id, g, Some(g), None)?;
+                        directory::add_to_group(conn, group, user, role == Role::Supervisor)?;
+                    }
+                    Ok(user)
+                })
+                .await?;
+            store.shutdown();
+            println!("created user {id}");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create {
+            login,
+            account,
+            name,
+            scope,
+            data,
+        }) => {
+            let scope = TokenScope::parse(&scope).ok_or_else(|| CliError::Usage(format!("--scope: unknown scope {scope:?}; use full or ingest")))?;
+            let store = open(&data.data)?;
+            let token = new_token();
+            let hash = crate::http::extract::token_hash(&token);
+            let name = name.unwrap_or_else(|| format!("{} token", scope.code()));
+            store
+                .write(move |conn, _| {
+                    let account = auth::account_by_name(conn, &account)?
+                        .ok_or_else(|| StoreError::Invalid(crate::domain::FieldError::new("account", format!("no account {account:?}"))))?;
+                    let user = auth::user_by_login(conn, account.id, &login)?
+                        .ok_or_else(|| StoreError::Invalid(crate::domain::FieldError::new("login", format!("no user {login:?} in this account"))))?;
+                    auth::create_token(conn, user, &name, scope, &hash)
+                })
+                .await?;
+            store.shutdown();
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+fn open(data: &std::path::Path) -> Result<Store, CliError> {
+    Store::open(data).map_err(|e| CliError::Failed(format!("cannot open the data folder {}: {e}", data.display())))
+}
+
+fn read_password() -> Result<String, CliError> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.chars().count() < 8 {
+        return Err(CliError::Usage("password (standard input): at least 8 characters, on one line".into()));
+    }
+    Ok(password)
+}
+
+async fn serve(args: ServeArgs, demo: Option<DemoArgs>) -> Result<(), CliError> {
+    let config = args.validate().map_err(CliError::Usage)?;
+    let public_url = config.public_url.clone();
+    let data = config.data.clone();
+    let server = Server::bind(config)
+        .await
+        .map_err(|e| CliError::Failed(format!("cannot start: {e}")))?;
+    if let Some(demo) = demo {
+        let store = server.state.store.clone();
+        match crate::demo::prepare(&store, &data, demo.calls, demo.days).await? {
+            Some(_) => {}
+            None => tracing::info!("the demo data folder is already filled; reusing it"),
+        }
+        if let Ok(text) = std::fs::read_to_string(data.join("demo-logins.txt")) {
+            println!("\n{text}");
+        }
+        if !demo.no_live {
+            let account = store
+                .read(|conn| auth::account_by_name(conn, auth::DEFAULT_ACCOUNT)?.ok_or(StoreError::NotFound))
+                .await?
+                .id;
+            tokio::spawn(crate::demo::run_live(store, server.state.live.clone(), account));
+        }
+    }
+    println!("calltrail listening on {public_url}  (API: {public_url}/api/v1/openapi.json)");
+    server
+        .run(shutdown_signal())
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

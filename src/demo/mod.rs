@@ -1,0 +1,188 @@
+//! The demo contact center: directory, people of every role, a quarter of call history, and a
+//! generator that keeps calls coming. Calls go in through the same ingest path as real ones.
+
+pub mod generate;
+pub mod names;
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::domain::{AccountId, Role, TokenScope, UserId};
+use crate::live::LiveHub;
+use crate::store::auth::{self, NewUser};
+use crate::store::directory::{self, Dim};
+use crate::store::ingest::{apply_batch, IngestItem};
+use crate::store::{Store, StoreError};
+use generate::Generator;
+use names::{GROUPS, OPERATORS};
+
+/// Calls per ingest transaction while seeding.
+const SEED_BATCH: usize = 5_000;
+
+/// A login printed for the person trying the demo.
+#[derive(Debug, Clone)]
+pub struct DemoLogin {
+    pub role: Role,
+    pub login: String,
+    pub password: String,
+}
+
+/// Wraps generated patches for the store. They always start a call, so their raw JSON (kept
+/// only for updates that must wait for their call) is never needed.
+fn items(patches: Vec<crate::domain::CallPatch>) -> Vec<IngestItem> {
+    patches.into_iter().map(|patch| IngestItem { patch, raw: String::new() }).collect()
+}
+
+/// Seeds `calls` calls over the last `days` days into `account`, in batches; returns how many.
+pub async fn seed_calls(store: &Store, account: AccountId, calls: usize, days: u32, seed: u64, prefix: &str) -> Result<usize, StoreError> {
+    let mut g = Generator::new(seed, calls, prefix);
+    let times = g.start_times(calls, days, Utc::now());
+    let total = times.len();
+    for chunk in times.chunks(SEED_BATCH) {
+        let batch = items(chunk.iter().map(|t| g.call(*t)).collect());
+        store.write(move |conn, cache| apply_batch(conn, cache, account, &batch)).await?;
+    }
+    store.write(|conn, _| Ok(conn.execute_batch("ANALYZE")?)).await?;
+    Ok(total)
+}
+
+/// Creates the directory and the people of the demo; returns the logins to print.
+async fn create_people(store: &Store, account: AccountId) -> Result<Vec<DemoLogin>, StoreError> {
+    let people: Vec<(Role, String, String)> = vec![
+        (Role::Owner, "owner".into(), "Владимир Соколов".into()),
+        (Role::Admin, "admin".into(), "Администратор".into()),
+        (Role::Manager, "manager".into(), "Марина Белова".into()),
+        (Role::Supervisor, "supervisor".into(), "Олег Тимофеев".into()),
+        (Role::Operator, OPERATORS[0].0.into(), OPERATORS[0].1.into()),
+    ];
+    let logins: Vec<DemoLogin> = people
+        .iter()
+        .map(|(role, login, _)| DemoLogin {
+            role: *role,
+            login: login.clone(),
+            password: Alphanumeric.sample_string(&mut rand::rng(), 12),
+        })
+        .collect();
+    let hashes: Vec<String> = logins
+        .iter()
+        .map(|l| crate::cli::hash_password(&l.password))
+        .collect::<Result<_, _>>()
+        .map_err(|e| StoreError::Conflict(e.to_string()))?;
+    store
+        .write(move |conn, cache| {
+            auth::set_account_timezone(conn, account, "Europe/Moscow")?;
+            let mut group_ids = vec![];
+            for (key, name, queue_key, queue_name) in GROUPS {
+                group_ids.push(directory::ensure(conn, cache, Dim::Group, account, key, Some(name), None)?);
+                directory::ensure(conn, cache, Dim::Queue, account, queue_key, Some(queue_name), None)?;
+            }
+            let per_group = OPERATORS.len() / GROUPS.len();
+            for (i, (login, name)) in OPERATORS.iter().enumerate() {
+                let id = directory::ensure_operator(conn, cache, account, login, Some(name))?;
+                directory::add_to_group(conn, group_ids[i / per_group], UserId(id), false)?;
+                // Every fifth operator also helps out in the next group.
+                if i % 5 == 0 {
+                    directory::add_to_group(conn, group_ids[(i / per_group + 1) % group_ids.len()], UserId(id), false)?;
+                }
+            }
+            for ((role, login, name), hash) in people.iter().zip(&hashes) {
+                let id = auth::create_user(
+                    conn,
+                    &NewUser { account_id: account, login, name, role: *role, password_hash: Some(hash) },
+                )?;
+                if *role == Role::Supervisor {
+                    directory::add_to_group(conn, group_ids[0], id, true)?;
+                    directory::add_to_group(conn, group_ids[1], id, true)?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(logins)
+}
+
+/// Fills an empty account with the demo contact center. Returns the printed logins, or `None`
+/// when the account already has calls (the demo was set up before).
+pub async fn prepare(store: &Store, data: &Path, calls: usize, days: u32) -> Result<Option<(Vec<DemoLogin>, String)>, StoreError> {
+    let account = store
+        .read(|conn| auth::account_by_name(conn, auth::DEFAULT_ACCOUNT)?.ok_or(StoreError::NotFound))
+        .await?
+        .id;
+    let has_calls = store
+        .read(move |conn| Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM calls WHERE account_id = ?)", [account.0], |r| r.get::<_, bool>(0))?))
+        .await?;
+    if has_calls {
+        return Ok(None);
+    }
+    let logins = create_people(store, account).await?;
+    let token = crate::cli::new_token();
+    let hash = crate::http::extract::token_hash(&token);
+    store
+        .write(move |conn, _| {
+            let owner = auth::user_by_login(conn, account, "owner")?.ok_or(StoreError::NotFound)?;
+            auth::create_token(conn, owner, "demo", TokenScope::Full, &hash)
+        })
+        .await?;
+    tracing::info!(calls, days, "seeding the demo call history");
+    let started = std::time::Instant::now();
+    let n = seed_calls(store, account, calls, days, 20_261_125, "demo").await?;
+    tracing::info!(calls = n, seconds = started.elapsed().as_secs_f64(), "demo history ready");
+    let mut text = String::from("calltrail demo logins (role, login, password)\n");
+    for l in &logins {
+        text.push_str(&format!("{:<11} {:<11} {}\n", l.role.code(), l.login, l.password));
+    }
+    text.push_str(&format!("API token of owner: {token}\n"));
+    std::fs::write(data.join("demo-logins.txt"), &text)?;
+    Ok(Some((logins, token)))
+}
+
+/// Keeps adding a call every few seconds, and now and then a follow-up a little later, until
+/// the store shuts down.
+pub async fn run_live(store: Store, live: LiveHub, account: AccountId) {
+    let mut g = Generator::new(Utc::now().timestamp() as u64, 10_000, &format!("live-{}", Utc::now().timestamp()));
+    let mut waiting: Vec<(tokio::time::Instant, crate::domain::CallPatch)> = vec![];
+    loop {
+        let pause = Duration::from_millis(2_000 + (Utc::now().timestamp_subsec_millis() as u64 % 3_000));
+        tokio::time::sleep(pause).await;
+        // The call just ended: it started its duration ago.
+        let mut call = g.call(Utc::now());
+        let length = call.ended_at.flatten().map(|e| e - Utc::now()).unwrap_or_default();
+        let shift = |t: &mut Option<Option<chrono::DateTime<Utc>>>| {
+            if let Some(Some(v)) = t {
+                *v -= length;
+            }
+        };
+        for t in [
+            &mut call.dial_started_at,
+            &mut call.scenario_started_at,
+            &mut call.answered_at,
+            &mut call.amd_detected_at,
+            &mut call.ended_at,
+        ] {
+            shift(t);
+        }
+        if let Some(flow) = call.flow.as_mut() {
+            flow.iter_mut().for_each(|s| s.at -= length);
+        }
+        if let Some(notes) = call.notes.as_mut() {
+            notes.iter_mut().for_each(|n| n.at = Utc::now());
+        }
+        if g.wants_follow_up() {
+            waiting.push((tokio::time::Instant::now() + Duration::from_secs(8), g.follow_up(&call, Utc::now())));
+        }
+        let now = tokio::time::Instant::now();
+        let mut batch = vec![call];
+        let (due, later): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(at, _)| *at <= now);
+        waiting = later;
+        batch.extend(due.into_iter().map(|(_, p)| p));
+        let batch = items(batch);
+        match store.write(move |conn, cache| apply_batch(conn, cache, account, &batch)).await {
+            Ok(outcome) => live.publish(account, outcome.changed),
+            Err(StoreError::Closed) => return,
+            Err(e) => tracing::warn!(error = %e, "demo generator could not add a call"),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The call history: search, one call, and live updates.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono_tz::Tz;
+use futures_util::stream::{self, Stream, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::extract::QueryPairs;
+use super::AppState;
+use crate::domain::filter::parse_search;
+use crate::domain::{CallScope, Principal, SearchRequest};
+use crate::error::AppError;
+use crate::store::search::{self, CallDetailView, Page};
+use crate::store::{auth, directory, Store};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/calls", get(list_calls))
+        .route("/api/v1/calls/live", get(live_calls))
+        .route("/api/v1/calls/{id}", get(get_call))
+}
+
+/// The scope of a principal that may read call history.
+fn reader_scope(p: &Principal) -> Result<CallScope, AppError> {
+    if !p.may_read_calls() {
+        return Err(AppError::Forbidden("an ingest token cannot read call history".into()));
+    }
+    Ok(CallScope::for_principal(p))
+}
+
+/// Parses a search in the account's time zone and checks that every id it names exists.
+async fn prepare(store: &Store, scope: &CallScope, pairs: Vec<(String, String)>) -> Result<SearchRequest, AppError> {
+    let account = scope.account;
+    let req = store
+        .read(move |conn| {
+            let tz: Tz = auth::account(conn, account)?.timezone.parse().unwrap_or(Tz::UTC);
+            let req = parse_search(&pairs, chrono::Utc::now(), tz).map_err(crate::store::StoreError::Invalid)?;
+            directory::check_refs(conn, account, &req.filter.directory_refs())?;
+            Ok(req)
+        })
+        .await?;
+    Ok(req)
+}
+
+/// Searches calls, newest first, with the exact number of matches. Filters repeat for OR.
+#[utoipa::path(
+    get, path = "/api/v1/calls", tag = "calls",
+    params(
+        ("from" = Option<String>, Query, description = "RFC 3339 instant or YYYY-MM-DD (in tz)"),
+        ("to" = Option<String>, Query, description = "exclusive end, like from"),
+        ("preset" = Option<String>, Query, description = "today, yesterday, last_7_days, last_30_days, this_week, this_month, last_month"),
+        ("tz" = Option<String>, Query, description = "IANA time zone for dates, presets and output"),
+        ("direction" = Option<Vec<String>>, Query, description = "incoming, outgoing"),
+        ("kind" = Option<Vec<String>>, Query, description = "incoming, softphone_outgoing, auto_campaign, operator_campaign"),
+        ("number" = Option<String>, Query, description = "at least 3 characters of the caller's or callee's number"),
+        ("talk_min" = Option<u32>, Query), ("talk_max" = Option<u32>, Query),
+        ("group" = Option<Vec<String>>, Query), ("operator" = Option<Vec<String>>, Query),
+        ("queue" = Option<Vec<String>>, Query), ("campaign" = Option<Vec<String>>, Query),
+        ("scenario" = Option<Vec<String>>, Query), ("completion_code" = Option<Vec<String>>, Query),
+        ("tag" = Option<Vec<String>>, Query), ("topic" = Option<Vec<String>>, Query),
+        ("scenario_kind" = Option<Vec<String>>, Query, description = "automated, operator"),
+        ("result" = Option<Vec<crate::domain::AttemptResult>>, Query),
+        ("limit" = Option<u32>, Query, description = "1 … 500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = Page), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn list_calls(principal: Principal, State(state): State<AppState>, QueryPairs(pairs): QueryPairs) -> Result<Json<Page>, AppError> {
+    let scope = reader_scope(&principal)?;
+    let req = prepare(&state.store, &scope, pairs).await?;
+    let key = *state.store.cursor_key();
+    let page = state.store.read(move |conn| search::search(conn, &scope, &req, &key)).await?;
+    Ok(Json(page))
+}
+
+/// One call with its details: timeline, call flow, notes in full.
+#[utoipa::path(
+    get, path = "/api/v1/calls/{id}", tag = "calls",
+    params(("id" = String, Path), ("tz" = Option<String>, Query)),
+    responses((status = 200, body = CallDetailView), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
+pub async fn get_call(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Json<CallDetailView>, AppError> {
+    let scope = reader_scope(&principal)?;
+    if scope.redacted {
+        return Err(AppError::Forbidden("call details are not available to your role".into()));
+    }
+    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let tz = match pairs.iter().find(|(k, _)| k == "tz") {
+        Some((_, v)) => Some(v.parse::<Tz>().map_err(|_| AppError::invalid("tz", format!("unknown time zone {v:?}")))?),
+        None => None,
+    };
+    let call = state.store.read(move |conn| search::get(conn, &scope, id, tz)).await?;
+    Ok(Json(call))
+}
+
+/// Server-Sent Events: every new or changed call matching the filters, as event `call`.
+/// A subscriber that fell behind gets event `resync` and should search again.
+#[utoipa::path(
+    get, path = "/api/v1/calls/live", tag = "calls",
+    params(("filters" = Option<String>, Query, description = "the same filters as GET /api/v1/calls")),
+    responses((status = 200, content_type = "text/event-stream", description = "events `call` (a call as listed) and `resync`")),
+    security(("bearer" = []))
+)]
+pub async fn live_calls(
+    principal: Principal,
+    State(state): State<AppState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    let scope = reader_scope(&principal)?;
+    let req = prepare(&state.store, &scope, pairs).await?;
+    let rx = state.live.subscribe();
+    let store = state.store.clone();
+    let events = stream::unfold((rx, store, scope, req), |(mut rx, store, scope, req)| async move {
+        loop {
+            let batch = match rx.recv().await {
+                Ok(batch) => batch,
+                Err(RecvError::Lagged(_)) => {
+                    let event = Event::default().event("resync").data("{}");
+                    return Some((vec![event], (rx, store, scope, req)));
+                }
+                Err(RecvError::Closed) => return None,
+            };
+            if batch.account != scope.account {
+                continue;
+            }
+            let (s, f, tz) = (scope.clone(), req.filter.clone(), req.tz);
+            let calls = store
+                .read(move |conn| search::matching(conn, &s, &f, &batch.ids, tz))
+                .await;
+            match calls {
+                Ok(calls) if calls.is_empty() => continue,
+                Ok(calls) => {
+                    let events = calls
+                        .iter()
+                        .filter_map(|c| Event::default().event("call").json_data(c).ok())
+                        .collect();
+                    return Some((events, (rx, store, scope, req)));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "live update query failed");
+                    continue;
+                }
+            }
+        }
+    })
+    .flat_map(|events| stream::iter(events.into_iter().map(Ok)));
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,65 @@
+//! The HTTP API: one module per resource, each with its own `router()`; this module puts them
+//! together with the shared state, the body limit and the OpenAPI document.
+
+pub mod calls;
+pub mod directory;
+pub mod extract;
+pub mod ingest;
+pub mod meta;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::config::Config;
+use crate::error::AppError;
+use crate::live::LiveHub;
+use crate::store::Store;
+
+/// What every handler may reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub live: LiveHub,
+    pub config: Arc<Config>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .merge(meta::router())
+        .merge(ingest::router())
+        .merge(calls::router())
+        .merge(directory::router())
+        .fallback(|| async { AppError::NotFound })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "calltrail", description = "Self-hosted call history for contact centers"),
+    paths(
+        meta::healthz, meta::openapi,
+        ingest::ingest_calls,
+        calls::list_calls, calls::get_call, calls::live_calls,
+        directory::queues, directory::scenarios, directory::campaigns, directory::completion_codes,
+        directory::tags, directory::topics, directory::groups, directory::users,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}

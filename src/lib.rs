@@ -1,0 +1,61 @@
+//! calltrail: call history for contact centers.
+//!
+//! Read in this order: `domain` (what a call is), `ingest` and `store::ingest` (how calls get
+//! in), `store::search` (how they are found), `http` (how they leave), `demo`.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod live;
+pub mod store;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http::AppState;
+use crate::live::LiveHub;
+use crate::store::Store;
+
+/// A running server's handles, for the command line and tests.
+pub struct Server {
+    pub state: AppState,
+    pub listener: TcpListener,
+}
+
+impl Server {
+    /// Opens the store and binds the listener.
+    pub async fn bind(config: Config) -> Result<Server, Box<dyn std::error::Error + Send + Sync>> {
+        let store = Store::open(&config.data)?;
+        Self::bind_with(config, store).await
+    }
+
+    pub async fn bind_with(config: Config, store: Store) -> Result<Server, Box<dyn std::error::Error + Send + Sync>> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let state = AppState {
+            store,
+            live: LiveHub::default(),
+            config: Arc::new(config),
+        };
+        Ok(Server { state, listener })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then lets the writer finish.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let store = self.state.store.clone();
+        let app = http::router(self.state);
+        let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        store.shutdown();
+        result
+    }
+}

@@ -1,0 +1,178 @@
+//! Accounts, users, API tokens and instance secrets.
+
+use rand::RngCore;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::StoreError;
+use crate::domain::{AccountId, FieldError, Principal, Role, TokenScope, UserId};
+
+/// The account a fresh data folder starts with.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// The settings of an account that shape its call history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    pub timezone: String,
+    pub currency: String,
+    pub call_history_access: bool,
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn ensure_default_account(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO accounts (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        params![DEFAULT_ACCOUNT, now_ms()],
+    )?;
+    Ok(())
+}
+
+/// A random 32-byte secret kept in the database, created on first use.
+pub fn secret(conn: &Connection, name: &str) -> rusqlite::Result<[u8; 32]> {
+    let stored: Option<Vec<u8>> = conn
+        .query_row("SELECT value FROM secrets WHERE name = ?", [name], |r| r.get(0))
+        .optional()?;
+    if let Some(v) = stored.and_then(|v| <[u8; 32]>::try_from(v).ok()) {
+        return Ok(v);
+    }
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    conn.execute(
+        "INSERT INTO secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        params![name, key.to_vec()],
+    )?;
+    Ok(key)
+}
+
+fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: AccountId(r.get(0)?),
+        name: r.get(1)?,
+        timezone: r.get(2)?,
+        currency: r.get(3)?,
+        call_history_access: r.get(4)?,
+    })
+}
+
+const ACCOUNT_COLS: &str = "id, name, timezone, currency, call_history_access";
+
+pub fn account_by_name(conn: &Connection, name: &str) -> Result<Option<Account>, StoreError> {
+    let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE name = ?");
+    Ok(conn.query_row(&sql, [name], account_from_row).optional()?)
+}
+
+pub fn account(conn: &Connection, id: AccountId) -> Result<Account, StoreError> {
+    let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE id = ?");
+    conn.query_row(&sql, [id.0], account_from_row)
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+/// Finds the account by name, creating it if it does not exist yet.
+pub fn ensure_account(conn: &Connection, name: &str) -> Result<Account, StoreError> {
+    if name.trim().is_empty() || name.len() > 64 {
+        return Err(StoreError::Invalid(FieldError::new("account", "account names are 1 to 64 characters")));
+    }
+    conn.execute(
+        "INSERT INTO accounts (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        params![name, now_ms()],
+    )?;
+    account_by_name(conn, name)?.ok_or(StoreError::NotFound)
+}
+
+pub fn set_account_timezone(conn: &Connection, id: AccountId, tz: &str) -> Result<(), StoreError> {
+    conn.execute("UPDATE accounts SET timezone = ? WHERE id = ?", params![tz, id.0])?;
+    Ok(())
+}
+
+/// A new user who can log in (or, with no password, an operator known from call records).
+pub struct NewUser<'a> {
+    pub account_id: AccountId,
+    pub login: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub password_hash: Option<&'a str>,
+}
+
+/// Creates a user; a login already taken in the account is a conflict. Operators that the
+/// telephony named before they got an account (no password yet) are upgraded in place.
+pub fn create_user(conn: &Connection, u: &NewUser<'_>) -> Result<UserId, StoreError> {
+    if u.login.trim().is_empty() || u.login.len() > 128 {
+        return Err(StoreError::Invalid(FieldError::new("login", "logins are 1 to 128 characters")));
+    }
+    let existing: Option<(i64, Option<String>)> = conn
+        .query_row(
+            "SELECT id, password_hash FROM users WHERE account_id = ? AND login = ?",
+            params![u.account_id.0, u.login],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match existing {
+        Some((_, Some(_))) => Err(StoreError::Conflict(format!("login {:?} is taken", u.login))),
+        Some((id, None)) => {
+            conn.execute(
+                "UPDATE users SET name = ?, role = ?, password_hash = ? WHERE id = ?",
+                params![u.name, u.role.code(), u.password_hash, id],
+            )?;
+            Ok(UserId(id))
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO users (account_id, login, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                params![u.account_id.0, u.login, u.name, u.role.code(), u.password_hash, now_ms()],
+            )?;
+            Ok(UserId(conn.last_insert_rowid()))
+        }
+    }
+}
+
+pub fn user_by_login(conn: &Connection, account: AccountId, login: &str) -> Result<Option<UserId>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM users WHERE account_id = ? AND login = ?",
+            params![account.0, login],
+            |r| r.get(0).map(UserId),
+        )
+        .optional()?)
+}
+
+/// Stores a token by its hash.
+pub fn create_token(conn: &Connection, user: UserId, name: &str, scope: TokenScope, hash: &[u8]) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO api_tokens (user_id, name, scope, token_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+        params![user.0, name, scope.code(), hash, now_ms()],
+    )?;
+    Ok(())
+}
+
+/// The principal a token hash stands for, if the token is live and its user not blocked.
+pub fn principal_for_token(conn: &Connection, hash: &[u8]) -> Result<Option<Principal>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.account_id, u.id, u.login, u.role, t.scope FROM api_tokens t JOIN users u ON u.id = t.user_id \
+         WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.blocked = 0",
+    )?;
+    let row = stmt
+        .query_row([hash], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })
+        .optional()?;
+    Ok(row.and_then(|(account, user, login, role, scope)| {
+        Some(Principal {
+            account_id: AccountId(account),
+            user_id: UserId(user),
+            login,
+            role: Role::parse(&role)?,
+            scope: TokenScope::parse(&scope)?,
+        })
+    }))
+}

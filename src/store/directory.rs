@@ -1,0 +1,274 @@
+//! The directory: groups, queues, scenarios, campaigns, completion codes, tags, topics and the
+//! operators calls name. Entities named in call records are created on first sight.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::now_ms;
+use super::{StoreError, WriteCache};
+use crate::domain::filter::DirectoryRef;
+use crate::domain::{AccountId, FieldError, Role, ScenarioKind, UserId};
+
+/// A directory table whose rows calls refer to by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dim {
+    Group,
+    Queue,
+    Scenario,
+    Campaign,
+    CompletionCode,
+    Tag,
+    Topic,
+}
+
+impl Dim {
+    pub fn table(self) -> &'static str {
+        match self {
+            Dim::Group => "groups",
+            Dim::Queue => "queues",
+            Dim::Scenario => "scenarios",
+            Dim::Campaign => "campaigns",
+            Dim::CompletionCode => "completion_codes",
+            Dim::Tag => "tags",
+            Dim::Topic => "topics",
+        }
+    }
+}
+
+/// Returns the id of the entity with `key`, creating it (or renaming it) as needed.
+/// `extra` carries a scenario's kind and link, which are kept up to date the same way.
+pub fn ensure(
+    conn: &Connection,
+    cache: &mut WriteCache,
+    dim: Dim,
+    account: AccountId,
+    key: &str,
+    name: Option<&str>,
+    extra: Option<(Option<ScenarioKind>, Option<&str>)>,
+) -> Result<i64, StoreError> {
+    // Without a name the sender only refers to the entity: a new one is named by its key, an
+    // existing one keeps its name.
+    let given = name.filter(|n| !n.trim().is_empty());
+    let signature = match extra {
+        Some((kind, url)) => format!("{given:?}\u{1}{kind:?}\u{1}{url:?}"),
+        None => format!("{given:?}"),
+    };
+    let cache_key = (dim.table(), account, format!("{key}\u{0}{signature}"));
+    if let Some(id) = cache.dims.get(&cache_key) {
+        return Ok(*id);
+    }
+    let table = dim.table();
+    let found: Option<i64> = conn
+        .prepare_cached(&format!("SELECT id FROM {table} WHERE account_id = ? AND key = ?"))?
+        .query_row(params![account.0, key], |r| r.get(0))
+        .optional()?;
+    let id = match found {
+        Some(id) => {
+            if let Some(name) = given {
+                conn.prepare_cached(&format!("UPDATE {table} SET name = ? WHERE id = ? AND name <> ?"))?
+                    .execute(params![name, id, name])?;
+            }
+            id
+        }
+        None => {
+            let name = given.unwrap_or(key);
+            let parent = match dim {
+                Dim::Topic => match key.rsplit_once('/') {
+                    Some((parent, _)) => Some(ensure(conn, cache, Dim::Topic, account, parent, None, None)?),
+                    None => None,
+                },
+                _ => None,
+            };
+            if dim == Dim::Topic {
+                conn.prepare_cached("INSERT INTO topics (account_id, key, name, parent_id) VALUES (?, ?, ?, ?)")?
+                    .execute(params![account.0, key, name, parent])?;
+            } else {
+                conn.prepare_cached(&format!("INSERT INTO {table} (account_id, key, name) VALUES (?, ?, ?)"))?
+                    .execute(params![account.0, key, name])?;
+            }
+            conn.last_insert_rowid()
+        }
+    };
+    if let Some((kind, url)) = extra {
+        conn.prepare_cached("UPDATE scenarios SET kind = COALESCE(?, kind), url = COALESCE(?, url) WHERE id = ?")?
+            .execute(params![kind.map(|k| k.code()), url, id])?;
+    }
+    cache.dims.insert(cache_key, id);
+    Ok(id)
+}
+
+/// The user id of the operator with `login`, creating a password-less operator on first sight.
+pub fn ensure_operator(
+    conn: &Connection,
+    cache: &mut WriteCache,
+    account: AccountId,
+    login: &str,
+    name: Option<&str>,
+) -> Result<i64, StoreError> {
+    let cache_key = ("users", account, login.to_string());
+    if let Some(id) = cache.dims.get(&cache_key) {
+        return Ok(*id);
+    }
+    let found: Option<i64> = conn
+        .prepare_cached("SELECT id FROM users WHERE account_id = ? AND login = ?")?
+        .query_row(params![account.0, login], |r| r.get(0))
+        .optional()?;
+    let id = match found {
+        Some(id) => id,
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO users (account_id, login, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, NULL, ?)",
+            )?
+            .execute(params![account.0, login, name.unwrap_or(login), Role::Operator.code(), now_ms()])?;
+            conn.last_insert_rowid()
+        }
+    };
+    cache.dims.insert(cache_key, id);
+    Ok(id)
+}
+
+/// Makes `user` a member (or a supervisor) of `group`.
+pub fn add_to_group(conn: &Connection, group: i64, user: UserId, as_supervisor: bool) -> Result<(), StoreError> {
+    let table = if as_supervisor { "group_supervisors" } else { "group_members" };
+    conn.execute(
+        &format!("INSERT INTO {table} (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+        params![group, user.0],
+    )?;
+    Ok(())
+}
+
+/// One entry of a directory list (the filter choices of the UI).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DirItem {
+    pub id: String,
+    pub name: String,
+    /// The sender's own id for this entity.
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
+}
+
+pub fn list(conn: &Connection, dim: Dim, account: AccountId) -> Result<Vec<DirItem>, StoreError> {
+    let (kind, url, parent) = match dim {
+        Dim::Scenario => ("kind", "url", "NULL"),
+        Dim::Topic => ("NULL", "NULL", "parent_id"),
+        _ => ("NULL", "NULL", "NULL"),
+    };
+    let sql = format!(
+        "SELECT id, name, key, {kind}, {url}, {parent} FROM {} WHERE account_id = ? ORDER BY name, id",
+        dim.table()
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([account.0], |r| {
+        Ok(DirItem {
+            id: r.get::<_, i64>(0)?.to_string(),
+            name: r.get(1)?,
+            key: r.get(2)?,
+            kind: r.get(3)?,
+            url: r.get(4)?,
+            parent_id: r.get::<_, Option<i64>>(5)?.map(|p| p.to_string()),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UserItem {
+    pub id: String,
+    pub login: String,
+    pub name: String,
+    pub role: Role,
+    pub groups: Vec<String>,
+}
+
+pub fn list_users(conn: &Connection, account: AccountId) -> Result<Vec<UserItem>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT u.id, u.login, u.name, u.role, \
+         (SELECT group_concat(m.group_id) FROM group_members m WHERE m.user_id = u.id) \
+         FROM users u WHERE u.account_id = ? ORDER BY u.name, u.id",
+    )?;
+    let rows = stmt.query_map([account.0], |r| {
+        let role: String = r.get(3)?;
+        let groups: Option<String> = r.get(4)?;
+        Ok(UserItem {
+            id: r.get::<_, i64>(0)?.to_string(),
+            login: r.get(1)?,
+            name: r.get(2)?,
+            role: Role::parse(&role).unwrap_or(Role::Operator),
+            groups: split_ids(groups),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupItem {
+    pub id: String,
+    pub name: String,
+    pub members: Vec<String>,
+    pub supervisors: Vec<String>,
+    pub call_history_access: bool,
+}
+
+pub fn list_groups(conn: &Connection, account: AccountId) -> Result<Vec<GroupItem>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT g.id, g.name, g.call_history_access, \
+         (SELECT group_concat(user_id) FROM group_members WHERE group_id = g.id), \
+         (SELECT group_concat(user_id) FROM group_supervisors WHERE group_id = g.id) \
+         FROM groups g WHERE g.account_id = ? ORDER BY g.name, g.id",
+    )?;
+    let rows = stmt.query_map([account.0], |r| {
+        Ok(GroupItem {
+            id: r.get::<_, i64>(0)?.to_string(),
+            name: r.get(1)?,
+            call_history_access: r.get(2)?,
+            members: split_ids(r.get(3)?),
+            supervisors: split_ids(r.get(4)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn split_ids(list: Option<String>) -> Vec<String> {
+    let mut ids: Vec<i64> = list
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids.into_iter().map(|i| i.to_string()).collect()
+}
+
+/// Fails naming the filter parameter when any id it gives is not in the account's directory.
+pub fn check_refs(conn: &Connection, account: AccountId, refs: &[(DirectoryRef, &[i64])]) -> Result<(), StoreError> {
+    for (r, ids) in refs {
+        if ids.is_empty() {
+            continue;
+        }
+        let table = match r {
+            DirectoryRef::Operator => "users",
+            DirectoryRef::Group => Dim::Group.table(),
+            DirectoryRef::Queue => Dim::Queue.table(),
+            DirectoryRef::Campaign => Dim::Campaign.table(),
+            DirectoryRef::Scenario => Dim::Scenario.table(),
+            DirectoryRef::CompletionCode => Dim::CompletionCode.table(),
+            DirectoryRef::Tag => Dim::Tag.table(),
+            DirectoryRef::Topic => Dim::Topic.table(),
+        };
+        let mut stmt = conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ? AND account_id = ?"))?;
+        for id in ids.iter() {
+            if !stmt.exists(params![id, account.0])? {
+                return Err(StoreError::Invalid(FieldError::new(
+                    r.param(),
+                    format!("no {} with id {id} in this account", r.param()),
+                )));
+            }
+        }
+    }
+    Ok(())
+}

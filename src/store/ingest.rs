@@ -1,0 +1,476 @@
+//! Writing call records: upsert by external id, partial updates, and updates that arrive before
+//! their call (kept in `pending_updates` and applied when the call arrives).
+//!
+//! A record is merged in the domain (`CallRecord::merge`), then resolved into the row that is
+//! stored (directory keys become ids, durations are computed). A call whose resolved row equals
+//! the stored one is counted as unchanged and not written.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::directory::{self, Dim};
+use super::{dialect, StoreError, WriteCache};
+use crate::domain::record::{NamedRef, Note, ScenarioRef, TimelineData};
+use crate::domain::{AccountId, AttemptResult, CallKind, CallPatch, CallRecord, FieldError};
+
+/// Bounds the writer's memory of numbers already in the dictionary.
+const MAX_CACHED_NUMBERS: usize = 1_000_000;
+
+/// One record to ingest: the parsed patch and its original JSON (kept if it must wait).
+#[derive(Debug, Clone)]
+pub struct IngestItem {
+    pub patch: CallPatch,
+    pub raw: String,
+}
+
+/// What a batch did, as answered to the sender.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct IngestOutcome {
+    pub created: u32,
+    pub updated: u32,
+    pub unchanged: u32,
+    /// Updates kept until their call arrives.
+    pub pending: u32,
+    /// Ids of the calls created or changed, for live updates.
+    #[serde(skip)]
+    pub changed: Vec<i64>,
+}
+
+/// The stored form of a call, as compared to decide whether anything changed.
+#[derive(Debug, Clone, PartialEq)]
+struct Row {
+    started_at: i64,
+    kind: CallKind,
+    from: String,
+    to: String,
+    operator_id: Option<i64>,
+    group_id: Option<i64>,
+    queue_id: Option<i64>,
+    scenario_id: Option<i64>,
+    campaign_id: Option<i64>,
+    completion_code_id: Option<i64>,
+    callback_at: Option<i64>,
+    ring_seconds: Option<u32>,
+    talk_seconds: u32,
+    price_e4: Option<i64>,
+    currency: Option<String>,
+    result: Option<AttemptResult>,
+    attempts: Option<u32>,
+    explicit_started_at: Option<i64>,
+    timeline: TimelineData,
+    sent_ring: Option<u32>,
+    sent_talk: Option<u32>,
+    recording_url: Option<String>,
+    flow: Option<String>,
+    tags: Vec<i64>,
+    topics: Vec<i64>,
+    notes: BTreeMap<String, (Option<String>, i64, String)>,
+}
+
+/// Applies a batch in order. Any invalid record fails the whole batch (the caller's savepoint
+/// rolls everything back), naming the record's index and field.
+pub fn apply_batch(
+    conn: &Connection,
+    cache: &mut WriteCache,
+    account: AccountId,
+    items: &[IngestItem],
+) -> Result<IngestOutcome, StoreError> {
+    let mut out = IngestOutcome::default();
+    let now = super::auth::now_ms();
+    for (index, item) in items.iter().enumerate() {
+        let invalid = |error: FieldError| StoreError::InvalidRecord { index, error };
+        let patch = &item.patch;
+        match load(conn, account, &patch.external_id)? {
+            Some((id, mut record, old)) => {
+                record.merge(patch);
+                record.validate().map_err(invalid)?;
+                let row = resolve(conn, cache, account, &record).map_err(|e| with_index(e, index))?;
+                if row == old {
+                    out.unchanged += 1;
+                } else {
+                    write_row(conn, cache, account, Some(id), &patch.external_id, &row, Some(&old), now)?;
+                    out.updated += 1;
+                    out.changed.push(id);
+                }
+            }
+            None if patch.starts_a_call() => {
+                let mut record = CallRecord::default();
+                record.merge(patch);
+                for waiting in take_pending(conn, account, &patch.external_id)? {
+                    record.merge(&waiting);
+                }
+                record.validate().map_err(invalid)?;
+                let row = resolve(conn, cache, account, &record).map_err(|e| with_index(e, index))?;
+                let id = write_row(conn, cache, account, None, &patch.external_id, &row, None, now)?;
+                out.created += 1;
+                out.changed.push(id);
+            }
+            None => {
+                if keep_pending(conn, account, item, now)? {
+                    out.pending += 1;
+                } else {
+                    out.unchanged += 1;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn with_index(e: StoreError, index: usize) -> StoreError {
+    match e {
+        StoreError::Invalid(error) => StoreError::InvalidRecord { index, error },
+        other => other,
+    }
+}
+
+/// Keeps an update for a call not seen yet; the same update sent again is kept once.
+fn keep_pending(conn: &Connection, account: AccountId, item: &IngestItem, now: i64) -> Result<bool, StoreError> {
+    let dup = conn
+        .prepare_cached("SELECT 1 FROM pending_updates WHERE account_id = ? AND external_id = ? AND patch = ?")?
+        .exists(params![account.0, item.patch.external_id, item.raw])?;
+    if !dup {
+        conn.prepare_cached("INSERT INTO pending_updates (account_id, external_id, patch, received_at) VALUES (?, ?, ?, ?)")?
+            .execute(params![account.0, item.patch.external_id, item.raw, now])?;
+    }
+    Ok(!dup)
+}
+
+/// Removes and returns the updates that waited for this call, oldest first.
+fn take_pending(conn: &Connection, account: AccountId, external_id: &str) -> Result<Vec<CallPatch>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT patch FROM pending_updates WHERE account_id = ? AND external_id = ? ORDER BY id")?;
+    let raws: Vec<String> = stmt
+        .query_map(params![account.0, external_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if raws.is_empty() {
+        return Ok(Vec::new());
+    }
+    conn.prepare_cached("DELETE FROM pending_updates WHERE account_id = ? AND external_id = ?")?
+        .execute(params![account.0, external_id])?;
+    // These were validated when they arrived; one that no longer parses is a bug worth a log line,
+    // not a reason to refuse the call.
+    Ok(raws
+        .iter()
+        .filter_map(|raw| match serde_json::from_str::<CallPatch>(raw) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!(error = %e, "dropping an unreadable pending update");
+                None
+            }
+        })
+        .collect())
+}
+
+/// Turns a merged record into the stored row: resolves directory keys, computes durations.
+fn resolve(conn: &Connection, cache: &mut WriteCache, account: AccountId, r: &CallRecord) -> Result<Row, StoreError> {
+    let kind = r.kind.ok_or_else(|| StoreError::Invalid(FieldError::new("kind", "kind is required")))?;
+    let started_at = r
+        .start()
+        .ok_or_else(|| StoreError::Invalid(FieldError::new("started_at", "the call has no start instant")))?;
+    let durations = r.durations();
+    let mut dim = |d: Dim, key: &Option<String>| -> Result<Option<i64>, StoreError> {
+        key.as_deref()
+            .map(|k| directory::ensure(conn, cache, d, account, k, None, None))
+            .transpose()
+    };
+    let group_id = dim(Dim::Group, &r.group)?;
+    let queue_id = dim(Dim::Queue, &r.queue)?;
+    let named = |cache: &mut WriteCache, d: Dim, n: &Option<NamedRef>| -> Result<Option<i64>, StoreError> {
+        n.as_ref()
+            .map(|n| directory::ensure(conn, cache, d, account, &n.id, n.name.as_deref(), None))
+            .transpose()
+    };
+    let campaign_id = named(cache, Dim::Campaign, &r.campaign)?;
+    let completion_code_id = named(cache, Dim::CompletionCode, &r.completion_code)?;
+    let scenario_id = match &r.scenario {
+        Some(s) => Some(directory::ensure(
+            conn,
+            cache,
+            Dim::Scenario,
+            account,
+            &s.id,
+            s.name.as_deref(),
+            Some((s.kind, s.url.as_deref())),
+        )?),
+        None => None,
+    };
+    let operator_id = match &r.operator {
+        Some(login) => Some(directory::ensure_operator(conn, cache, account, login, r.operator_name.as_deref())?),
+        None => None,
+    };
+    let mut tags = r
+        .tags
+        .iter()
+        .map(|t| directory::ensure(conn, cache, Dim::Tag, account, t, None, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    tags.sort_unstable();
+    let mut topics = r
+        .topics
+        .iter()
+        .map(|t| directory::ensure(conn, cache, Dim::Topic, account, t, None, None))
+        .collect::<Result<Vec<_>, _>>()?;
+    topics.sort_unstable();
+    let flow = if r.flow.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&r.flow).ok()
+    };
+    Ok(Row {
+        started_at,
+        kind,
+        from: r.from.clone().unwrap_or_default(),
+        to: r.to.clone().unwrap_or_default(),
+        operator_id,
+        group_id,
+        queue_id,
+        scenario_id,
+        campaign_id,
+        completion_code_id,
+        callback_at: r.callback_at,
+        ring_seconds: durations.ring,
+        talk_seconds: durations.talk,
+        price_e4: r.price.map(|p| p.0),
+        currency: r.currency.clone(),
+        result: r.result,
+        attempts: r.attempts,
+        explicit_started_at: r.started_at,
+        timeline: r.timeline,
+        sent_ring: r.sent_ring,
+        sent_talk: r.sent_talk,
+        recording_url: r.recording_url.clone(),
+        flow,
+        tags,
+        topics,
+        notes: r
+            .notes
+            .iter()
+            .map(|n| (n.id.clone(), (n.author.clone(), n.at.timestamp_millis(), n.text.clone())))
+            .collect(),
+    })
+}
+
+const COLUMNS: &str = "started_at, kind, from_number, to_number, operator_id, group_id, queue_id, scenario_id, \
+    campaign_id, completion_code_id, callback_at, ring_seconds, talk_seconds, price_e4, currency, result, attempts, \
+    explicit_started_at, dial_started_at, answered_at, scenario_started_at, amd_detected_at, ended_at, \
+    sent_ring_seconds, sent_talk_seconds, recording_url, flow";
+
+/// Inserts (`id` None) or updates a call and its tags, topics and notes; returns its id.
+fn write_row(
+    conn: &Connection,
+    cache: &mut WriteCache,
+    account: AccountId,
+    id: Option<i64>,
+    external_id: &str,
+    row: &Row,
+    old: Option<&Row>,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let kind = row.kind.code();
+    let result = row.result.map(|r| r.code());
+    let t = &row.timeline;
+    let values: [&dyn ToSql; 27] = [
+        &row.started_at,
+        &kind,
+        &row.from,
+        &row.to,
+        &row.operator_id,
+        &row.group_id,
+        &row.queue_id,
+        &row.scenario_id,
+        &row.campaign_id,
+        &row.completion_code_id,
+        &row.callback_at,
+        &row.ring_seconds,
+        &row.talk_seconds,
+        &row.price_e4,
+        &row.currency,
+        &result,
+        &row.attempts,
+        &row.explicit_started_at,
+        &t.dial_started_at,
+        &t.answered_at,
+        &t.scenario_started_at,
+        &t.amd_detected_at,
+        &t.ended_at,
+        &row.sent_ring,
+        &row.sent_talk,
+        &row.recording_url,
+        &row.flow,
+    ];
+    let mut args: Vec<&dyn ToSql> = values.to_vec();
+    args.push(&now);
+    let id = match id {
+        None => {
+            let sql = format!(
+                "INSERT INTO calls ({COLUMNS}, updated_at, account_id, external_id) VALUES ({}, ?, ?, ?)",
+                vec!["?"; values.len()].join(", ")
+            );
+            args.push(&account.0);
+            args.push(&external_id);
+            conn.prepare_cached(&sql)?.execute(args.as_slice())?;
+            conn.last_insert_rowid()
+        }
+        Some(id) => {
+            let sets = COLUMNS.split(", ").map(|c| format!("{} = ?", c.trim())).collect::<Vec<_>>().join(", ");
+            let sql = format!("UPDATE calls SET {sets}, updated_at = ? WHERE id = ?");
+            args.push(&id);
+            conn.prepare_cached(&sql)?.execute(args.as_slice())?;
+            id
+        }
+    };
+    // Dictionary look-ups are skipped for numbers this writer has seen recently.
+    for number in [&row.from, &row.to] {
+        if !number.is_empty() && !cache.numbers.contains(number) {
+            dialect::remember_number(conn, number)?;
+            if cache.numbers.len() >= MAX_CACHED_NUMBERS {
+                cache.numbers.clear();
+            }
+            cache.numbers.insert(number.clone());
+        }
+    }
+    let empty = Row { tags: vec![], topics: vec![], notes: BTreeMap::new(), ..row.clone() };
+    let old = old.unwrap_or(&empty);
+    if old.tags != row.tags {
+        replace_set(conn, "call_tags", "tag_id", id, &row.tags)?;
+    }
+    if old.topics != row.topics {
+        replace_set(conn, "call_topics", "topic_id", id, &row.topics)?;
+    }
+    for (key, note) in &row.notes {
+        if old.notes.get(key) != Some(note) {
+            conn.prepare_cached(
+                "INSERT INTO call_notes (call_id, key, author, at, text) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (call_id, key) DO UPDATE SET author = excluded.author, at = excluded.at, text = excluded.text",
+            )?
+            .execute(params![id, key, note.0, note.1, note.2])?;
+        }
+    }
+    Ok(id)
+}
+
+fn replace_set(conn: &Connection, table: &str, col: &str, call: i64, ids: &[i64]) -> Result<(), StoreError> {
+    conn.prepare_cached(&format!("DELETE FROM {table} WHERE call_id = ?"))?.execute([call])?;
+    let mut ins = conn.prepare_cached(&format!("INSERT INTO {table} (call_id, {col}) VALUES (?, ?)"))?;
+    for id in ids {
+        ins.execute([call, *id])?;
+    }
+    Ok(())
+}
+
+/// Loads a stored call both as a record (keys, for merging) and as its row (for comparing).
+fn load(conn: &Connection, account: AccountId, external_id: &str) -> Result<Option<(i64, CallRecord, Row)>, StoreError> {
+    let sql = format!(
+        "SELECT c.id, {cols}, u.login, g.key, q.key, s.key, cp.key, cc.key \
+         FROM calls c LEFT JOIN users u ON u.id = c.operator_id LEFT JOIN groups g ON g.id = c.group_id \
+         LEFT JOIN queues q ON q.id = c.queue_id LEFT JOIN scenarios s ON s.id = c.scenario_id \
+         LEFT JOIN campaigns cp ON cp.id = c.campaign_id LEFT JOIN completion_codes cc ON cc.id = c.completion_code_id \
+         WHERE c.account_id = ? AND c.external_id = ?",
+        cols = COLUMNS.split(", ").map(|c| format!("c.{}", c.trim())).collect::<Vec<_>>().join(", ")
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let found = stmt
+        .query_row(params![account.0, external_id], |r| {
+            let kind: String = r.get(2)?;
+            let result: Option<String> = r.get(16)?;
+            let timeline = TimelineData {
+                dial_started_at: r.get(19)?,
+                answered_at: r.get(20)?,
+                scenario_started_at: r.get(21)?,
+                amd_detected_at: r.get(22)?,
+                ended_at: r.get(23)?,
+            };
+            let row = Row {
+                started_at: r.get(1)?,
+                kind: CallKind::parse(&kind).unwrap_or(CallKind::Incoming),
+                from: r.get(3)?,
+                to: r.get(4)?,
+                operator_id: r.get(5)?,
+                group_id: r.get(6)?,
+                queue_id: r.get(7)?,
+                scenario_id: r.get(8)?,
+                campaign_id: r.get(9)?,
+                completion_code_id: r.get(10)?,
+                callback_at: r.get(11)?,
+                ring_seconds: r.get(12)?,
+                talk_seconds: r.get(13)?,
+                price_e4: r.get(14)?,
+                currency: r.get(15)?,
+                result: result.as_deref().and_then(AttemptResult::parse),
+                attempts: r.get(17)?,
+                explicit_started_at: r.get(18)?,
+                timeline,
+                sent_ring: r.get(24)?,
+                sent_talk: r.get(25)?,
+                recording_url: r.get(26)?,
+                flow: r.get(27)?,
+                tags: vec![],
+                topics: vec![],
+                notes: BTreeMap::new(),
+            };
+            let key = |i: usize| r.get::<_, Option<String>>(i);
+            let reference = |k: Option<String>| k.map(|id| NamedRef { id, name: None });
+            let record = CallRecord {
+                external_id: external_id.to_string(),
+                kind: Some(row.kind),
+                from: Some(row.from.clone()).filter(|s| !s.is_empty()),
+                to: Some(row.to.clone()).filter(|s| !s.is_empty()),
+                started_at: row.explicit_started_at,
+                timeline,
+                sent_ring: row.sent_ring,
+                sent_talk: row.sent_talk,
+                result: row.result,
+                operator: key(28)?,
+                operator_name: None,
+                group: key(29)?,
+                queue: key(30)?,
+                scenario: key(31)?.map(|id| ScenarioRef { id, name: None, kind: None, url: None }),
+                campaign: reference(key(32)?),
+                price: row.price_e4.map(crate::domain::record::Money),
+                currency: row.currency.clone(),
+                completion_code: reference(key(33)?),
+                callback_at: row.callback_at,
+                attempts: row.attempts,
+                tags: Default::default(),
+                topics: Default::default(),
+                notes: vec![],
+                recording_url: row.recording_url.clone(),
+                flow: row.flow.as_deref().and_then(|f| serde_json::from_str(f).ok()).unwrap_or_default(),
+            };
+            Ok((r.get::<_, i64>(0)?, record, row))
+        })
+        .optional()?;
+    let Some((id, mut record, mut row)) = found else {
+        return Ok(None);
+    };
+    for (table, col, dim_table, ids, keys) in [
+        ("call_tags", "tag_id", "tags", &mut row.tags, &mut record.tags),
+        ("call_topics", "topic_id", "topics", &mut row.topics, &mut record.topics),
+    ] {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT d.id, d.key FROM {table} x JOIN {dim_table} d ON d.id = x.{col} WHERE x.call_id = ?"
+        ))?;
+        for pair in stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+            let (i, k) = pair?;
+            ids.push(i);
+            keys.insert(k);
+        }
+        ids.sort_unstable();
+    }
+    let mut stmt = conn.prepare_cached("SELECT key, author, at, text FROM call_notes WHERE call_id = ? ORDER BY id")?;
+    for note in stmt.query_map([id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+    })? {
+        let (key, author, at, text) = note?;
+        row.notes.insert(key.clone(), (author.clone(), at, text.clone()));
+        record.notes.push(Note {
+            id: key,
+            author,
+            at: chrono::DateTime::from_timestamp_millis(at).unwrap_or_default(),
+            text,
+        });
+    }
+    Ok(Some((id, record, row)))
+}

@@ -1,0 +1,33 @@
+//! Embedded, numbered schema migrations, applied in order at start-up inside one transaction.
+//! `PRAGMA user_version` records the last one applied.
+
+use rusqlite::Connection;
+
+/// `(version, sql)` in order. Never edit a shipped migration: add the next one.
+const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tx = conn.transaction()?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tracing::info!(version, "applying migration");
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_are_numbered_in_order() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run(&mut conn).unwrap();
+        run(&mut conn).unwrap();
+        let v: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, MIGRATIONS.last().unwrap().0);
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].0 + 1 == w[1].0));
+    }
+}

@@ -1,0 +1,244 @@
+//! The call store: the only code that speaks SQL.
+//!
+//! One SQLite database in WAL mode. Reads run on a small pool of read-only connections on
+//! tokio's blocking threads. All writes go through one writer thread that commits several
+//! waiting jobs in one transaction (group commit), each job inside its own savepoint so that a
+//! failing job changes nothing while the others land; a job's caller hears back only after the
+//! commit is durable (`synchronous=FULL`).
+
+pub mod auth;
+pub mod dialect;
+pub mod directory;
+pub mod ingest;
+mod migrations;
+pub mod search;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::domain::{AccountId, FieldError};
+
+/// How many write jobs one transaction may carry.
+const MAX_JOBS_PER_COMMIT: usize = 256;
+/// How many read connections may be open at once.
+const READERS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("record {index}: {error}")]
+    InvalidRecord { index: usize, error: FieldError },
+    #[error("{0}")]
+    Invalid(FieldError),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Ids the writer has already resolved, so a busy ingest does not look them up again.
+/// Cleared whenever a transaction (or part of one) rolls back, since it may name rows that
+/// no longer exist.
+#[derive(Default)]
+pub struct WriteCache {
+    pub dims: HashMap<(&'static str, AccountId, String), i64>,
+    pub numbers: HashSet<String>,
+}
+
+impl WriteCache {
+    fn clear(&mut self) {
+        self.dims.clear();
+        self.numbers.clear();
+    }
+}
+
+type Finisher = Box<dyn FnOnce(Option<StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection, &mut WriteCache) -> (bool, Finisher) + Send>;
+
+struct Inner {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    reader_permits: Semaphore,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    cursor_key: [u8; 32],
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir`, migrates it and starts the writer.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("calltrail.sqlite");
+        let mut conn = Connection::open(&path)?;
+        dialect::configure_writer(&conn)?;
+        migrations::run(&mut conn)?;
+        auth::ensure_default_account(&conn)?;
+        let cursor_key = auth::secret(&conn, "cursor_key")?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("calltrail-writer".into())
+            .spawn(move || writer_loop(conn, rx))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                readers: Mutex::new(Vec::new()),
+                reader_permits: Semaphore::new(READERS),
+                writer: Mutex::new(Some(tx)),
+                cursor_key,
+            }),
+        })
+    }
+
+    /// The key that signs search cursors.
+    pub fn cursor_key(&self) -> &[u8; 32] {
+        &self.inner.cursor_key
+    }
+
+    /// Runs `f` on a read connection, off the async threads.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let _permit = self.inner.reader_permits.acquire().await.map_err(|_| StoreError::Closed)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().map_err(|_| StoreError::Closed)?.pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_reader(&inner.path)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut pool) = inner.readers.lock() {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` inside the writer's transaction; answers once the transaction is durable.
+    /// If `f` fails, everything it did is rolled back and its error is returned.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &mut WriteCache) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn, cache| {
+            let result = f(conn, cache);
+            let ok = result.is_ok();
+            let finish: Finisher = Box::new(move |commit_error| {
+                let _ = tx.send(match commit_error {
+                    Some(e) if ok => Err(e),
+                    _ => result,
+                });
+            });
+            (ok, finish)
+        });
+        {
+            let writer = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+            writer.as_ref().ok_or(StoreError::Closed)?.send(job).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stops accepting writes; the writer finishes what it has and closes the database.
+    pub fn shutdown(&self) {
+        if let Ok(mut w) = self.inner.writer.lock() {
+            w.take();
+        }
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    dialect::configure_reader(&conn)?;
+    Ok(conn)
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+    let mut cache = WriteCache::default();
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_JOBS_PER_COMMIT {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            cache.clear();
+            for job in jobs {
+                // Nothing ran; tell each caller why.
+                let (_, finish) = job_failed(job, &e);
+                finish(Some(StoreError::Conflict(e.to_string())));
+            }
+            continue;
+        }
+        let mut finishers = Vec::with_capacity(jobs.len());
+        let mut rolled_back = false;
+        for job in jobs {
+            let (ok, finish) = match conn.execute_batch("SAVEPOINT job") {
+                Ok(()) => job(&conn, &mut cache),
+                Err(e) => job_failed(job, &e),
+            };
+            let closed = if ok {
+                conn.execute_batch("RELEASE job")
+            } else {
+                rolled_back = true;
+                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            };
+            if let Err(e) = closed {
+                tracing::error!(error = %e, "cannot close a savepoint");
+            }
+            finishers.push(finish);
+        }
+        let commit = conn.execute_batch("COMMIT");
+        if rolled_back || commit.is_err() {
+            cache.clear();
+        }
+        match commit {
+            Ok(()) => finishers.into_iter().for_each(|f| f(None)),
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed");
+                let _ = conn.execute_batch("ROLLBACK");
+                for f in finishers {
+                    f(Some(StoreError::Conflict(format!("commit failed: {e}"))));
+                }
+            }
+        }
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA optimize") {
+        tracing::warn!(error = %e, "PRAGMA optimize at shutdown failed");
+    }
+}
+
+/// A job that could not run: its finisher reports the failure.
+fn job_failed(job: Job, e: &rusqlite::Error) -> (bool, Finisher) {
+    let msg = e.to_string();
+    drop(job);
+    (
+        false,
+        Box::new(move |_| tracing::error!(error = %msg, "write job could not start")),
+    )
+}
