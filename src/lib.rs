@@ -53,7 +53,13 @@ impl Server {
     /// Serves until `shutdown` resolves, then lets the writer finish.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let store = self.state.store.clone();
+        let live = self.state.live.clone();
         let app = http::router(self.state);
+        // Open event streams would hold the graceful shutdown forever: end them first.
+        let shutdown = async move {
+            shutdown.await;
+            live.close();
+        };
         let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
         store.shutdown();
         result

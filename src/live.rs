@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::domain::AccountId;
 
@@ -20,12 +20,15 @@ pub struct CallsChanged {
 #[derive(Clone)]
 pub struct LiveHub {
     tx: broadcast::Sender<CallsChanged>,
+    /// Set when the server shuts down, so that open event streams end and let it.
+    closing: watch::Sender<bool>,
 }
 
 impl Default for LiveHub {
     fn default() -> Self {
         let (tx, _) = broadcast::channel(BACKLOG);
-        LiveHub { tx }
+        let (closing, _) = watch::channel(false);
+        LiveHub { tx, closing }
     }
 }
 
@@ -42,5 +45,19 @@ impl LiveHub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<CallsChanged> {
         self.tx.subscribe()
+    }
+
+    /// Ends every open event stream.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once `close` was called.
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closing.subscribe();
+        async move {
+            // An error means the hub is gone, which is closed too.
+            let _ = rx.wait_for(|closing| *closing).await;
+        }
     }
 }

@@ -30,10 +30,12 @@ pub struct DemoLogin {
     pub password: String,
 }
 
-/// Wraps generated patches for the store. They always start a call, so their raw JSON (kept
-/// only for updates that must wait for their call) is never needed.
+/// Wraps generated patches for the store, as the ingest endpoint would.
 fn items(patches: Vec<crate::domain::CallPatch>) -> Vec<IngestItem> {
-    patches.into_iter().map(|patch| IngestItem { patch, raw: String::new() }).collect()
+    patches
+        .into_iter()
+        .map(|patch| IngestItem { raw: serde_json::to_string(&patch).unwrap_or_default(), patch })
+        .collect()
 }
 
 /// Seeds `calls` calls over the last `days` days into `account`, in batches; returns how many.
@@ -170,7 +172,7 @@ pub async fn run_live(store: Store, live: LiveHub, account: AccountId) {
         if let Some(notes) = call.notes.as_mut() {
             notes.iter_mut().for_each(|n| n.at = Utc::now());
         }
-        if g.wants_follow_up() {
+        if call.operator.is_some() && g.wants_follow_up() {
             waiting.push((tokio::time::Instant::now() + Duration::from_secs(8), g.follow_up(&call, Utc::now())));
         }
         let now = tokio::time::Instant::now();

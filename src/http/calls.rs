@@ -123,13 +123,18 @@ pub async fn live_calls(
     let req = prepare(&state.store, &scope, pairs).await?;
     let rx = state.live.subscribe();
     let store = state.store.clone();
-    let events = stream::unfold((rx, store, scope, req), |(mut rx, store, scope, req)| async move {
+    let closed = Box::pin(state.live.closed());
+    let events = stream::unfold((rx, store, scope, req, closed), |(mut rx, store, scope, req, mut closed)| async move {
         loop {
-            let batch = match rx.recv().await {
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                () = &mut closed => return None,
+            };
+            let batch = match received {
                 Ok(batch) => batch,
                 Err(RecvError::Lagged(_)) => {
                     let event = Event::default().event("resync").data("{}");
-                    return Some((vec![event], (rx, store, scope, req)));
+                    return Some((vec![event], (rx, store, scope, req, closed)));
                 }
                 Err(RecvError::Closed) => return None,
             };
@@ -147,7 +152,7 @@ pub async fn live_calls(
                         .iter()
                         .filter_map(|c| Event::default().event("call").json_data(c).ok())
                         .collect();
-                    return Some((events, (rx, store, scope, req)));
+                    return Some((events, (rx, store, scope, req, closed)));
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "live update query failed");

@@ -219,7 +219,7 @@ const SELECT: &str = "SELECT c.id, c.external_id, c.started_at, c.kind, c.from_n
 pub fn format_time(ms: i64, tz: Option<Tz>) -> String {
     let t = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
     match tz {
-        Some(tz) => t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, false),
+        Some(tz) => t.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, true),
         None => t.to_rfc3339_opts(SecondsFormat::Secs, true),
     }
 }

@@ -1,0 +1,324 @@
+//! End-to-end benchmark over HTTP: builds (or reuses) demo databases of the given sizes, starts
+//! the real server on loopback and times the list queries and ingest.
+//!
+//! `cargo bench --bench api -- --calls 1000000,10000000 [--dir bench-data] [--runs 30]`
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use calltrail::config::Config;
+use calltrail::demo::generate::Generator;
+use calltrail::domain::{Role, TokenScope};
+use calltrail::store::{auth, Store, StoreError};
+use calltrail::Server;
+use chrono::Utc;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+struct Opts {
+    sizes: Vec<usize>,
+    dir: PathBuf,
+    runs: usize,
+}
+
+fn opts() -> Opts {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    Opts {
+        sizes: get("--calls")
+            .unwrap_or_else(|| "1000000".into())
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+        dir: get("--dir").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("bench-data")),
+        runs: get("--runs").and_then(|s| s.parse().ok()).unwrap_or(30),
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    async fn get(&self, path: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        let body: Value = r.json().await.expect("json");
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+
+    /// Times each URL once after one untimed warm-up pass; returns (p50, p95, median rows, median total).
+    async fn time(&self, urls: &[String]) -> (f64, f64, u64, u64) {
+        for u in urls {
+            self.get(u).await;
+        }
+        let mut ms = vec![];
+        let mut rows = vec![];
+        let mut totals = vec![];
+        for u in urls {
+            let t = Instant::now();
+            let body = self.get(u).await;
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            rows.push(body["items"].as_array().map(|a| a.len() as u64).unwrap_or(0));
+            totals.push(body["total"].as_u64().unwrap_or(0));
+        }
+        ms.sort_by(f64::total_cmp);
+        rows.sort_unstable();
+        totals.sort_unstable();
+        (percentile(&ms, 0.5), percentile(&ms, 0.95), rows[rows.len() / 2], totals[totals.len() / 2])
+    }
+}
+
+async fn prepare(dir: &std::path::Path, calls: usize) -> Result<(Store, String), StoreError> {
+    let store = Store::open(dir)?;
+    let started = Instant::now();
+    if let Some(_) = calltrail::demo::prepare(&store, dir, calls, 90).await? {
+        eprintln!("built {calls} calls in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    let token = calltrail::cli::new_token();
+    let hash = calltrail::http::extract::token_hash(&token);
+    store
+        .write(move |conn, _| {
+            let account = auth::account_by_name(conn, auth::DEFAULT_ACCOUNT)?.ok_or(StoreError::NotFound)?;
+            let owner = auth::user_by_login(conn, account.id, "owner")?.ok_or(StoreError::NotFound)?;
+            auth::create_token(conn, owner, "bench", TokenScope::Full, &hash)
+        })
+        .await?;
+    Ok((store, token))
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["id"].as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+async fn run_size(opts: &Opts, calls: usize) {
+    let dir = opts.dir.join(calls.to_string());
+    let (store, token) = prepare(&dir, calls).await.expect("prepare");
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data: dir.clone(),
+        public_url: "http://127.0.0.1".into(),
+        max_body_bytes: 256 * 1024 * 1024,
+    };
+    let server = Server::bind_with(config, store).await.expect("bind");
+    let addr = server.local_addr().expect("addr");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(server.run(async {
+        let _ = stop_rx.await;
+    }));
+    let c = Client {
+        http: reqwest::Client::new(),
+        base: format!("http://{addr}"),
+        token,
+    };
+    let mut rng = StdRng::seed_from_u64(7);
+    let users = c.get("/api/v1/users").await;
+    let operators: Vec<String> = users["items"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter(|u| u["role"] == Role::Operator.code() && !u["groups"].as_array().is_some_and(|g| g.is_empty()))
+        .filter_map(|u| u["id"].as_str().map(String::from))
+        .collect();
+    let tags = ids(&c.get("/api/v1/tags").await);
+    let groups = ids(&c.get("/api/v1/groups").await);
+    let campaigns = ids(&c.get("/api/v1/campaigns").await);
+    let total = c.get("/api/v1/calls?limit=1").await["total"].as_u64().unwrap_or(0);
+    // Number fragments: 4–7 digits from inside customer numbers of random calls.
+    let mut fragments = vec![];
+    while fragments.len() < opts.runs {
+        let id = rng.random_range(1..=total.max(1));
+        let r = c.http.get(format!("{}/api/v1/calls/{id}", c.base)).bearer_auth(&c.token).send().await.expect("get");
+        if !r.status().is_success() {
+            continue;
+        }
+        let call: Value = r.json().await.expect("json");
+        let number = if call["direction"] == "incoming" { &call["from"] } else { &call["to"] };
+        let digits: String = number.as_str().unwrap_or("").chars().filter(|c| c.is_ascii_digit()).collect();
+        if digits.len() < 11 {
+            continue;
+        }
+        let len = rng.random_range(4..=7);
+        let start = rng.random_range(3..=digits.len() - len);
+        fragments.push(digits[start..start + len].to_string());
+    }
+    let rare = ["invalid_number", "blocked_dnc", "insufficient_funds", "request_cancelled", "other_error"];
+    let n = opts.runs;
+    let pick = |list: &[String], rng: &mut StdRng| list[rng.random_range(0..list.len())].clone();
+    let mut queries: Vec<(&str, Vec<String>)> = vec![];
+    queries.push(("newest page (no filter)", (0..n).map(|_| "/api/v1/calls?limit=50".to_string()).collect()));
+    queries.push((
+        "newest page, last 7 days",
+        (0..n).map(|_| "/api/v1/calls?limit=50&preset=last_7_days".to_string()).collect(),
+    ));
+    queries.push((
+        "+5 operators",
+        (0..n)
+            .map(|_| {
+                let ops: Vec<String> = (0..5).map(|_| format!("operator={}", pick(&operators, &mut rng))).collect();
+                format!("/api/v1/calls?preset=last_7_days&{}", ops.join("&"))
+            })
+            .collect(),
+    ));
+    queries.push((
+        "30 d + 2 rare results + talk 60–600",
+        (0..n)
+            .map(|_| {
+                let a = rare[rng.random_range(0..rare.len())];
+                let b = rare[rng.random_range(0..rare.len())];
+                format!("/api/v1/calls?preset=last_30_days&result={a}&result={b}&talk_min=60&talk_max=600")
+            })
+            .collect(),
+    ));
+    queries.push((
+        "number substring (all time)",
+        fragments.iter().map(|f| format!("/api/v1/calls?number={f}")).collect(),
+    ));
+    queries.push((
+        "tag + 2 groups + campaign, 7 d",
+        (0..n)
+            .map(|_| {
+                format!(
+                    "/api/v1/calls?preset=last_7_days&tag={}&group={}&group={}&campaign={}",
+                    pick(&tags, &mut rng),
+                    pick(&groups, &mut rng),
+                    pick(&groups, &mut rng),
+                    pick(&campaigns, &mut rng)
+                )
+            })
+            .collect(),
+    ));
+    queries.push((
+        "exact total, filtered 30 d (incoming answered, limit 1)",
+        (0..n)
+            .map(|_| "/api/v1/calls?preset=last_30_days&direction=incoming&result=answered&limit=1".to_string())
+            .collect(),
+    ));
+    // Page 200 by cursor: walk 199 pages of one search once, then time the 200th.
+    let mut page_urls = vec![];
+    for i in 0..n.min(5) {
+        let base = format!("/api/v1/calls?limit=50&preset=last_30_days&talk_min={i}");
+        let mut url = base.clone();
+        for _ in 0..199 {
+            let body = c.get(&url).await;
+            match body["next_cursor"].as_str() {
+                Some(cur) => url = format!("{base}&cursor={cur}"),
+                None => break,
+            }
+        }
+        page_urls.push(url);
+    }
+    let page_urls: Vec<String> = (0..n).map(|i| page_urls[i % page_urls.len()].clone()).collect();
+    queries.push(("page 200 by cursor (30 d)", page_urls));
+
+    println!("\n### {calls} calls (database: {})\n", dir.display());
+    println!("| query | p50 ms | p95 ms | rows (median) | total (median) |");
+    println!("|---|---|---|---|---|");
+    for (name, urls) in &queries {
+        let (p50, p95, rows, total) = c.time(urls).await;
+        println!("| {name} | {p50:.2} | {p95:.2} | {rows} | {total} |");
+    }
+
+    // Ingest: batches of 5,000, then one call per request (sequential and 32 concurrent clients).
+    let mut g = Generator::new(99, 200_000, &format!("bench-{}", Utc::now().timestamp()));
+    let now = Utc::now();
+    let times = g.start_times(100_000, 1, now);
+    let batches: Vec<String> = times
+        .chunks(5_000)
+        .map(|chunk| serde_json::to_string(&chunk.iter().map(|t| g.call(*t)).collect::<Vec<_>>()).expect("json"))
+        .collect();
+    let t = Instant::now();
+    let mut sent = 0usize;
+    for (b, chunk) in batches.iter().zip(times.chunks(5_000)) {
+        let r = c
+            .http
+            .post(format!("{}/api/v1/ingest/calls", c.base))
+            .bearer_auth(&c.token)
+            .header("content-type", "application/json")
+            .body(b.clone())
+            .send()
+            .await
+            .expect("ingest");
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+        sent += chunk.len();
+    }
+    let batched = sent as f64 / t.elapsed().as_secs_f64();
+    println!("| ingest, batches of 5,000 (sequential) | {batched:.0} calls/s | | {sent} calls | |");
+
+    let singles: Vec<String> = g
+        .start_times(4_000, 1, now)
+        .into_iter()
+        .map(|t| serde_json::to_string(&[g.call(t)]).expect("json"))
+        .collect();
+    let (seq, conc) = singles.split_at(1_000);
+    let t = Instant::now();
+    for body in seq {
+        let r = c
+            .http
+            .post(format!("{}/api/v1/ingest/calls", c.base))
+            .bearer_auth(&c.token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("ingest");
+        assert!(r.status().is_success());
+    }
+    let one_seq = seq.len() as f64 / t.elapsed().as_secs_f64();
+    println!("| ingest, one call per request, 1 client | {one_seq:.0} calls/s | | {} calls | |", seq.len());
+    let t = Instant::now();
+    let work = std::sync::Arc::new(std::sync::Mutex::new(conc.to_vec()));
+    let mut tasks = vec![];
+    for _ in 0..32 {
+        let (work, http, base, token) = (work.clone(), c.http.clone(), c.base.clone(), c.token.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = work.lock().expect("lock").pop();
+                let Some(body) = next else { break };
+                let r = http
+                    .post(format!("{base}/api/v1/ingest/calls"))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("ingest");
+                assert!(r.status().is_success());
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let one_conc = conc.len() as f64 / t.elapsed().as_secs_f64();
+    println!("| ingest, one call per request, 32 clients | {one_conc:.0} calls/s | | {} calls | |", conc.len());
+
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+}
+
+#[tokio::main]
+async fn main() {
+    let opts = opts();
+    for size in opts.sizes.clone() {
+        run_size(&opts, size).await;
+    }
+}

@@ -1,0 +1,172 @@
+//! A real calltrail server on a loopback port over a fresh data folder, with clients per role.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use calltrail::config::Config;
+use calltrail::domain::{Role, TokenScope};
+use calltrail::store::auth::{self, NewUser};
+use calltrail::store::{Store, StoreError};
+use calltrail::Server;
+use serde_json::Value;
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, empty folder under the system's temp folder.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "calltrail-test-{}-{}-{}",
+        name,
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub store: Store,
+    pub dir: PathBuf,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub const MAX_BODY: usize = 64 * 1024;
+
+impl TestApp {
+    pub async fn start(name: &str) -> TestApp {
+        let dir = temp_dir(name);
+        Self::start_in(dir).await
+    }
+
+    pub async fn start_in(dir: PathBuf) -> TestApp {
+        let store = Store::open(&dir).expect("store");
+        let config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data: dir.clone(),
+            public_url: "http://127.0.0.1".into(),
+            max_body_bytes: MAX_BODY,
+        };
+        let server = Server::bind_with(config, store.clone()).await.expect("bind");
+        let base = format!("http://{}", server.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            store,
+            dir,
+            http: reqwest::Client::new(),
+            stop: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the server and waits until its writer has let go of the database.
+    pub async fn stop(mut self) -> PathBuf {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+        self.dir.clone()
+    }
+
+    /// Creates a user in `account` (created if needed) and returns a token for them.
+    pub async fn token(&self, account: &str, login: &str, role: Role, scope: TokenScope) -> String {
+        let token = calltrail::cli::new_token();
+        let hash = calltrail::http::extract::token_hash(&token);
+        let (account, login) = (account.to_string(), login.to_string());
+        self.store
+            .write(move |conn, _| {
+                let account = auth::ensure_account(conn, &account)?;
+                let user = match auth::user_by_login(conn, account.id, &login)? {
+                    Some(u) => u,
+                    None => auth::create_user(
+                        conn,
+                        &NewUser { account_id: account.id, login: &login, name: &login, role, password_hash: Some("x") },
+                    )?,
+                };
+                auth::create_token(conn, user, "test", scope, &hash)?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .expect("token");
+        token
+    }
+
+    pub async fn owner(&self) -> String {
+        self.token("default", "owner", Role::Owner, TokenScope::Full).await
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.expect("get");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_raw(&self, token: &str, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn ingest(&self, token: &str, calls: Value) -> (u16, Value) {
+        self.post_raw(token, "/api/v1/ingest/calls", "application/json", serde_json::to_vec(&calls).expect("json"))
+            .await
+    }
+
+    /// Ingests and insists that it worked.
+    pub async fn ingest_ok(&self, token: &str, calls: Value) -> Value {
+        let (status, body) = self.ingest(token, calls).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// The external ids of a search's first page, sorted.
+    pub async fn search_ids(&self, token: &str, query: &str) -> Vec<String> {
+        let (status, body) = self.get(token, &format!("/api/v1/calls?limit=500&{query}")).await;
+        assert_eq!(status, 200, "{query}: {body}");
+        let mut ids: Vec<String> = body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|c| c["external_id"].as_str().expect("external_id").to_string())
+            .collect();
+        assert_eq!(body["total"].as_u64(), Some(ids.len() as u64), "{query}: total matches the items");
+        ids.sort();
+        ids
+    }
+
+    /// The directory id of the entity called `name` in a list endpoint.
+    pub async fn dir_id(&self, token: &str, list: &str, field: &str, name: &str) -> String {
+        let (_, body) = self.get(token, list).await;
+        body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i[field] == name)
+            .unwrap_or_else(|| panic!("{name} in {list}: {body}"))["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+}
+
+/// Error field and status of a failed request.
+pub fn error_field(body: &Value) -> &str {
+    body["error"]["field"].as_str().unwrap_or("")
+}
