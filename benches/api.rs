@@ -24,14 +24,21 @@ struct Opts {
 
 fn opts() -> Opts {
     let args: Vec<String> = std::env::args().collect();
-    let get = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let get = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     Opts {
         sizes: get("--calls")
             .unwrap_or_else(|| "1000000".into())
             .split(',')
             .filter_map(|s| s.trim().parse().ok())
             .collect(),
-        dir: get("--dir").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("bench-data")),
+        dir: get("--dir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("bench-data")),
         runs: get("--runs").and_then(|s| s.parse().ok()).unwrap_or(30),
     }
 }
@@ -80,14 +87,19 @@ impl Client {
         ms.sort_by(f64::total_cmp);
         rows.sort_unstable();
         totals.sort_unstable();
-        (percentile(&ms, 0.5), percentile(&ms, 0.95), rows[rows.len() / 2], totals[totals.len() / 2])
+        (
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.95),
+            rows[rows.len() / 2],
+            totals[totals.len() / 2],
+        )
     }
 }
 
 async fn prepare(dir: &std::path::Path, calls: usize) -> Result<(Store, String), StoreError> {
     let store = Store::open(dir)?;
     let started = Instant::now();
-    if let Some(_) = calltrail::demo::prepare(&store, dir, calls, 90).await? {
+    if calltrail::demo::prepare(&store, dir, calls, 90).await?.is_some() {
         eprintln!("built {calls} calls in {:.1} s", started.elapsed().as_secs_f64());
     }
     let token = calltrail::cli::new_token();
@@ -146,13 +158,28 @@ async fn run_size(opts: &Opts, calls: usize) {
     let mut fragments = vec![];
     while fragments.len() < opts.runs {
         let id = rng.random_range(1..=total.max(1));
-        let r = c.http.get(format!("{}/api/v1/calls/{id}", c.base)).bearer_auth(&c.token).send().await.expect("get");
+        let r = c
+            .http
+            .get(format!("{}/api/v1/calls/{id}", c.base))
+            .bearer_auth(&c.token)
+            .send()
+            .await
+            .expect("get");
         if !r.status().is_success() {
             continue;
         }
         let call: Value = r.json().await.expect("json");
-        let number = if call["direction"] == "incoming" { &call["from"] } else { &call["to"] };
-        let digits: String = number.as_str().unwrap_or("").chars().filter(|c| c.is_ascii_digit()).collect();
+        let number = if call["direction"] == "incoming" {
+            &call["from"]
+        } else {
+            &call["to"]
+        };
+        let digits: String = number
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_digit())
+            .collect();
         if digits.len() < 11 {
             continue;
         }
@@ -160,20 +187,33 @@ async fn run_size(opts: &Opts, calls: usize) {
         let start = rng.random_range(3..=digits.len() - len);
         fragments.push(digits[start..start + len].to_string());
     }
-    let rare = ["invalid_number", "blocked_dnc", "insufficient_funds", "request_cancelled", "other_error"];
+    let rare = [
+        "invalid_number",
+        "blocked_dnc",
+        "insufficient_funds",
+        "request_cancelled",
+        "other_error",
+    ];
     let n = opts.runs;
     let pick = |list: &[String], rng: &mut StdRng| list[rng.random_range(0..list.len())].clone();
     let mut queries: Vec<(&str, Vec<String>)> = vec![];
-    queries.push(("newest page (no filter)", (0..n).map(|_| "/api/v1/calls?limit=50".to_string()).collect()));
+    queries.push((
+        "newest page (no filter)",
+        (0..n).map(|_| "/api/v1/calls?limit=50".to_string()).collect(),
+    ));
     queries.push((
         "newest page, last 7 days",
-        (0..n).map(|_| "/api/v1/calls?limit=50&preset=last_7_days".to_string()).collect(),
+        (0..n)
+            .map(|_| "/api/v1/calls?limit=50&preset=last_7_days".to_string())
+            .collect(),
     ));
     queries.push((
         "+5 operators",
         (0..n)
             .map(|_| {
-                let ops: Vec<String> = (0..5).map(|_| format!("operator={}", pick(&operators, &mut rng))).collect();
+                let ops: Vec<String> = (0..5)
+                    .map(|_| format!("operator={}", pick(&operators, &mut rng)))
+                    .collect();
                 format!("/api/v1/calls?preset=last_7_days&{}", ops.join("&"))
             })
             .collect(),
@@ -283,7 +323,10 @@ async fn run_size(opts: &Opts, calls: usize) {
         assert!(r.status().is_success());
     }
     let one_seq = seq.len() as f64 / t.elapsed().as_secs_f64();
-    println!("| ingest, one call per request, 1 client | {one_seq:.0} calls/s | | {} calls | |", seq.len());
+    println!(
+        "| ingest, one call per request, 1 client | {one_seq:.0} calls/s | | {} calls | |",
+        seq.len()
+    );
     let t = Instant::now();
     let work = std::sync::Arc::new(std::sync::Mutex::new(conc.to_vec()));
     let mut tasks = vec![];
@@ -309,7 +352,10 @@ async fn run_size(opts: &Opts, calls: usize) {
         task.await.expect("task");
     }
     let one_conc = conc.len() as f64 / t.elapsed().as_secs_f64();
-    println!("| ingest, one call per request, 32 clients | {one_conc:.0} calls/s | | {} calls | |", conc.len());
+    println!(
+        "| ingest, one call per request, 32 clients | {one_conc:.0} calls/s | | {} calls | |",
+        conc.len()
+    );
 
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;

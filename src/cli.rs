@@ -163,8 +163,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             groups,
             data,
         }) => {
-            let role = Role::parse(&role)
-                .ok_or_else(|| CliError::Usage(format!("--role: unknown role {role:?}; use owner, admin, manager, supervisor or operator")))?;
+            let role = Role::parse(&role).ok_or_else(|| {
+                CliError::Usage(format!(
+                    "--role: unknown role {role:?}; use owner, admin, manager, supervisor or operator"
+                ))
+            })?;
             let password = read_password()?;
             let hash = hash_password(&password).map_err(|e| CliError::Failed(e.to_string()))?;
             let store = open(&data.data)?;
@@ -174,7 +177,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     let account = auth::ensure_account(conn, &account)?;
                     let user = auth::create_user(
                         conn,
-                        &NewUser { account_id: account.id, login: &login, name: &name, role, password_hash: Some(&hash) },
+                        &NewUser {
+                            account_id: account.id,
+                            login: &login,
+                            name: &name,
+                            role,
+                            password_hash: Some(&hash),
+                        },
                     )?;
                     for g in &groups {
                         let group = directory::ensure(conn, cache, Dim::Group, account.id, g, Some(g), None)?;
@@ -194,17 +203,26 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             scope,
             data,
         }) => {
-            let scope = TokenScope::parse(&scope).ok_or_else(|| CliError::Usage(format!("--scope: unknown scope {scope:?}; use full or ingest")))?;
+            let scope = TokenScope::parse(&scope)
+                .ok_or_else(|| CliError::Usage(format!("--scope: unknown scope {scope:?}; use full or ingest")))?;
             let store = open(&data.data)?;
             let token = new_token();
             let hash = crate::http::extract::token_hash(&token);
             let name = name.unwrap_or_else(|| format!("{} token", scope.code()));
             store
                 .write(move |conn, _| {
-                    let account = auth::account_by_name(conn, &account)?
-                        .ok_or_else(|| StoreError::Invalid(crate::domain::FieldError::new("account", format!("no account {account:?}"))))?;
-                    let user = auth::user_by_login(conn, account.id, &login)?
-                        .ok_or_else(|| StoreError::Invalid(crate::domain::FieldError::new("login", format!("no user {login:?} in this account"))))?;
+                    let account = auth::account_by_name(conn, &account)?.ok_or_else(|| {
+                        StoreError::Invalid(crate::domain::FieldError::new(
+                            "account",
+                            format!("no account {account:?}"),
+                        ))
+                    })?;
+                    let user = auth::user_by_login(conn, account.id, &login)?.ok_or_else(|| {
+                        StoreError::Invalid(crate::domain::FieldError::new(
+                            "login",
+                            format!("no user {login:?} in this account"),
+                        ))
+                    })?;
                     auth::create_token(conn, user, &name, scope, &hash)
                 })
                 .await?;
@@ -227,7 +245,9 @@ fn read_password() -> Result<String, CliError> {
         .map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?;
     let password = line.trim_end_matches(['\r', '\n']).to_string();
     if password.chars().count() < 8 {
-        return Err(CliError::Usage("password (standard input): at least 8 characters, on one line".into()));
+        return Err(CliError::Usage(
+            "password (standard input): at least 8 characters, on one line".into(),
+        ));
     }
     Ok(password)
 }

@@ -39,7 +39,9 @@ impl ServeArgs {
     pub fn validate(&self) -> Result<Config, String> {
         if let Some(url) = &self.database_url {
             if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                return Err("--database-url: PostgreSQL is not supported by this build yet; omit it to use SQLite".into());
+                return Err(
+                    "--database-url: PostgreSQL is not supported by this build yet; omit it to use SQLite".into(),
+                );
             }
             return Err(format!("--database-url: expected a postgres:// URL, got {url:?}"));
         }

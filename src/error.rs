@@ -146,7 +146,11 @@ mod tests {
         for (e, status) in table {
             assert_eq!(e.status_and_code().0.as_u16(), status, "{e:?}");
         }
-        let e: AppError = StoreError::InvalidRecord { index: 3, error: FieldError::new("kind", "bad") }.into();
+        let e: AppError = StoreError::InvalidRecord {
+            index: 3,
+            error: FieldError::new("kind", "bad"),
+        }
+        .into();
         assert!(matches!(e, AppError::Invalid { index: Some(3), ref field, .. } if field == "kind"));
     }
 }

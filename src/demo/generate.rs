@@ -5,7 +5,9 @@ use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::names::{CAMPAIGNS, COMPLETION_CODES, GROUPS, INBOUND_SCENARIOS, NOTES, OPERATORS, SOFTPHONE_SCENARIO, TAGS, TOPICS};
+use super::names::{
+    CAMPAIGNS, COMPLETION_CODES, GROUPS, INBOUND_SCENARIOS, NOTES, OPERATORS, SOFTPHONE_SCENARIO, TAGS, TOPICS,
+};
 use crate::domain::record::{CompletionCodeRef, FlowStep, Money, NamedRef, Note, ScenarioRef};
 use crate::domain::{AttemptResult, CallKind, CallPatch, ScenarioKind};
 
@@ -16,8 +18,8 @@ const RECORDING_BASE_URL: &str = "https://records.example.ru";
 /// Relative call volume by weekday (Monday first) and by hour of the day in Moscow.
 const WEEKDAY_WEIGHT: [f64; 7] = [1.0, 1.0, 0.97, 0.95, 0.9, 0.45, 0.3];
 const HOUR_WEIGHT: [f64; 24] = [
-    0.02, 0.01, 0.01, 0.01, 0.01, 0.02, 0.05, 0.2, 0.6, 1.0, 1.15, 1.2, 1.0, 0.9, 1.1, 1.15, 1.05, 0.9, 0.6, 0.4,
-    0.25, 0.15, 0.08, 0.04,
+    0.02, 0.01, 0.01, 0.01, 0.01, 0.02, 0.05, 0.2, 0.6, 1.0, 1.15, 1.2, 1.0, 0.9, 1.1, 1.15, 1.05, 0.9, 0.6, 0.4, 0.25,
+    0.15, 0.08, 0.04,
 ];
 
 /// Moscow has been UTC+3 all year since 2014.
@@ -138,18 +140,55 @@ impl Generator {
         );
         use AttemptResult::*;
         let result = match kind {
-            CallKind::Incoming => weighted(rng, &[(Answered, 78.0), (Abandoned, 8.0), (EndedInIvr, 8.0), (LostByOperator, 5.0), (OtherError, 1.0)]),
+            CallKind::Incoming => weighted(
+                rng,
+                &[
+                    (Answered, 78.0),
+                    (Abandoned, 8.0),
+                    (EndedInIvr, 8.0),
+                    (LostByOperator, 5.0),
+                    (OtherError, 1.0),
+                ],
+            ),
             CallKind::SoftphoneOutgoing => weighted(
                 rng,
-                &[(Answered, 60.0), (NoAnswer, 15.0), (Busy, 10.0), (Unavailable, 6.0), (Voicemail, 4.0), (Rejected, 3.0), (InvalidNumber, 1.0), (RequestCancelled, 1.0)],
+                &[
+                    (Answered, 60.0),
+                    (NoAnswer, 15.0),
+                    (Busy, 10.0),
+                    (Unavailable, 6.0),
+                    (Voicemail, 4.0),
+                    (Rejected, 3.0),
+                    (InvalidNumber, 1.0),
+                    (RequestCancelled, 1.0),
+                ],
             ),
             CallKind::AutoCampaign => weighted(
                 rng,
-                &[(Answered, 45.0), (NoAnswer, 18.0), (Voicemail, 12.0), (Busy, 8.0), (Unavailable, 8.0), (Rejected, 4.0), (BlockedDnc, 2.0), (InvalidNumber, 2.0), (InsufficientFunds, 1.0)],
+                &[
+                    (Answered, 45.0),
+                    (NoAnswer, 18.0),
+                    (Voicemail, 12.0),
+                    (Busy, 8.0),
+                    (Unavailable, 8.0),
+                    (Rejected, 4.0),
+                    (BlockedDnc, 2.0),
+                    (InvalidNumber, 2.0),
+                    (InsufficientFunds, 1.0),
+                ],
             ),
             CallKind::OperatorCampaign => weighted(
                 rng,
-                &[(Answered, 50.0), (NoAnswer, 15.0), (Busy, 10.0), (Voicemail, 8.0), (Abandoned, 7.0), (Unavailable, 6.0), (Rejected, 3.0), (OtherError, 1.0)],
+                &[
+                    (Answered, 50.0),
+                    (NoAnswer, 15.0),
+                    (Busy, 10.0),
+                    (Voicemail, 8.0),
+                    (Abandoned, 7.0),
+                    (Unavailable, 6.0),
+                    (Rejected, 3.0),
+                    (OtherError, 1.0),
+                ],
             ),
         };
         let group = rng.random_range(0..GROUPS.len());
@@ -224,10 +263,20 @@ impl Generator {
                         let amd = ring + rng.random_range(2..7);
                         p.amd_detected_at = ms(amd);
                         flow.push(step(t, amd, "Обнаружен автоответчик"));
-                        amd + if kind == CallKind::SoftphoneOutgoing { rng.random_range(3..20) } else { 0 }
+                        amd + if kind == CallKind::SoftphoneOutgoing {
+                            rng.random_range(3..20)
+                        } else {
+                            0
+                        }
                     }
                     Abandoned => ring + rng.random_range(2..10),
-                    _ => ring + if kind == CallKind::AutoCampaign { talk.min(90) } else { talk },
+                    _ => {
+                        ring + if kind == CallKind::AutoCampaign {
+                            talk.min(90)
+                        } else {
+                            talk
+                        }
+                    }
                 }
             } else {
                 ring
@@ -246,8 +295,15 @@ impl Generator {
                         .filter(|c| c.2 == automated && c.3 >= days_back && c.3 - c.4.min(c.3) <= days_back)
                         .collect();
                     let c = fitting.first().map(|c| **c).unwrap_or_else(|| *pick(rng, CAMPAIGNS));
-                    p.campaign = Some(Some(NamedRef { id: c.0.into(), name: Some(c.1.into()) }));
-                    p.scenario = Some(Some(scenario(&format!("campaign-{}", c.0), &format!("Сценарий: {}", c.1), automated)));
+                    p.campaign = Some(Some(NamedRef {
+                        id: c.0.into(),
+                        name: Some(c.1.into()),
+                    }));
+                    p.scenario = Some(Some(scenario(
+                        &format!("campaign-{}", c.0),
+                        &format!("Сценарий: {}", c.1),
+                        automated,
+                    )));
                     if !automated {
                         handled_by_operator = result == Answered;
                         p.attempts = Some(Some(rng.random_range(1..5)));
@@ -272,7 +328,9 @@ impl Generator {
         if result == Answered && handled_by_operator {
             p.recording_url = Some(Some(format!("{RECORDING_BASE_URL}/{}.mp3", p.external_id)));
             let n_tags = weighted(rng, &[(0usize, 45.0), (1, 30.0), (2, 17.0), (3, 8.0)]);
-            let tags: Vec<String> = (0..n_tags).map(|_| TAGS[((rng.random::<f64>().powi(2)) * TAGS.len() as f64) as usize].to_string()).collect();
+            let tags: Vec<String> = (0..n_tags)
+                .map(|_| TAGS[((rng.random::<f64>().powi(2)) * TAGS.len() as f64) as usize].to_string())
+                .collect();
             if !tags.is_empty() {
                 p.tags = Some(tags);
             }
@@ -292,9 +350,16 @@ impl Generator {
                 let (code, name) = *pick(rng, COMPLETION_CODES);
                 let callback_at = (code == "callback").then(|| {
                     let day = t + Duration::days(rng.random_range(1..4));
-                    day.with_hour(7).and_then(|d| d.with_minute(0)).and_then(|d| d.with_second(0)).unwrap_or(day)
+                    day.with_hour(7)
+                        .and_then(|d| d.with_minute(0))
+                        .and_then(|d| d.with_second(0))
+                        .unwrap_or(day)
                 });
-                p.completion_code = Some(Some(CompletionCodeRef { id: code.into(), name: Some(name.into()), callback_at }));
+                p.completion_code = Some(Some(CompletionCodeRef {
+                    id: code.into(),
+                    name: Some(name.into()),
+                    callback_at,
+                }));
             }
         }
         p
@@ -331,7 +396,11 @@ fn scenario(key: &str, name: &str, automated: bool) -> ScenarioRef {
     ScenarioRef {
         id: key.to_string(),
         name: Some(name.to_string()),
-        kind: Some(if automated { ScenarioKind::Automated } else { ScenarioKind::Operator }),
+        kind: Some(if automated {
+            ScenarioKind::Automated
+        } else {
+            ScenarioKind::Operator
+        }),
         url: Some(format!("{SCENARIO_BASE_URL}/{key}")),
     }
 }
@@ -357,7 +426,12 @@ mod tests {
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
         assert!(times.iter().all(|t| *t < now && *t > now - Duration::days(91)));
         // Weekdays are far busier than Sundays, and 11:00 Moscow than 03:00.
-        let weekday = |d: u32| times.iter().filter(|t| (**t + Duration::hours(3)).weekday().num_days_from_monday() == d).count();
+        let weekday = |d: u32| {
+            times
+                .iter()
+                .filter(|t| (**t + Duration::hours(3)).weekday().num_days_from_monday() == d)
+                .count()
+        };
         assert!(weekday(0) > 2 * weekday(6));
         let hour = |h: u32| times.iter().filter(|t| (**t + Duration::hours(3)).hour() == h).count();
         assert!(hour(11) > 20 * hour(3).max(1));

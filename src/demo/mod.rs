@@ -34,18 +34,30 @@ pub struct DemoLogin {
 fn items(patches: Vec<crate::domain::CallPatch>) -> Vec<IngestItem> {
     patches
         .into_iter()
-        .map(|patch| IngestItem { raw: serde_json::to_string(&patch).unwrap_or_default(), patch })
+        .map(|patch| IngestItem {
+            raw: serde_json::to_string(&patch).unwrap_or_default(),
+            patch,
+        })
         .collect()
 }
 
 /// Seeds `calls` calls over the last `days` days into `account`, in batches; returns how many.
-pub async fn seed_calls(store: &Store, account: AccountId, calls: usize, days: u32, seed: u64, prefix: &str) -> Result<usize, StoreError> {
+pub async fn seed_calls(
+    store: &Store,
+    account: AccountId,
+    calls: usize,
+    days: u32,
+    seed: u64,
+    prefix: &str,
+) -> Result<usize, StoreError> {
     let mut g = Generator::new(seed, calls, prefix);
     let times = g.start_times(calls, days, Utc::now());
     let total = times.len();
     for chunk in times.chunks(SEED_BATCH) {
         let batch = items(chunk.iter().map(|t| g.call(*t)).collect());
-        store.write(move |conn, cache| apply_batch(conn, cache, account, &batch)).await?;
+        store
+            .write(move |conn, cache| apply_batch(conn, cache, account, &batch))
+            .await?;
     }
     store.write(|conn, _| Ok(conn.execute_batch("ANALYZE")?)).await?;
     Ok(total)
@@ -78,7 +90,15 @@ async fn create_people(store: &Store, account: AccountId) -> Result<Vec<DemoLogi
             auth::set_account_timezone(conn, account, "Europe/Moscow")?;
             let mut group_ids = vec![];
             for (key, name, queue_key, queue_name) in GROUPS {
-                group_ids.push(directory::ensure(conn, cache, Dim::Group, account, key, Some(name), None)?);
+                group_ids.push(directory::ensure(
+                    conn,
+                    cache,
+                    Dim::Group,
+                    account,
+                    key,
+                    Some(name),
+                    None,
+                )?);
                 directory::ensure(conn, cache, Dim::Queue, account, queue_key, Some(queue_name), None)?;
             }
             let per_group = OPERATORS.len() / GROUPS.len();
@@ -87,13 +107,24 @@ async fn create_people(store: &Store, account: AccountId) -> Result<Vec<DemoLogi
                 directory::add_to_group(conn, group_ids[i / per_group], UserId(id), false)?;
                 // Every fifth operator also helps out in the next group.
                 if i % 5 == 0 {
-                    directory::add_to_group(conn, group_ids[(i / per_group + 1) % group_ids.len()], UserId(id), false)?;
+                    directory::add_to_group(
+                        conn,
+                        group_ids[(i / per_group + 1) % group_ids.len()],
+                        UserId(id),
+                        false,
+                    )?;
                 }
             }
             for ((role, login, name), hash) in people.iter().zip(&hashes) {
                 let id = auth::create_user(
                     conn,
-                    &NewUser { account_id: account, login, name, role: *role, password_hash: Some(hash) },
+                    &NewUser {
+                        account_id: account,
+                        login,
+                        name,
+                        role: *role,
+                        password_hash: Some(hash),
+                    },
                 )?;
                 if *role == Role::Supervisor {
                     directory::add_to_group(conn, group_ids[0], id, true)?;
@@ -108,13 +139,24 @@ async fn create_people(store: &Store, account: AccountId) -> Result<Vec<DemoLogi
 
 /// Fills an empty account with the demo contact center. Returns the printed logins, or `None`
 /// when the account already has calls (the demo was set up before).
-pub async fn prepare(store: &Store, data: &Path, calls: usize, days: u32) -> Result<Option<(Vec<DemoLogin>, String)>, StoreError> {
+pub async fn prepare(
+    store: &Store,
+    data: &Path,
+    calls: usize,
+    days: u32,
+) -> Result<Option<(Vec<DemoLogin>, String)>, StoreError> {
     let account = store
         .read(|conn| auth::account_by_name(conn, auth::DEFAULT_ACCOUNT)?.ok_or(StoreError::NotFound))
         .await?
         .id;
     let has_calls = store
-        .read(move |conn| Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM calls WHERE account_id = ?)", [account.0], |r| r.get::<_, bool>(0))?))
+        .read(move |conn| {
+            Ok(conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM calls WHERE account_id = ?)",
+                [account.0],
+                |r| r.get::<_, bool>(0),
+            )?)
+        })
         .await?;
     if has_calls {
         return Ok(None);
@@ -131,7 +173,11 @@ pub async fn prepare(store: &Store, data: &Path, calls: usize, days: u32) -> Res
     tracing::info!(calls, days, "seeding the demo call history");
     let started = std::time::Instant::now();
     let n = seed_calls(store, account, calls, days, 20_261_125, "demo").await?;
-    tracing::info!(calls = n, seconds = started.elapsed().as_secs_f64(), "demo history ready");
+    tracing::info!(
+        calls = n,
+        seconds = started.elapsed().as_secs_f64(),
+        "demo history ready"
+    );
     let mut text = String::from("calltrail demo logins (role, login, password)\n");
     for l in &logins {
         text.push_str(&format!("{:<11} {:<11} {}\n", l.role.code(), l.login, l.password));
@@ -144,7 +190,11 @@ pub async fn prepare(store: &Store, data: &Path, calls: usize, days: u32) -> Res
 /// Keeps adding a call every few seconds, and now and then a follow-up a little later, until
 /// the store shuts down.
 pub async fn run_live(store: Store, live: LiveHub, account: AccountId) {
-    let mut g = Generator::new(Utc::now().timestamp() as u64, 10_000, &format!("live-{}", Utc::now().timestamp()));
+    let mut g = Generator::new(
+        Utc::now().timestamp() as u64,
+        10_000,
+        &format!("live-{}", Utc::now().timestamp()),
+    );
     let mut waiting: Vec<(tokio::time::Instant, crate::domain::CallPatch)> = vec![];
     loop {
         let pause = Duration::from_millis(2_000 + (Utc::now().timestamp_subsec_millis() as u64 % 3_000));
@@ -173,7 +223,10 @@ pub async fn run_live(store: Store, live: LiveHub, account: AccountId) {
             notes.iter_mut().for_each(|n| n.at = Utc::now());
         }
         if call.operator.is_some() && g.wants_follow_up() {
-            waiting.push((tokio::time::Instant::now() + Duration::from_secs(8), g.follow_up(&call, Utc::now())));
+            waiting.push((
+                tokio::time::Instant::now() + Duration::from_secs(8),
+                g.follow_up(&call, Utc::now()),
+            ));
         }
         let now = tokio::time::Instant::now();
         let mut batch = vec![call];
@@ -181,7 +234,10 @@ pub async fn run_live(store: Store, live: LiveHub, account: AccountId) {
         waiting = later;
         batch.extend(due.into_iter().map(|(_, p)| p));
         let batch = items(batch);
-        match store.write(move |conn, cache| apply_batch(conn, cache, account, &batch)).await {
+        match store
+            .write(move |conn, cache| apply_batch(conn, cache, account, &batch))
+            .await
+        {
             Ok(outcome) => live.publish(account, outcome.changed),
             Err(StoreError::Closed) => return,
             Err(e) => tracing::warn!(error = %e, "demo generator could not add a call"),

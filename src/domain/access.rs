@@ -23,6 +23,9 @@ impl CallScope {
 
     /// The unrestricted view of a whole account, for the command line and exports run by it.
     pub fn whole_account(account: AccountId) -> CallScope {
-        CallScope { account, redacted: false }
+        CallScope {
+            account,
+            redacted: false,
+        }
     }
 }

@@ -223,7 +223,10 @@ mod tests {
             assert!(k.direction().kinds().contains(k));
         }
         assert_eq!(AttemptResult::parse("Answered"), None);
-        assert_eq!(AttemptResult::parse_lenient("Call_Answered"), Some(AttemptResult::Answered));
+        assert_eq!(
+            AttemptResult::parse_lenient("Call_Answered"),
+            Some(AttemptResult::Answered)
+        );
         assert_eq!(AttemptResult::parse_lenient("AMD"), Some(AttemptResult::Voicemail));
         assert_eq!(AttemptResult::parse_lenient("nonsense"), None);
     }

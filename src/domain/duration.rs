@@ -142,24 +142,108 @@ mod tests {
     fn durations_table() {
         let rows: Vec<(&str, CallKind, Timeline, Option<u32>, u32)> = vec![
             // automated campaign
-            ("auto answered", AutoCampaign, tl(Some(0), Some(9 * S), None, None, Some(60 * S)), Some(9), 51),
-            ("auto voicemail cut by AMD", AutoCampaign, tl(Some(0), Some(5 * S), None, Some(8 * S), Some(30 * S)), Some(5), 3),
-            ("auto unreachable", AutoCampaign, tl(Some(0), None, None, None, Some(4 * S)), Some(4), 0),
-            ("auto no answer", AutoCampaign, tl(Some(0), None, None, None, Some(30 * S)), Some(30), 0),
+            (
+                "auto answered",
+                AutoCampaign,
+                tl(Some(0), Some(9 * S), None, None, Some(60 * S)),
+                Some(9),
+                51,
+            ),
+            (
+                "auto voicemail cut by AMD",
+                AutoCampaign,
+                tl(Some(0), Some(5 * S), None, Some(8 * S), Some(30 * S)),
+                Some(5),
+                3,
+            ),
+            (
+                "auto unreachable",
+                AutoCampaign,
+                tl(Some(0), None, None, None, Some(4 * S)),
+                Some(4),
+                0,
+            ),
+            (
+                "auto no answer",
+                AutoCampaign,
+                tl(Some(0), None, None, None, Some(30 * S)),
+                Some(30),
+                0,
+            ),
             // softphone outgoing: AMD does not cut the talk, the people hang up
-            ("softphone answered", SoftphoneOutgoing, tl(Some(0), Some(7 * S), None, None, Some(127 * S)), Some(7), 120),
-            ("softphone voicemail", SoftphoneOutgoing, tl(Some(0), Some(6 * S), None, Some(9 * S), Some(20 * S)), Some(6), 14),
-            ("softphone busy", SoftphoneOutgoing, tl(Some(0), None, None, None, Some(2 * S)), Some(2), 0),
+            (
+                "softphone answered",
+                SoftphoneOutgoing,
+                tl(Some(0), Some(7 * S), None, None, Some(127 * S)),
+                Some(7),
+                120,
+            ),
+            (
+                "softphone voicemail",
+                SoftphoneOutgoing,
+                tl(Some(0), Some(6 * S), None, Some(9 * S), Some(20 * S)),
+                Some(6),
+                14,
+            ),
+            (
+                "softphone busy",
+                SoftphoneOutgoing,
+                tl(Some(0), None, None, None, Some(2 * S)),
+                Some(2),
+                0,
+            ),
             // operator campaign
-            ("operator answered", OperatorCampaign, tl(Some(0), Some(9 * S), None, None, Some(218 * S)), Some(9), 209),
-            ("operator AMD", OperatorCampaign, tl(Some(0), Some(4 * S), None, Some(6 * S), Some(40 * S)), Some(4), 2),
-            ("operator rejected", OperatorCampaign, tl(Some(0), None, None, None, Some(12 * S)), Some(12), 0),
+            (
+                "operator answered",
+                OperatorCampaign,
+                tl(Some(0), Some(9 * S), None, None, Some(218 * S)),
+                Some(9),
+                209,
+            ),
+            (
+                "operator AMD",
+                OperatorCampaign,
+                tl(Some(0), Some(4 * S), None, Some(6 * S), Some(40 * S)),
+                Some(4),
+                2,
+            ),
+            (
+                "operator rejected",
+                OperatorCampaign,
+                tl(Some(0), None, None, None, Some(12 * S)),
+                Some(12),
+                0,
+            ),
             // incoming: no ring, talk is the scenario
-            ("incoming answered", Incoming, tl(None, Some(20 * S), Some(0), None, Some(200 * S)), None, 200),
-            ("incoming ended in IVR", Incoming, tl(None, None, Some(0), None, Some(45 * S)), None, 45),
-            ("incoming rejected before the scenario", Incoming, tl(None, None, None, None, Some(S)), None, 0),
+            (
+                "incoming answered",
+                Incoming,
+                tl(None, Some(20 * S), Some(0), None, Some(200 * S)),
+                None,
+                200,
+            ),
+            (
+                "incoming ended in IVR",
+                Incoming,
+                tl(None, None, Some(0), None, Some(45 * S)),
+                None,
+                45,
+            ),
+            (
+                "incoming rejected before the scenario",
+                Incoming,
+                tl(None, None, None, None, Some(S)),
+                None,
+                0,
+            ),
             // rounding to the nearest second
-            ("rounding", SoftphoneOutgoing, tl(Some(0), Some(1_499), None, None, Some(1_499 + 10_500)), Some(1), 11),
+            (
+                "rounding",
+                SoftphoneOutgoing,
+                tl(Some(0), Some(1_499), None, None, Some(1_499 + 10_500)),
+                Some(1),
+                11,
+            ),
         ];
         for (name, kind, t, ring, talk) in rows {
             assert_eq!(t.validate(), Ok(()), "{name}");
@@ -169,11 +253,20 @@ mod tests {
 
     #[test]
     fn sent_totals_fill_only_what_timestamps_cannot_give() {
-        let sent = Durations { ring: Some(5), talk: 33 };
+        let sent = Durations {
+            ring: Some(5),
+            talk: 33,
+        };
         assert_eq!(compute(OperatorCampaign, &Timeline::default(), sent), sent);
-        assert_eq!(compute(Incoming, &Timeline::default(), sent), Durations { ring: None, talk: 33 });
+        assert_eq!(
+            compute(Incoming, &Timeline::default(), sent),
+            Durations { ring: None, talk: 33 }
+        );
         let known = tl(Some(0), Some(2 * S), None, None, Some(10 * S));
-        assert_eq!(compute(AutoCampaign, &known, sent), Durations { ring: Some(2), talk: 8 });
+        assert_eq!(
+            compute(AutoCampaign, &known, sent),
+            Durations { ring: Some(2), talk: 8 }
+        );
     }
 
     #[test]

@@ -149,7 +149,11 @@ pub struct SearchRequest {
 const PAGING_PARAMS: [&str; 2] = ["limit", "cursor"];
 
 /// Parses query parameters (repeated keys allowed) into a search request.
-pub fn parse_search(pairs: &[(String, String)], now: DateTime<Utc>, default_tz: Tz) -> Result<SearchRequest, FieldError> {
+pub fn parse_search(
+    pairs: &[(String, String)],
+    now: DateTime<Utc>,
+    default_tz: Tz,
+) -> Result<SearchRequest, FieldError> {
     let mut f = CallFilter::default();
     let mut limit = DEFAULT_LIMIT;
     let mut cursor = None;
@@ -161,7 +165,10 @@ pub fn parse_search(pairs: &[(String, String)], now: DateTime<Utc>, default_tz: 
 
     // The time zone decides how dates are read, so it is read first.
     for (k, v) in pairs.iter().filter(|(k, _)| k == "tz") {
-        tz = Some(v.parse::<Tz>().map_err(|_| FieldError::new(k, format!("unknown time zone {v:?}")))?);
+        tz = Some(
+            v.parse::<Tz>()
+                .map_err(|_| FieldError::new(k, format!("unknown time zone {v:?}")))?,
+        );
     }
     let zone = tz.unwrap_or(default_tz);
 
@@ -193,7 +200,9 @@ pub fn parse_search(pairs: &[(String, String)], now: DateTime<Utc>, default_tz: 
             "completion_code" => f.completion_codes.push(parse_id(k, v)?),
             "tag" => f.tags.push(parse_id(k, v)?),
             "topic" => f.topics.push(parse_id(k, v)?),
-            "scenario_kind" => f.scenario_kinds.push(ScenarioKind::parse(v).ok_or_else(|| unknown(k, v))?),
+            "scenario_kind" => f
+                .scenario_kinds
+                .push(ScenarioKind::parse(v).ok_or_else(|| unknown(k, v))?),
             "result" => f.results.push(AttemptResult::parse(v).ok_or_else(|| unknown(k, v))?),
             "limit" => {
                 limit = v
@@ -270,7 +279,10 @@ fn fingerprint(pairs: &[(String, String)]) -> String {
         .collect();
     kept.sort_unstable();
     kept.dedup();
-    kept.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    kept.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
@@ -302,22 +314,36 @@ fn parse_id(field: &str, v: &str) -> Result<i64, FieldError> {
 }
 
 fn parse_talk(field: &str, v: &str) -> Result<u32, FieldError> {
-    v.parse::<u32>()
-        .ok()
-        .filter(|s| *s <= MAX_TALK_SECONDS)
-        .ok_or_else(|| FieldError::new(field, format!("{field} must be whole seconds from 0 to {MAX_TALK_SECONDS}")))
+    v.parse::<u32>().ok().filter(|s| *s <= MAX_TALK_SECONDS).ok_or_else(|| {
+        FieldError::new(
+            field,
+            format!("{field} must be whole seconds from 0 to {MAX_TALK_SECONDS}"),
+        )
+    })
 }
 
 /// Normalises a number fragment: separators people type are dropped; what is left must be
 /// digits (and `+`, `*`, `#`), at least three of them.
 pub fn parse_number(field: &str, v: &str) -> Result<String, FieldError> {
-    let cleaned: String = v.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.')).collect();
-    if let Some(bad) = cleaned.chars().find(|c| !(c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))) {
-        return Err(FieldError::new(field, format!("number may hold only digits, + * #; found {bad:?}")));
+    let cleaned: String = v
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        .collect();
+    if let Some(bad) = cleaned
+        .chars()
+        .find(|c| !(c.is_ascii_digit() || matches!(c, '+' | '*' | '#')))
+    {
+        return Err(FieldError::new(
+            field,
+            format!("number may hold only digits, + * #; found {bad:?}"),
+        ));
     }
     let n = cleaned.chars().count();
     if n < MIN_NUMBER_CHARS {
-        return Err(FieldError::new(field, format!("number needs at least {MIN_NUMBER_CHARS} characters")));
+        return Err(FieldError::new(
+            field,
+            format!("number needs at least {MIN_NUMBER_CHARS} characters"),
+        ));
     }
     if n > 32 {
         return Err(FieldError::new(field, "number is longer than 32 characters"));
@@ -376,15 +402,24 @@ mod tests {
     #[test]
     fn presets_resolve_in_the_viewers_zone() {
         let today = parse(&[("preset", "today")]).unwrap().filter;
-        assert_eq!((today.from, today.to), (Some(ms(2026, 11, 25, 21)), Some(ms(2026, 11, 26, 21))));
+        assert_eq!(
+            (today.from, today.to),
+            (Some(ms(2026, 11, 25, 21)), Some(ms(2026, 11, 26, 21)))
+        );
         let utc = parse(&[("preset", "today"), ("tz", "UTC")]).unwrap().filter;
-        assert_eq!((utc.from, utc.to), (Some(ms(2026, 11, 25, 0)), Some(ms(2026, 11, 26, 0))));
+        assert_eq!(
+            (utc.from, utc.to),
+            (Some(ms(2026, 11, 25, 0)), Some(ms(2026, 11, 26, 0)))
+        );
         let week = parse(&[("preset", "this_week")]).unwrap().filter;
         // Thursday the 26th in Moscow: the week began Monday the 23rd.
         assert_eq!(week.from, Some(ms(2026, 11, 22, 21)));
         assert_eq!(week.to, Some(ms(2026, 11, 29, 21)));
         let last_month = parse(&[("preset", "last_month")]).unwrap().filter;
-        assert_eq!((last_month.from, last_month.to), (Some(ms(2026, 9, 30, 21)), Some(ms(2026, 10, 31, 21))));
+        assert_eq!(
+            (last_month.from, last_month.to),
+            (Some(ms(2026, 9, 30, 21)), Some(ms(2026, 10, 31, 21)))
+        );
         let l7 = parse(&[("preset", "last_7_days")]).unwrap().filter;
         assert_eq!(l7.from, Some(ms(2026, 11, 19, 21)));
         let y = parse(&[("preset", "yesterday")]).unwrap().filter;
@@ -393,19 +428,31 @@ mod tests {
 
     #[test]
     fn dates_and_instants() {
-        let f = parse(&[("from", "2026-11-01"), ("to", "2026-11-02T00:00:00Z")]).unwrap().filter;
+        let f = parse(&[("from", "2026-11-01"), ("to", "2026-11-02T00:00:00Z")])
+            .unwrap()
+            .filter;
         assert_eq!(f.from, Some(ms(2026, 10, 31, 21)));
         assert_eq!(f.to, Some(ms(2026, 11, 2, 0)));
         assert_eq!(parse(&[("from", "yesterday-ish")]).unwrap_err().field, "from");
-        assert_eq!(parse(&[("from", "2026-11-02"), ("to", "2026-11-01")]).unwrap_err().field, "to");
-        assert_eq!(parse(&[("preset", "today"), ("from", "2026-11-01")]).unwrap_err().field, "preset");
+        assert_eq!(
+            parse(&[("from", "2026-11-02"), ("to", "2026-11-01")])
+                .unwrap_err()
+                .field,
+            "to"
+        );
+        assert_eq!(
+            parse(&[("preset", "today"), ("from", "2026-11-01")]).unwrap_err().field,
+            "preset"
+        );
     }
 
     #[test]
     fn direction_and_kind_intersect() {
         let f = parse(&[("direction", "outgoing")]).unwrap().filter;
         assert_eq!(f.kinds.map(|k| k.len()), Some(3));
-        let f = parse(&[("direction", "incoming"), ("kind", "auto_campaign")]).unwrap().filter;
+        let f = parse(&[("direction", "incoming"), ("kind", "auto_campaign")])
+            .unwrap()
+            .filter;
         assert_eq!(f.kinds, Some(vec![]));
         assert_eq!(parse(&[("kind", "outbound")]).unwrap_err().field, "kind");
     }
@@ -428,12 +475,18 @@ mod tests {
         ] {
             assert_eq!(parse(&[(k, v)]).unwrap_err().field, k, "{k}={v}");
         }
-        assert_eq!(parse(&[("talk_min", "60"), ("talk_max", "10")]).unwrap_err().field, "talk_min");
+        assert_eq!(
+            parse(&[("talk_min", "60"), ("talk_max", "10")]).unwrap_err().field,
+            "talk_min"
+        );
     }
 
     #[test]
     fn numbers_are_normalised_and_fingerprints_ignore_paging_and_order() {
-        assert_eq!(parse(&[("number", "+7 (916) 12")]).unwrap().filter.number.as_deref(), Some("+791612"));
+        assert_eq!(
+            parse(&[("number", "+7 (916) 12")]).unwrap().filter.number.as_deref(),
+            Some("+791612")
+        );
         let a = parse(&[("operator", "2"), ("operator", "1"), ("limit", "10")]).unwrap();
         let b = parse(&[("operator", "1"), ("operator", "2"), ("cursor", "x")]).unwrap();
         assert_eq!(a.filter.operators, vec![1, 2]);

@@ -271,7 +271,10 @@ fn ms(t: Option<Option<DateTime<Utc>>>) -> Option<Option<i64>> {
 
 fn check_len(field: &str, v: Option<&str>, max: usize) -> Result<(), FieldError> {
     match v {
-        Some(s) if s.chars().count() > max => Err(FieldError::new(field, format!("{field} is longer than {max} characters"))),
+        Some(s) if s.chars().count() > max => Err(FieldError::new(
+            field,
+            format!("{field} is longer than {max} characters"),
+        )),
         _ => Ok(()),
     }
 }
@@ -308,7 +311,10 @@ impl CallPatch {
         }
         if let Some(Some(c)) = &self.currency {
             if c.len() != 3 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
-                return Err(FieldError::new("currency", "currency must be a 3-letter ISO 4217 code such as RUB"));
+                return Err(FieldError::new(
+                    "currency",
+                    "currency must be a 3-letter ISO 4217 code such as RUB",
+                ));
             }
         }
         if let Some(Some(a)) = self.attempts {
@@ -333,7 +339,11 @@ impl CallPatch {
             check_key(&format!("notes[{i}].id"), Some(&n.id))?;
             check_len(&format!("notes[{i}].text"), Some(&n.text), MAX_NOTE)?;
         }
-        check_len("recording_url", self.recording_url.as_ref().and_then(|v| v.as_deref()), MAX_URL)?;
+        check_len(
+            "recording_url",
+            self.recording_url.as_ref().and_then(|v| v.as_deref()),
+            MAX_URL,
+        )?;
         Ok(())
     }
 
@@ -441,7 +451,11 @@ impl CallRecord {
 
 /// Topics nest with `/`; spaces around the separators are not part of the names.
 pub fn normalise_topic(t: &str) -> String {
-    t.split('/').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/")
+    t.split('/')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 #[cfg(test)]
@@ -475,7 +489,8 @@ mod tests {
     #[test]
     fn notes_are_kept_by_id() {
         let mut r = CallRecord::default();
-        let n = r#"{"external_id":"a","notes":[{"id":"n1","author":"ivanova","at":"2026-01-01T00:00:00Z","text":"hi"}]}"#;
+        let n =
+            r#"{"external_id":"a","notes":[{"id":"n1","author":"ivanova","at":"2026-01-01T00:00:00Z","text":"hi"}]}"#;
         r.merge(&patch(n));
         r.merge(&patch(n));
         r.merge(&patch(&n.replace("n1", "n2")));
@@ -499,8 +514,17 @@ mod tests {
         assert!(serde_json::from_str::<CallPatch>(r#"{"external_id":"a","opertor":"x"}"#).is_err());
         assert!(serde_json::from_str::<CallPatch>(r#"{"external_id":"a","result":"won"}"#).is_err());
         assert!(serde_json::from_str::<CallPatch>(r#"{"external_id":"a","answered_at":"yesterday"}"#).is_err());
-        assert_eq!(patch(r#"{"external_id":" "}"#).validate().unwrap_err().field, "external_id");
-        assert_eq!(patch(r#"{"external_id":"a","currency":"rub"}"#).validate().unwrap_err().field, "currency");
+        assert_eq!(
+            patch(r#"{"external_id":" "}"#).validate().unwrap_err().field,
+            "external_id"
+        );
+        assert_eq!(
+            patch(r#"{"external_id":"a","currency":"rub"}"#)
+                .validate()
+                .unwrap_err()
+                .field,
+            "currency"
+        );
     }
 
     #[test]

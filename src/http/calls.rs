@@ -72,11 +72,18 @@ async fn prepare(store: &Store, scope: &CallScope, pairs: Vec<(String, String)>)
     responses((status = 200, body = Page), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
     security(("bearer" = []))
 )]
-pub async fn list_calls(principal: Principal, State(state): State<AppState>, QueryPairs(pairs): QueryPairs) -> Result<Json<Page>, AppError> {
+pub async fn list_calls(
+    principal: Principal,
+    State(state): State<AppState>,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Json<Page>, AppError> {
     let scope = reader_scope(&principal)?;
     let req = prepare(&state.store, &scope, pairs).await?;
     let key = *state.store.cursor_key();
-    let page = state.store.read(move |conn| search::search(conn, &scope, &req, &key)).await?;
+    let page = state
+        .store
+        .read(move |conn| search::search(conn, &scope, &req, &key))
+        .await?;
     Ok(Json(page))
 }
 
@@ -95,11 +102,16 @@ pub async fn get_call(
 ) -> Result<Json<CallDetailView>, AppError> {
     let scope = reader_scope(&principal)?;
     if scope.redacted {
-        return Err(AppError::Forbidden("call details are not available to your role".into()));
+        return Err(AppError::Forbidden(
+            "call details are not available to your role".into(),
+        ));
     }
     let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
     let tz = match pairs.iter().find(|(k, _)| k == "tz") {
-        Some((_, v)) => Some(v.parse::<Tz>().map_err(|_| AppError::invalid("tz", format!("unknown time zone {v:?}")))?),
+        Some((_, v)) => Some(
+            v.parse::<Tz>()
+                .map_err(|_| AppError::invalid("tz", format!("unknown time zone {v:?}")))?,
+        ),
         None => None,
     };
     let call = state.store.read(move |conn| search::get(conn, &scope, id, tz)).await?;
@@ -124,43 +136,46 @@ pub async fn live_calls(
     let rx = state.live.subscribe();
     let store = state.store.clone();
     let closed = Box::pin(state.live.closed());
-    let events = stream::unfold((rx, store, scope, req, closed), |(mut rx, store, scope, req, mut closed)| async move {
-        loop {
-            let received = tokio::select! {
-                r = rx.recv() => r,
-                () = &mut closed => return None,
-            };
-            let batch = match received {
-                Ok(batch) => batch,
-                Err(RecvError::Lagged(_)) => {
-                    let event = Event::default().event("resync").data("{}");
-                    return Some((vec![event], (rx, store, scope, req, closed)));
-                }
-                Err(RecvError::Closed) => return None,
-            };
-            if batch.account != scope.account {
-                continue;
-            }
-            let (s, f, tz) = (scope.clone(), req.filter.clone(), req.tz);
-            let calls = store
-                .read(move |conn| search::matching(conn, &s, &f, &batch.ids, tz))
-                .await;
-            match calls {
-                Ok(calls) if calls.is_empty() => continue,
-                Ok(calls) => {
-                    let events = calls
-                        .iter()
-                        .filter_map(|c| Event::default().event("call").json_data(c).ok())
-                        .collect();
-                    return Some((events, (rx, store, scope, req, closed)));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "live update query failed");
+    let events = stream::unfold(
+        (rx, store, scope, req, closed),
+        |(mut rx, store, scope, req, mut closed)| async move {
+            loop {
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    () = &mut closed => return None,
+                };
+                let batch = match received {
+                    Ok(batch) => batch,
+                    Err(RecvError::Lagged(_)) => {
+                        let event = Event::default().event("resync").data("{}");
+                        return Some((vec![event], (rx, store, scope, req, closed)));
+                    }
+                    Err(RecvError::Closed) => return None,
+                };
+                if batch.account != scope.account {
                     continue;
                 }
+                let (s, f, tz) = (scope.clone(), req.filter.clone(), req.tz);
+                let calls = store
+                    .read(move |conn| search::matching(conn, &s, &f, &batch.ids, tz))
+                    .await;
+                match calls {
+                    Ok(calls) if calls.is_empty() => continue,
+                    Ok(calls) => {
+                        let events = calls
+                            .iter()
+                            .filter_map(|c| Event::default().event("call").json_data(c).ok())
+                            .collect();
+                        return Some((events, (rx, store, scope, req, closed)));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "live update query failed");
+                        continue;
+                    }
+                }
             }
-        }
-    })
+        },
+    )
     .flat_map(|events| stream::iter(events.into_iter().map(Ok)));
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -33,7 +33,10 @@ async fn list_dim(principal: &Principal, state: &AppState, dim: Dim) -> Result<J
         return Err(AppError::Forbidden("an ingest token cannot read the directory".into()));
     }
     let (account, redacted) = (principal.account_id, !principal.role.sees_price());
-    let mut items = state.store.read(move |conn| directory::list(conn, dim, account)).await?;
+    let mut items = state
+        .store
+        .read(move |conn| directory::list(conn, dim, account))
+        .await?;
     if redacted {
         items.iter_mut().for_each(|i| i.url = None);
     }
@@ -44,9 +47,12 @@ macro_rules! dim_endpoint {
     ($fn:ident, $dim:expr, $path:literal) => {
         #[doc = concat!("Lists ", $path, ".")]
         #[utoipa::path(get, path = $path, tag = "directory",
-            responses((status = 200, body = Items<DirItem>), (status = 401, body = crate::error::ErrorBody)),
-            security(("bearer" = [])))]
-        pub async fn $fn(principal: Principal, State(state): State<AppState>) -> Result<Json<Items<DirItem>>, AppError> {
+                    responses((status = 200, body = Items<DirItem>), (status = 401, body = crate::error::ErrorBody)),
+                    security(("bearer" = [])))]
+        pub async fn $fn(
+            principal: Principal,
+            State(state): State<AppState>,
+        ) -> Result<Json<Items<DirItem>>, AppError> {
             list_dim(&principal, &state, $dim).await
         }
     };
@@ -67,7 +73,10 @@ pub async fn groups(principal: Principal, State(state): State<AppState>) -> Resu
         return Err(AppError::Forbidden("an ingest token cannot read the directory".into()));
     }
     let account = principal.account_id;
-    let items = state.store.read(move |conn| directory::list_groups(conn, account)).await?;
+    let items = state
+        .store
+        .read(move |conn| directory::list_groups(conn, account))
+        .await?;
     Ok(Json(Items { items }))
 }
 
@@ -79,6 +88,9 @@ pub async fn users(principal: Principal, State(state): State<AppState>) -> Resul
         return Err(AppError::Forbidden("an ingest token cannot read the directory".into()));
     }
     let account = principal.account_id;
-    let items = state.store.read(move |conn| directory::list_users(conn, account)).await?;
+    let items = state
+        .store
+        .read(move |conn| directory::list_users(conn, account))
+        .await?;
     Ok(Json(Items { items }))
 }

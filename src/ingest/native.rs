@@ -31,7 +31,10 @@ pub fn parse_json(body: &[u8]) -> Result<Vec<IngestItem>, RecordError> {
             })
         }
     };
-    raws.into_iter().enumerate().map(|(i, raw)| parse_record(i, raw.get())).collect()
+    raws.into_iter()
+        .enumerate()
+        .map(|(i, raw)| parse_record(i, raw.get()))
+        .collect()
 }
 
 /// Parses NDJSON: one record per non-empty line.
@@ -57,14 +60,22 @@ pub fn parse_record(index: usize, json: &str) -> Result<IngestItem, RecordError>
     let patch: CallPatch = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = if path == "." { field_in_message(&inner.to_string()) } else { path };
+        let field = if path == "." {
+            field_in_message(&inner.to_string())
+        } else {
+            path
+        };
         fail(field, format!("record {index}: {inner}"))
     })?;
-    de.end().map_err(|e| fail("body".into(), format!("record {index}: {e}")))?;
+    de.end()
+        .map_err(|e| fail("body".into(), format!("record {index}: {e}")))?;
     patch
         .validate()
         .map_err(|e| fail(e.field, format!("record {index}: {}", e.message)))?;
-    Ok(IngestItem { patch, raw: json.to_string() })
+    Ok(IngestItem {
+        patch,
+        raw: json.to_string(),
+    })
 }
 
 /// serde reports unknown and missing fields at the record level; the field's name is in the

@@ -75,7 +75,10 @@ pub fn account(conn: &Connection, id: AccountId) -> Result<Account, StoreError> 
 /// Finds the account by name, creating it if it does not exist yet.
 pub fn ensure_account(conn: &Connection, name: &str) -> Result<Account, StoreError> {
     if name.trim().is_empty() || name.len() > 64 {
-        return Err(StoreError::Invalid(FieldError::new("account", "account names are 1 to 64 characters")));
+        return Err(StoreError::Invalid(FieldError::new(
+            "account",
+            "account names are 1 to 64 characters",
+        )));
     }
     conn.execute(
         "INSERT INTO accounts (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
@@ -102,7 +105,10 @@ pub struct NewUser<'a> {
 /// telephony named before they got an account (no password yet) are upgraded in place.
 pub fn create_user(conn: &Connection, u: &NewUser<'_>) -> Result<UserId, StoreError> {
     if u.login.trim().is_empty() || u.login.len() > 128 {
-        return Err(StoreError::Invalid(FieldError::new("login", "logins are 1 to 128 characters")));
+        return Err(StoreError::Invalid(FieldError::new(
+            "login",
+            "logins are 1 to 128 characters",
+        )));
     }
     let existing: Option<(i64, Option<String>)> = conn
         .query_row(
@@ -141,7 +147,13 @@ pub fn user_by_login(conn: &Connection, account: AccountId, login: &str) -> Resu
 }
 
 /// Stores a token by its hash.
-pub fn create_token(conn: &Connection, user: UserId, name: &str, scope: TokenScope, hash: &[u8]) -> Result<(), StoreError> {
+pub fn create_token(
+    conn: &Connection,
+    user: UserId,
+    name: &str,
+    scope: TokenScope,
+    hash: &[u8],
+) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO api_tokens (user_id, name, scope, token_hash, created_at) VALUES (?, ?, ?, ?, ?)",
         params![user.0, name, scope.code(), hash, now_ms()],

@@ -130,7 +130,11 @@ pub fn ensure_operator(
 
 /// Makes `user` a member (or a supervisor) of `group`.
 pub fn add_to_group(conn: &Connection, group: i64, user: UserId, as_supervisor: bool) -> Result<(), StoreError> {
-    let table = if as_supervisor { "group_supervisors" } else { "group_members" };
+    let table = if as_supervisor {
+        "group_supervisors"
+    } else {
+        "group_members"
+    };
     conn.execute(
         &format!("INSERT INTO {table} (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING"),
         params![group, user.0],

@@ -91,7 +91,7 @@ pub fn apply_batch(
                 if row == old {
                     out.unchanged += 1;
                 } else {
-                    write_row(conn, cache, account, Some(id), &patch.external_id, &row, Some(&old), now)?;
+                    write_row(conn, cache, account, &patch.external_id, &row, Some((id, &old)), now)?;
                     out.updated += 1;
                     out.changed.push(id);
                 }
@@ -104,7 +104,7 @@ pub fn apply_batch(
                 }
                 record.validate().map_err(invalid)?;
                 let row = resolve(conn, cache, account, &record).map_err(|e| with_index(e, index))?;
-                let id = write_row(conn, cache, account, None, &patch.external_id, &row, None, now)?;
+                let id = write_row(conn, cache, account, &patch.external_id, &row, None, now)?;
                 out.created += 1;
                 out.changed.push(id);
             }
@@ -133,15 +133,18 @@ fn keep_pending(conn: &Connection, account: AccountId, item: &IngestItem, now: i
         .prepare_cached("SELECT 1 FROM pending_updates WHERE account_id = ? AND external_id = ? AND patch = ?")?
         .exists(params![account.0, item.patch.external_id, item.raw])?;
     if !dup {
-        conn.prepare_cached("INSERT INTO pending_updates (account_id, external_id, patch, received_at) VALUES (?, ?, ?, ?)")?
-            .execute(params![account.0, item.patch.external_id, item.raw, now])?;
+        conn.prepare_cached(
+            "INSERT INTO pending_updates (account_id, external_id, patch, received_at) VALUES (?, ?, ?, ?)",
+        )?
+        .execute(params![account.0, item.patch.external_id, item.raw, now])?;
     }
     Ok(!dup)
 }
 
 /// Removes and returns the updates that waited for this call, oldest first.
 fn take_pending(conn: &Connection, account: AccountId, external_id: &str) -> Result<Vec<CallPatch>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT patch FROM pending_updates WHERE account_id = ? AND external_id = ? ORDER BY id")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT patch FROM pending_updates WHERE account_id = ? AND external_id = ? ORDER BY id")?;
     let raws: Vec<String> = stmt
         .query_map(params![account.0, external_id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -166,7 +169,9 @@ fn take_pending(conn: &Connection, account: AccountId, external_id: &str) -> Res
 
 /// Turns a merged record into the stored row: resolves directory keys, computes durations.
 fn resolve(conn: &Connection, cache: &mut WriteCache, account: AccountId, r: &CallRecord) -> Result<Row, StoreError> {
-    let kind = r.kind.ok_or_else(|| StoreError::Invalid(FieldError::new("kind", "kind is required")))?;
+    let kind = r
+        .kind
+        .ok_or_else(|| StoreError::Invalid(FieldError::new("kind", "kind is required")))?;
     let started_at = r
         .start()
         .ok_or_else(|| StoreError::Invalid(FieldError::new("started_at", "the call has no start instant")))?;
@@ -198,7 +203,13 @@ fn resolve(conn: &Connection, cache: &mut WriteCache, account: AccountId, r: &Ca
         None => None,
     };
     let operator_id = match &r.operator {
-        Some(login) => Some(directory::ensure_operator(conn, cache, account, login, r.operator_name.as_deref())?),
+        Some(login) => Some(directory::ensure_operator(
+            conn,
+            cache,
+            account,
+            login,
+            r.operator_name.as_deref(),
+        )?),
         None => None,
     };
     let mut tags = r
@@ -247,7 +258,12 @@ fn resolve(conn: &Connection, cache: &mut WriteCache, account: AccountId, r: &Ca
         notes: r
             .notes
             .iter()
-            .map(|n| (n.id.clone(), (n.author.clone(), n.at.timestamp_millis(), n.text.clone())))
+            .map(|n| {
+                (
+                    n.id.clone(),
+                    (n.author.clone(), n.at.timestamp_millis(), n.text.clone()),
+                )
+            })
             .collect(),
     })
 }
@@ -257,15 +273,14 @@ const COLUMNS: &str = "started_at, kind, from_number, to_number, operator_id, gr
     explicit_started_at, dial_started_at, answered_at, scenario_started_at, amd_detected_at, ended_at, \
     sent_ring_seconds, sent_talk_seconds, recording_url, flow";
 
-/// Inserts (`id` None) or updates a call and its tags, topics and notes; returns its id.
+/// Inserts (no `existing` call) or updates a call and its tags, topics and notes; returns its id.
 fn write_row(
     conn: &Connection,
     cache: &mut WriteCache,
     account: AccountId,
-    id: Option<i64>,
     external_id: &str,
     row: &Row,
-    old: Option<&Row>,
+    existing: Option<(i64, &Row)>,
     now: i64,
 ) -> Result<i64, StoreError> {
     let kind = row.kind.code();
@@ -302,6 +317,7 @@ fn write_row(
     ];
     let mut args: Vec<&dyn ToSql> = values.to_vec();
     args.push(&now);
+    let (id, old) = (existing.map(|e| e.0), existing.map(|e| e.1));
     let id = match id {
         None => {
             let sql = format!(
@@ -314,7 +330,11 @@ fn write_row(
             conn.last_insert_rowid()
         }
         Some(id) => {
-            let sets = COLUMNS.split(", ").map(|c| format!("{} = ?", c.trim())).collect::<Vec<_>>().join(", ");
+            let sets = COLUMNS
+                .split(", ")
+                .map(|c| format!("{} = ?", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
             let sql = format!("UPDATE calls SET {sets}, updated_at = ? WHERE id = ?");
             args.push(&id);
             conn.prepare_cached(&sql)?.execute(args.as_slice())?;
@@ -331,7 +351,12 @@ fn write_row(
             cache.numbers.insert(number.clone());
         }
     }
-    let empty = Row { tags: vec![], topics: vec![], notes: BTreeMap::new(), ..row.clone() };
+    let empty = Row {
+        tags: vec![],
+        topics: vec![],
+        notes: BTreeMap::new(),
+        ..row.clone()
+    };
     let old = old.unwrap_or(&empty);
     if old.tags != row.tags {
         replace_set(conn, "call_tags", "tag_id", id, &row.tags)?;
@@ -352,7 +377,8 @@ fn write_row(
 }
 
 fn replace_set(conn: &Connection, table: &str, col: &str, call: i64, ids: &[i64]) -> Result<(), StoreError> {
-    conn.prepare_cached(&format!("DELETE FROM {table} WHERE call_id = ?"))?.execute([call])?;
+    conn.prepare_cached(&format!("DELETE FROM {table} WHERE call_id = ?"))?
+        .execute([call])?;
     let mut ins = conn.prepare_cached(&format!("INSERT INTO {table} (call_id, {col}) VALUES (?, ?)"))?;
     for id in ids {
         ins.execute([call, *id])?;
@@ -361,14 +387,22 @@ fn replace_set(conn: &Connection, table: &str, col: &str, call: i64, ids: &[i64]
 }
 
 /// Loads a stored call both as a record (keys, for merging) and as its row (for comparing).
-fn load(conn: &Connection, account: AccountId, external_id: &str) -> Result<Option<(i64, CallRecord, Row)>, StoreError> {
+fn load(
+    conn: &Connection,
+    account: AccountId,
+    external_id: &str,
+) -> Result<Option<(i64, CallRecord, Row)>, StoreError> {
     let sql = format!(
         "SELECT c.id, {cols}, u.login, g.key, q.key, s.key, cp.key, cc.key \
          FROM calls c LEFT JOIN users u ON u.id = c.operator_id LEFT JOIN groups g ON g.id = c.group_id \
          LEFT JOIN queues q ON q.id = c.queue_id LEFT JOIN scenarios s ON s.id = c.scenario_id \
          LEFT JOIN campaigns cp ON cp.id = c.campaign_id LEFT JOIN completion_codes cc ON cc.id = c.completion_code_id \
          WHERE c.account_id = ? AND c.external_id = ?",
-        cols = COLUMNS.split(", ").map(|c| format!("c.{}", c.trim())).collect::<Vec<_>>().join(", ")
+        cols = COLUMNS
+            .split(", ")
+            .map(|c| format!("c.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let found = stmt
@@ -426,7 +460,12 @@ fn load(conn: &Connection, account: AccountId, external_id: &str) -> Result<Opti
                 operator_name: None,
                 group: key(29)?,
                 queue: key(30)?,
-                scenario: key(31)?.map(|id| ScenarioRef { id, name: None, kind: None, url: None }),
+                scenario: key(31)?.map(|id| ScenarioRef {
+                    id,
+                    name: None,
+                    kind: None,
+                    url: None,
+                }),
                 campaign: reference(key(32)?),
                 price: row.price_e4.map(crate::domain::record::Money),
                 currency: row.currency.clone(),
@@ -437,7 +476,11 @@ fn load(conn: &Connection, account: AccountId, external_id: &str) -> Result<Opti
                 topics: Default::default(),
                 notes: vec![],
                 recording_url: row.recording_url.clone(),
-                flow: row.flow.as_deref().and_then(|f| serde_json::from_str(f).ok()).unwrap_or_default(),
+                flow: row
+                    .flow
+                    .as_deref()
+                    .and_then(|f| serde_json::from_str(f).ok())
+                    .unwrap_or_default(),
             };
             Ok((r.get::<_, i64>(0)?, record, row))
         })
@@ -461,7 +504,12 @@ fn load(conn: &Connection, account: AccountId, external_id: &str) -> Result<Opti
     }
     let mut stmt = conn.prepare_cached("SELECT key, author, at, text FROM call_notes WHERE call_id = ? ORDER BY id")?;
     for note in stmt.query_map([id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, String>(3)?,
+        ))
     })? {
         let (key, author, at, text) = note?;
         row.notes.insert(key.clone(), (author.clone(), at, text.clone()));

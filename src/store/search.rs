@@ -14,7 +14,9 @@ use utoipa::ToSchema;
 
 use super::{dialect, StoreError};
 use crate::domain::record::{FlowStep, Money};
-use crate::domain::{AttemptResult, CallFilter, CallKind, CallScope, Direction, FieldError, ScenarioKind, SearchRequest};
+use crate::domain::{
+    AttemptResult, CallFilter, CallKind, CallScope, Direction, FieldError, ScenarioKind, SearchRequest,
+};
 
 /// A reference to a directory entity, as shown in a call.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -131,7 +133,8 @@ struct Sql {
 
 impl Sql {
     fn and(&mut self, clause: &str, args: impl IntoIterator<Item = Value>) {
-        self.text.push_str(if self.text.is_empty() { " WHERE " } else { " AND " });
+        self.text
+            .push_str(if self.text.is_empty() { " WHERE " } else { " AND " });
         self.text.push_str(clause);
         self.args.extend(args);
     }
@@ -234,7 +237,10 @@ fn id_ref(id: Option<i64>, name: Option<String>) -> Option<Ref> {
 fn map_row(r: &rusqlite::Row<'_>, scope: &CallScope, tz: Option<Tz>) -> rusqlite::Result<(i64, CallView)> {
     let id: i64 = r.get(0)?;
     let kind = CallKind::parse(&r.get::<_, String>(3)?).unwrap_or(CallKind::Incoming);
-    let result = r.get::<_, Option<String>>(23)?.as_deref().and_then(AttemptResult::parse);
+    let result = r
+        .get::<_, Option<String>>(23)?
+        .as_deref()
+        .and_then(AttemptResult::parse);
     let operator = match r.get::<_, Option<i64>>(6)? {
         Some(op) => Some(OperatorRef {
             id: op.to_string(),
@@ -248,7 +254,11 @@ fn map_row(r: &rusqlite::Row<'_>, scope: &CallScope, tz: Option<Tz>) -> rusqlite
             id: sid.to_string(),
             name: r.get::<_, Option<String>>(18)?.unwrap_or_default(),
             kind: r.get::<_, Option<String>>(19)?.as_deref().and_then(ScenarioKind::parse),
-            url: if scenario_link_hidden(scope) { None } else { Some(r.get(20)?) },
+            url: if scenario_link_hidden(scope) {
+                None
+            } else {
+                Some(r.get(20)?)
+            },
         }),
         None => None,
     };
@@ -314,7 +324,10 @@ fn attach_sets(conn: &Connection, calls: &mut [(i64, CallView)], tz: Option<Tz>)
         for row in rows {
             let (call, id, name) = row?;
             if let Some(i) = position(call) {
-                let item = Ref { id: id.to_string(), name };
+                let item = Ref {
+                    id: id.to_string(),
+                    name,
+                };
                 if dim == "tags" {
                     calls[i].1.tags.push(item);
                 } else {
@@ -323,7 +336,8 @@ fn attach_sets(conn: &Connection, calls: &mut [(i64, CallView)], tz: Option<Tz>)
             }
         }
     }
-    let sql = format!("SELECT call_id, key, author, at, text FROM call_notes WHERE call_id IN ({marks}) ORDER BY at, id");
+    let sql =
+        format!("SELECT call_id, key, author, at, text FROM call_notes WHERE call_id IN ({marks}) ORDER BY at, id");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(ids.iter()), |r| {
         Ok((
@@ -369,7 +383,12 @@ pub fn encode_cursor(key: &[u8; 32], started_at: i64, id: i64, fingerprint: &str
 
 /// Reads a cursor back; a forged one, or one from another search, is a field error.
 pub fn decode_cursor(key: &[u8; 32], cursor: &str, fingerprint: &str) -> Result<(i64, i64), FieldError> {
-    let bad = || FieldError::new("cursor", "cursor is not valid for this search; start again from the first page");
+    let bad = || {
+        FieldError::new(
+            "cursor",
+            "cursor is not valid for this search; start again from the first page",
+        )
+    };
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
     if bytes.len() != 32 {
         return Err(bad());
@@ -378,7 +397,10 @@ pub fn decode_cursor(key: &[u8; 32], cursor: &str, fingerprint: &str) -> Result<
     let id = i64::from_be_bytes(bytes[8..16].try_into().map_err(|_| bad())?);
     let expected = cursor_mac(key, started_at, id, fingerprint);
     // Constant-time comparison of the tag.
-    let diff = expected.iter().zip(&bytes[16..32]).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    let diff = expected
+        .iter()
+        .zip(&bytes[16..32])
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     if diff != 0 {
         return Err(bad());
     }
@@ -430,7 +452,13 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
 }
 
 /// The calls with these ids that match the filter (for live updates), newest first.
-pub fn matching(conn: &Connection, scope: &CallScope, filter: &CallFilter, ids: &[i64], tz: Option<Tz>) -> Result<Vec<CallView>, StoreError> {
+pub fn matching(
+    conn: &Connection,
+    scope: &CallScope,
+    filter: &CallFilter,
+    ids: &[i64],
+    tz: Option<Tz>,
+) -> Result<Vec<CallView>, StoreError> {
     if ids.is_empty() {
         return Ok(vec![]);
     }

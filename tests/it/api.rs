@@ -1,12 +1,10 @@
 //! The HTTP contract, driven over a real socket: ingest → search with every filter → cursor
 //! paging during ingest → out-of-order updates → bad input → live events → isolation.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{error_field, TestApp, MAX_BODY};
 use calltrail::domain::{Role, TokenScope};
-use common::{error_field, TestApp, MAX_BODY};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
@@ -49,8 +47,24 @@ async fn health_and_openapi_need_no_credentials() {
     let app = TestApp::start("meta").await;
     let r = app.http.get(format!("{}/healthz", app.base)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let doc: Value = app.http.get(format!("{}/api/v1/openapi.json", app.base)).send().await.unwrap().json().await.unwrap();
-    for path in ["/api/v1/calls", "/api/v1/calls/{id}", "/api/v1/calls/live", "/api/v1/ingest/calls", "/api/v1/queues", "/api/v1/users", "/healthz"] {
+    let doc: Value = app
+        .http
+        .get(format!("{}/api/v1/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/api/v1/calls",
+        "/api/v1/calls/{id}",
+        "/api/v1/calls/live",
+        "/api/v1/ingest/calls",
+        "/api/v1/queues",
+        "/api/v1/users",
+        "/healthz",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
     assert!(doc["components"]["schemas"]["CallView"].is_object());
@@ -86,26 +100,48 @@ async fn ingested_calls_come_back_exactly() {
     let out = app.ingest_ok(&owner, dataset()).await;
     assert_eq!(out, json!({"created": 6, "updated": 0, "unchanged": 0, "pending": 0}));
 
-    let (_, page) = app.get(&owner, "/api/v1/calls?from=2026-11-10&to=2026-11-11&tz=UTC").await;
+    let (_, page) = app
+        .get(&owner, "/api/v1/calls?from=2026-11-10&to=2026-11-11&tz=UTC")
+        .await;
     assert_eq!(page["total"], 5);
-    let ids: Vec<&str> = page["items"].as_array().unwrap().iter().map(|c| c["external_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["external_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["c5", "c4", "c3", "c2", "c1"], "newest first");
     let c3 = &page["items"][2];
     assert_eq!(c3["direction"], "outgoing");
     assert_eq!(c3["kind"], "softphone_outgoing");
-    assert_eq!((c3["ring_seconds"].as_u64(), c3["talk_seconds"].as_u64()), (Some(7), Some(120)));
+    assert_eq!(
+        (c3["ring_seconds"].as_u64(), c3["talk_seconds"].as_u64()),
+        (Some(7), Some(120))
+    );
     assert_eq!(c3["started_at"], "2026-11-10T11:00:00Z");
-    assert_eq!((c3["price"].as_str(), c3["currency"].as_str()), (Some("3.1500"), Some("RUB")));
+    assert_eq!(
+        (c3["price"].as_str(), c3["currency"].as_str()),
+        (Some("3.1500"), Some("RUB"))
+    );
     assert_eq!(c3["result"], "answered");
     assert_eq!(c3["success"], true);
     assert_eq!(c3["operator"]["login"], "petrov");
     assert_eq!(c3["completion_code"]["name"], "Перезвонить");
     assert_eq!(c3["completion_code"]["callback_at"], "2026-11-11T10:00:00Z");
-    let tag_names: Vec<&str> = c3["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let tag_names: Vec<&str> = c3["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(tag_names, ["complaint", "vip"]);
 
     let c5 = &page["items"][0];
-    assert_eq!((c5["ring_seconds"].as_u64(), c5["talk_seconds"].as_u64()), (Some(5), Some(3)), "AMD ends the talk");
+    assert_eq!(
+        (c5["ring_seconds"].as_u64(), c5["talk_seconds"].as_u64()),
+        (Some(5), Some(3)),
+        "AMD ends the talk"
+    );
     assert_eq!(c5["success"], false);
     assert_eq!(c5["attempts"], 2);
     assert_eq!(c5["scenario"]["kind"], "operator");
@@ -114,11 +150,16 @@ async fn ingested_calls_come_back_exactly() {
     assert_eq!(c2["talk_seconds"], 40);
     assert_eq!(c2["operator"], Value::Null);
     let c4 = &page["items"][1];
-    assert_eq!((c4["ring_seconds"].as_u64(), c4["talk_seconds"].as_u64()), (Some(30), Some(0)));
+    assert_eq!(
+        (c4["ring_seconds"].as_u64(), c4["talk_seconds"].as_u64()),
+        (Some(30), Some(0))
+    );
 
     // One call, with details; output in another time zone when asked.
     let c1_id = page["items"][4]["id"].as_str().unwrap().to_string();
-    let (status, c1) = app.get(&owner, &format!("/api/v1/calls/{c1_id}?tz=Europe/Moscow")).await;
+    let (status, c1) = app
+        .get(&owner, &format!("/api/v1/calls/{c1_id}?tz=Europe/Moscow"))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(c1["started_at"], "2026-11-10T12:00:00+03:00");
     assert_eq!(c1["talk_seconds"], 200);
@@ -132,15 +173,40 @@ async fn ingested_calls_come_back_exactly() {
 
     // The directory learned what the calls named.
     let (_, queues) = app.get(&owner, "/api/v1/queues").await;
-    let names: Vec<&str> = queues["items"].as_array().unwrap().iter().map(|q| q["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = queues["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["sales-line", "support-line"]);
     let (_, topics) = app.get(&owner, "/api/v1/topics").await;
-    let names: Vec<&str> = topics["items"].as_array().unwrap().iter().map(|q| q["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = topics["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["billing", "billing/invoice", "billing/refund"]);
     let (_, users) = app.get(&owner, "/api/v1/users").await;
-    let ivanova = users["items"].as_array().unwrap().iter().find(|u| u["login"] == "ivanova").unwrap().clone();
-    assert_eq!((ivanova["name"].as_str(), ivanova["role"].as_str()), (Some("Анна Иванова"), Some("operator")));
-    for list in ["/api/v1/scenarios", "/api/v1/campaigns", "/api/v1/completion-codes", "/api/v1/tags", "/api/v1/groups"] {
+    let ivanova = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"] == "ivanova")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (ivanova["name"].as_str(), ivanova["role"].as_str()),
+        (Some("Анна Иванова"), Some("operator"))
+    );
+    for list in [
+        "/api/v1/scenarios",
+        "/api/v1/campaigns",
+        "/api/v1/completion-codes",
+        "/api/v1/tags",
+        "/api/v1/groups",
+    ] {
         let (status, body) = app.get(&owner, list).await;
         assert_eq!(status, 200);
         assert!(!body["items"].as_array().unwrap().is_empty(), "{list}");
@@ -181,12 +247,25 @@ async fn every_filter_selects_exactly_its_calls() {
     let invoice = id("/api/v1/topics", "billing/invoice").await;
 
     let cases: Vec<(String, Vec<&str>)> = vec![
-        ("from=2026-11-10&to=2026-11-11&tz=UTC".into(), vec!["c1", "c2", "c3", "c4", "c5"]),
-        ("from=2026-11-10T10:00:00Z&to=2026-11-10T12:00:00Z".into(), vec!["c2", "c3"]),
+        (
+            "from=2026-11-10&to=2026-11-11&tz=UTC".into(),
+            vec!["c1", "c2", "c3", "c4", "c5"],
+        ),
+        (
+            "from=2026-11-10T10:00:00Z&to=2026-11-10T12:00:00Z".into(),
+            vec!["c2", "c3"],
+        ),
         // Moscow's 10 November ends at 21:00 UTC, so c6 (12 November) stays out either way.
         ("from=2026-11-12&to=2026-11-13&tz=Europe/Moscow".into(), vec!["c6"]),
         ("preset=last_7_days".into(), vec!["now"]),
-        ("preset=today&tz=UTC".into(), if chrono::Utc::now().time() > chrono::NaiveTime::from_hms_opt(0, 1, 0).unwrap() { vec!["now"] } else { vec![] }),
+        (
+            "preset=today&tz=UTC".into(),
+            if chrono::Utc::now().time() > chrono::NaiveTime::from_hms_opt(0, 1, 0).unwrap() {
+                vec!["now"]
+            } else {
+                vec![]
+            },
+        ),
         ("direction=incoming".into(), vec!["c1", "c2", "c6", "now"]),
         ("direction=outgoing".into(), vec!["c3", "c4", "c5"]),
         ("kind=auto_campaign&kind=operator_campaign".into(), vec!["c4", "c5"]),
@@ -213,7 +292,10 @@ async fn every_filter_selects_exactly_its_calls() {
         (format!("topic={refund}"), vec!["c1"]),
         (format!("topic={refund}&topic={invoice}"), vec!["c1", "c5"]),
         ("result=answered&result=voicemail".into(), vec!["c1", "c3", "c5", "now"]),
-        ("direction=incoming&result=answered&from=2026-11-01&to=2026-11-20".into(), vec!["c1"]),
+        (
+            "direction=incoming&result=answered&from=2026-11-01&to=2026-11-20".into(),
+            vec!["c1"],
+        ),
         (format!("operator={ivanova}&tag={vip}&result=answered"), vec!["c1"]),
     ];
     for (query, expected) in cases {
@@ -243,17 +325,30 @@ async fn cursor_pages_stay_stable_while_calls_arrive() {
 
     let (_, first) = app.get(&owner, "/api/v1/calls?limit=50").await;
     assert_eq!(first["total"], 120);
-    let mut seen: Vec<String> = first["items"].as_array().unwrap().iter().map(|c| c["external_id"].as_str().unwrap().to_string()).collect();
+    let mut seen: Vec<String> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["external_id"].as_str().unwrap().to_string())
+        .collect();
     let mut cursor = first["next_cursor"].as_str().unwrap().to_string();
 
     // Calls arrive between pages: newer ones, and late ones from before the cursor.
     app.ingest_ok(&owner, batch("n", 12, 30)).await;
     app.ingest_ok(&owner, batch("o", 6, 5)).await;
     loop {
-        let (status, page) = app.get(&owner, &format!("/api/v1/calls?limit=50&cursor={cursor}")).await;
+        let (status, page) = app
+            .get(&owner, &format!("/api/v1/calls?limit=50&cursor={cursor}"))
+            .await;
         assert_eq!(status, 200, "{page}");
         assert_eq!(page["total"], 155, "the total counts what matches now");
-        seen.extend(page["items"].as_array().unwrap().iter().map(|c| c["external_id"].as_str().unwrap().to_string()));
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["external_id"].as_str().unwrap().to_string()),
+        );
         match page["next_cursor"].as_str() {
             Some(c) => cursor = c.to_string(),
             None => break,
@@ -263,19 +358,30 @@ async fn cursor_pages_stay_stable_while_calls_arrive() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), seen.len(), "no call is shown twice");
-    assert!(!seen.iter().any(|id| id.starts_with('n')), "newer calls do not shift later pages");
+    assert!(
+        !seen.iter().any(|id| id.starts_with('n')),
+        "newer calls do not shift later pages"
+    );
     for prefix in ["a", "b", "o"] {
-        assert_eq!(seen.iter().filter(|id| id.starts_with(prefix)).count(), if prefix == "o" { 5 } else { 60 }, "{prefix}");
+        assert_eq!(
+            seen.iter().filter(|id| id.starts_with(prefix)).count(),
+            if prefix == "o" { 5 } else { 60 },
+            "{prefix}"
+        );
     }
 
     // A cursor is bound to its search and cannot be forged.
     let (_, p) = app.get(&owner, "/api/v1/calls?limit=10").await;
     let c = p["next_cursor"].as_str().unwrap();
-    let (status, body) = app.get(&owner, &format!("/api/v1/calls?limit=10&direction=outgoing&cursor={c}")).await;
+    let (status, body) = app
+        .get(&owner, &format!("/api/v1/calls?limit=10&direction=outgoing&cursor={c}"))
+        .await;
     assert_eq!((status, error_field(&body)), (400, "cursor"));
     let mut forged = c.to_string();
     forged.replace_range(0..2, if forged.starts_with("AA") { "AB" } else { "AA" });
-    let (status, body) = app.get(&owner, &format!("/api/v1/calls?limit=10&cursor={forged}")).await;
+    let (status, body) = app
+        .get(&owner, &format!("/api/v1/calls?limit=10&cursor={forged}"))
+        .await;
     assert_eq!((status, error_field(&body)), (400, "cursor"));
     let (status, body) = app.get(&owner, "/api/v1/calls?cursor=garbage!").await;
     assert_eq!((status, error_field(&body)), (400, "cursor"));
@@ -289,14 +395,28 @@ async fn updates_merge_in_place_whatever_their_order() {
     // The completion code and a note arrive before the call itself.
     let early = json!([{"external_id": "late-call", "completion_code": {"id": "success", "name": "Успешно"}, "tags": ["vip"],
                         "notes": [{"id": "n1", "author": "ivanova", "at": "2026-11-10T09:10:00Z", "text": "Доволен"}]}]);
-    assert_eq!(app.ingest_ok(&owner, early.clone()).await, json!({"created": 0, "updated": 0, "unchanged": 0, "pending": 1}));
-    assert_eq!(app.ingest_ok(&owner, early).await["unchanged"], 1, "the same early update is kept once");
-    assert_eq!(app.search_ids(&owner, "").await, Vec::<String>::new(), "an update alone is not a call");
+    assert_eq!(
+        app.ingest_ok(&owner, early.clone()).await,
+        json!({"created": 0, "updated": 0, "unchanged": 0, "pending": 1})
+    );
+    assert_eq!(
+        app.ingest_ok(&owner, early).await["unchanged"],
+        1,
+        "the same early update is kept once"
+    );
+    assert_eq!(
+        app.search_ids(&owner, "").await,
+        Vec::<String>::new(),
+        "an update alone is not a call"
+    );
 
     let call = json!([{"external_id": "late-call", "kind": "operator_campaign", "dial_started_at": "2026-11-10T09:00:00Z",
                        "answered_at": "2026-11-10T09:00:10Z", "ended_at": "2026-11-10T09:05:10Z", "result": "answered",
                        "operator": "ivanova", "from": "+74950000001", "to": "+79160000001"}]);
-    assert_eq!(app.ingest_ok(&owner, call.clone()).await, json!({"created": 1, "updated": 0, "unchanged": 0, "pending": 0}));
+    assert_eq!(
+        app.ingest_ok(&owner, call.clone()).await,
+        json!({"created": 1, "updated": 0, "unchanged": 0, "pending": 0})
+    );
     let (_, page) = app.get(&owner, "/api/v1/calls").await;
     let c = &page["items"][0];
     assert_eq!(c["completion_code"]["name"], "Успешно");
@@ -305,7 +425,10 @@ async fn updates_merge_in_place_whatever_their_order() {
     assert_eq!(c["talk_seconds"], 300);
 
     // Re-sending the call changes nothing (and keeps what the updates brought).
-    assert_eq!(app.ingest_ok(&owner, call).await, json!({"created": 0, "updated": 0, "unchanged": 1, "pending": 0}));
+    assert_eq!(
+        app.ingest_ok(&owner, call).await,
+        json!({"created": 0, "updated": 0, "unchanged": 1, "pending": 0})
+    );
     // A partial update: tags are a set, notes add by id, absent fields stay.
     let update = json!([{"external_id": "late-call", "tags": ["vip", "complaint"],
                          "notes": [{"id": "n2", "author": "petrov", "at": "2026-11-10T09:20:00Z", "text": "Перезвонил"}],
@@ -321,12 +444,23 @@ async fn updates_merge_in_place_whatever_their_order() {
     assert_eq!(c["operator"]["login"], "ivanova");
     assert_eq!(c["completion_code"]["name"], "Успешно");
     // null clears a field.
-    app.ingest_ok(&owner, json!([{"external_id": "late-call", "completion_code": null}])).await;
-    assert_eq!(app.get(&owner, "/api/v1/calls").await.1["items"][0]["completion_code"], Value::Null);
+    app.ingest_ok(&owner, json!([{"external_id": "late-call", "completion_code": null}]))
+        .await;
+    assert_eq!(
+        app.get(&owner, "/api/v1/calls").await.1["items"][0]["completion_code"],
+        Value::Null
+    );
 
     // NDJSON works the same way.
     let nd = "{\"external_id\":\"nd1\",\"kind\":\"incoming\",\"scenario_started_at\":\"2026-11-10T08:00:00Z\"}\n\n{\"external_id\":\"nd2\",\"kind\":\"incoming\",\"scenario_started_at\":\"2026-11-10T08:01:00Z\"}\n";
-    let (status, out) = app.post_raw(&owner, "/api/v1/ingest/calls", "application/x-ndjson", nd.as_bytes().to_vec()).await;
+    let (status, out) = app
+        .post_raw(
+            &owner,
+            "/api/v1/ingest/calls",
+            "application/x-ndjson",
+            nd.as_bytes().to_vec(),
+        )
+        .await;
     assert_eq!((status, out["created"].as_u64()), (200, Some(2)));
     app.stop().await;
 }
@@ -344,18 +478,46 @@ async fn bad_input_is_a_clear_error_and_changes_nothing() {
 
     let valid = json!({"external_id": "ok1", "kind": "incoming", "scenario_started_at": "2026-11-10T08:00:00Z"});
     let bad_batches: Vec<(Value, &str, Option<u64>)> = vec![
-        (json!([valid, {"external_id": "x", "kind": "outbound"}]), "kind", Some(1)),
+        (
+            json!([valid, {"external_id": "x", "kind": "outbound"}]),
+            "kind",
+            Some(1),
+        ),
         (json!([valid, {"external_id": "x", "result": "won"}]), "result", Some(1)),
-        (json!([{"external_id": "x", "kind": "incoming", "scenario_started_at": "2026-11-10T10:00:00Z", "ended_at": "2026-11-10T09:00:00Z"}]), "ended_at", Some(0)),
-        (json!([valid, {"external_id": "x", "kind": "softphone_outgoing", "dial_started_at": "2026-11-10T10:00:00Z", "answered_at": "2026-11-10T09:59:00Z"}]), "answered_at", Some(1)),
-        (json!([{"external_id": "x", "dial_started_at": "10 Nov 2026"}]), "dial_started_at", Some(0)),
+        (
+            json!([{"external_id": "x", "kind": "incoming", "scenario_started_at": "2026-11-10T10:00:00Z", "ended_at": "2026-11-10T09:00:00Z"}]),
+            "ended_at",
+            Some(0),
+        ),
+        (
+            json!([valid, {"external_id": "x", "kind": "softphone_outgoing", "dial_started_at": "2026-11-10T10:00:00Z", "answered_at": "2026-11-10T09:59:00Z"}]),
+            "answered_at",
+            Some(1),
+        ),
+        (
+            json!([{"external_id": "x", "dial_started_at": "10 Nov 2026"}]),
+            "dial_started_at",
+            Some(0),
+        ),
         (json!([{"kind": "incoming"}]), "external_id", Some(0)),
         (json!([{"external_id": ""}]), "external_id", Some(0)),
         (json!([{"external_id": "x", "oprator": "ivanova"}]), "oprator", Some(0)),
         (json!([{"external_id": "x", "price": "cheap"}]), "price", Some(0)),
-        (json!([{"external_id": "x", "currency": "roubles"}]), "currency", Some(0)),
-        (json!([{"external_id": "x", "talk_seconds": 90000}]), "talk_seconds", Some(0)),
-        (json!([{"external_id": "x", "notes": [{"id": "n", "at": "yesterday", "text": "t"}]}]), "notes[0].at", Some(0)),
+        (
+            json!([{"external_id": "x", "currency": "roubles"}]),
+            "currency",
+            Some(0),
+        ),
+        (
+            json!([{"external_id": "x", "talk_seconds": 90000}]),
+            "talk_seconds",
+            Some(0),
+        ),
+        (
+            json!([{"external_id": "x", "notes": [{"id": "n", "at": "yesterday", "text": "t"}]}]),
+            "notes[0].at",
+            Some(0),
+        ),
         (json!({"not": "a record"}), "not", Some(0)),
         (json!("a string"), "body", None),
     ];
@@ -367,14 +529,32 @@ async fn bad_input_is_a_clear_error_and_changes_nothing() {
         assert_eq!(err["error"]["code"], "invalid");
         assert!(!err["error"]["message"].as_str().unwrap().is_empty());
     }
-    let (status, err) = app.post_raw(&owner, "/api/v1/ingest/calls", "application/json", b"[{\"external_id\": ".to_vec()).await;
+    let (status, err) = app
+        .post_raw(
+            &owner,
+            "/api/v1/ingest/calls",
+            "application/json",
+            b"[{\"external_id\": ".to_vec(),
+        )
+        .await;
     assert_eq!((status, error_field(&err)), (400, "body"));
-    let (status, _) = app.post_raw(&owner, "/api/v1/ingest/calls", "text/xml", b"<call/>".to_vec()).await;
+    let (status, _) = app
+        .post_raw(&owner, "/api/v1/ingest/calls", "text/xml", b"<call/>".to_vec())
+        .await;
     assert_eq!(status, 415);
     let huge = format!("[{}]", vec![valid.to_string(); MAX_BODY / 60].join(","));
-    let (status, err) = app.post_raw(&owner, "/api/v1/ingest/calls", "application/json", huge.into_bytes()).await;
-    assert_eq!((status, err["error"]["code"].as_str()), (413, Some("payload_too_large")));
-    assert_eq!(total(&app, &owner).await, Some(6), "nothing of the bad batches was stored");
+    let (status, err) = app
+        .post_raw(&owner, "/api/v1/ingest/calls", "application/json", huge.into_bytes())
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    assert_eq!(
+        total(&app, &owner).await,
+        Some(6),
+        "nothing of the bad batches was stored"
+    );
 
     let bad_searches = [
         ("number=12", "number"),
@@ -411,7 +591,10 @@ async fn accounts_are_isolated() {
     app.ingest_ok(&owner, dataset()).await;
     let other = app.token("acme", "boss", Role::Owner, TokenScope::Full).await;
     assert_eq!(app.get(&other, "/api/v1/calls").await.1["total"], 0);
-    assert!(app.get(&other, "/api/v1/queues").await.1["items"].as_array().unwrap().is_empty());
+    assert!(app.get(&other, "/api/v1/queues").await.1["items"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     let (_, page) = app.get(&owner, "/api/v1/calls?limit=1").await;
     let id = page["items"][0]["id"].as_str().unwrap();
     assert_eq!(app.get(&other, &format!("/api/v1/calls/{id}")).await.0, 404);
@@ -431,13 +614,17 @@ async fn restricted_roles_see_no_price_or_scenario_link() {
     let owner = app.owner().await;
     app.ingest_ok(&owner, dataset()).await;
     let supervisor = app.token("default", "sup", Role::Supervisor, TokenScope::Full).await;
-    let (_, page) = app.get(&supervisor, "/api/v1/calls?tz=UTC&from=2026-11-10&to=2026-11-11").await;
+    let (_, page) = app
+        .get(&supervisor, "/api/v1/calls?tz=UTC&from=2026-11-10&to=2026-11-11")
+        .await;
     let c1 = &page["items"][4];
     assert_eq!(c1["external_id"], "c1");
     assert!(c1.get("price").is_none() && c1.get("currency").is_none());
     assert!(c1["scenario"].get("url").is_none());
     assert_eq!(c1["scenario"]["name"], "Входящая линия");
-    let (_, full) = app.get(&owner, "/api/v1/calls?tz=UTC&from=2026-11-10&to=2026-11-11").await;
+    let (_, full) = app
+        .get(&owner, "/api/v1/calls?tz=UTC&from=2026-11-10&to=2026-11-11")
+        .await;
     assert_eq!(full["items"][4]["price"], "0.0000");
     let id = c1["id"].as_str().unwrap();
     assert_eq!(app.get(&supervisor, &format!("/api/v1/calls/{id}")).await.0, 403);
@@ -445,7 +632,10 @@ async fn restricted_roles_see_no_price_or_scenario_link() {
 }
 
 /// Reads SSE events until one named `call` arrives; returns its data.
-async fn next_call_event(stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin), buf: &mut String) -> Value {
+async fn next_call_event(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    buf: &mut String,
+) -> Value {
     loop {
         if let Some(end) = buf.find("\n\n") {
             let event: String = buf.drain(..end + 2).collect();
@@ -472,7 +662,13 @@ async fn live_events_follow_the_filter() {
     let open = |token: String, query: &'static str| {
         let app = &app;
         async move {
-            let r = app.http.get(format!("{}/api/v1/calls/live?{query}", app.base)).bearer_auth(token).send().await.unwrap();
+            let r = app
+                .http
+                .get(format!("{}/api/v1/calls/live?{query}", app.base))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status().as_u16(), 200);
             assert_eq!(r.headers()["content-type"], "text/event-stream");
             r.bytes_stream()
@@ -492,9 +688,13 @@ async fn live_events_follow_the_filter() {
     assert_eq!(event["talk_seconds"], 200);
     assert_eq!(event["price"], "0.0000");
     // An update to the same call is an event too.
-    app.ingest_ok(&owner, json!([{"external_id": "c1", "tags": ["escalated"]}])).await;
+    app.ingest_ok(&owner, json!([{"external_id": "c1", "tags": ["escalated"]}]))
+        .await;
     let event = next_call_event(&mut incoming, &mut buf).await;
-    assert_eq!((event["external_id"].as_str(), event["tags"][0]["name"].as_str()), (Some("c1"), Some("escalated")));
+    assert_eq!(
+        (event["external_id"].as_str(), event["tags"][0]["name"].as_str()),
+        (Some("c1"), Some("escalated"))
+    );
 
     // The supervisor's stream saw c3 then c1, redacted, and nothing from the other account.
     let mut sbuf = String::new();
@@ -503,7 +703,13 @@ async fn live_events_follow_the_filter() {
     assert!(first.get("price").is_none());
     assert_eq!(next_call_event(&mut restricted, &mut sbuf).await["external_id"], "c1");
     // A bad filter is refused before the stream opens.
-    let r = app.http.get(format!("{}/api/v1/calls/live?number=12", app.base)).bearer_auth(&owner).send().await.unwrap();
+    let r = app
+        .http
+        .get(format!("{}/api/v1/calls/live?number=12", app.base))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     app.stop().await;
 }

@@ -89,7 +89,13 @@ impl TestApp {
                     Some(u) => u,
                     None => auth::create_user(
                         conn,
-                        &NewUser { account_id: account.id, login: &login, name: &login, role, password_hash: Some("x") },
+                        &NewUser {
+                            account_id: account.id,
+                            login: &login,
+                            name: &login,
+                            role,
+                            password_hash: Some("x"),
+                        },
                     )?,
                 };
                 auth::create_token(conn, user, "test", scope, &hash)?;
@@ -105,7 +111,13 @@ impl TestApp {
     }
 
     pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.expect("get");
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -125,8 +137,13 @@ impl TestApp {
     }
 
     pub async fn ingest(&self, token: &str, calls: Value) -> (u16, Value) {
-        self.post_raw(token, "/api/v1/ingest/calls", "application/json", serde_json::to_vec(&calls).expect("json"))
-            .await
+        self.post_raw(
+            token,
+            "/api/v1/ingest/calls",
+            "application/json",
+            serde_json::to_vec(&calls).expect("json"),
+        )
+        .await
     }
 
     /// Ingests and insists that it worked.
@@ -146,7 +163,11 @@ impl TestApp {
             .iter()
             .map(|c| c["external_id"].as_str().expect("external_id").to_string())
             .collect();
-        assert_eq!(body["total"].as_u64(), Some(ids.len() as u64), "{query}: total matches the items");
+        assert_eq!(
+            body["total"].as_u64(),
+            Some(ids.len() as u64),
+            "{query}: total matches the items"
+        );
         ids.sort();
         ids
     }

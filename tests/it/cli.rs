@@ -1,0 +1,206 @@
+//! The command line as a user runs it: the real binary, its exit codes, and the data folder a
+//! server then serves.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::common::{temp_dir, TestApp};
+
+fn calltrail(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_calltrail"))
+        .args(args)
+        .env_remove("CALLTRAIL_DATA")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn calltrail");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn users_and_tokens_from_the_command_line() {
+    let dir = temp_dir("cli");
+    let data = dir.to_str().unwrap();
+    let (code, out, err) = calltrail(
+        &[
+            "user",
+            "add",
+            "--login",
+            "boss",
+            "--role",
+            "owner",
+            "--name",
+            "Главный",
+            "--data",
+            data,
+        ],
+        "correct horse battery\n",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("created user "));
+    let (code, _, err) = calltrail(
+        &[
+            "user",
+            "add",
+            "--login",
+            "sup",
+            "--role",
+            "supervisor",
+            "--group",
+            "sales",
+            "--group",
+            "support",
+            "--data",
+            data,
+        ],
+        "another long one\n",
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // Wrong input: exit 2 with a message naming what is wrong; nothing created.
+    let (code, _, err) = calltrail(
+        &["user", "add", "--login", "x", "--role", "king", "--data", data],
+        "password1\n",
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--role"), "{err}");
+    let (code, _, err) = calltrail(
+        &["user", "add", "--login", "y", "--role", "operator", "--data", data],
+        "short\n",
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("password"), "{err}");
+    let (code, _, err) = calltrail(
+        &["user", "add", "--login", "boss", "--role", "admin", "--data", data],
+        "password123\n",
+    );
+    assert_eq!(code, 2, "a taken login: {err}");
+    let (code, _, err) = calltrail(&["token", "create", "--login", "nobody", "--data", data], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("login"), "{err}");
+    let (code, _, _) = calltrail(
+        &["token", "create", "--login", "boss", "--scope", "root", "--data", data],
+        "",
+    );
+    assert_eq!(code, 2);
+    let (code, _, _) = calltrail(&["frobnicate"], "");
+    assert_eq!(code, 2);
+    let (code, _, err) = calltrail(&["serve", "--data", data, "--database-url", "mysql://x"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("--database-url"), "{err}");
+
+    let (code, full, _) = calltrail(&["token", "create", "--login", "boss", "--data", data], "");
+    assert_eq!(code, 0);
+    let (code, ingest, _) = calltrail(
+        &[
+            "token", "create", "--login", "boss", "--scope", "ingest", "--data", data,
+        ],
+        "",
+    );
+    assert_eq!(code, 0);
+    let (full, ingest) = (full.trim().to_string(), ingest.trim().to_string());
+    assert!(full.starts_with("ct_") && full.len() > 40);
+
+    let app = TestApp::start_in(dir).await;
+    let call = serde_json::json!([{"external_id": "cli-1", "kind": "incoming", "scenario_started_at": "2026-11-10T08:00:00Z"}]);
+    assert_eq!(app.ingest(&ingest, call).await.0, 200);
+    assert_eq!(
+        app.get(&ingest, "/api/v1/calls").await.0,
+        403,
+        "an ingest token may only ingest"
+    );
+    let (status, page) = app.get(&full, "/api/v1/calls").await;
+    assert_eq!((status, page["total"].as_u64()), (200, Some(1)));
+    let (_, groups) = app.get(&full, "/api/v1/groups").await;
+    let sup_id = app.dir_id(&full, "/api/v1/users", "login", "sup").await;
+    let sales = groups["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "sales")
+        .unwrap();
+    assert_eq!(sales["supervisors"], serde_json::json!([sup_id]));
+    let (_, users) = app.get(&full, "/api/v1/users").await;
+    let boss = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"] == "boss")
+        .unwrap();
+    assert_eq!(
+        (boss["name"].as_str(), boss["role"].as_str()),
+        (Some("Главный"), Some("owner"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_fills_an_empty_folder_once() {
+    let dir = temp_dir("demo");
+    let store = calltrail::store::Store::open(&dir).unwrap();
+    let (logins, token) = calltrail::demo::prepare(&store, &dir, 3_000, 90)
+        .await
+        .unwrap()
+        .expect("first run fills");
+    let roles: Vec<&str> = logins.iter().map(|l| l.role.code()).collect();
+    assert_eq!(roles, ["owner", "admin", "manager", "supervisor", "operator"]);
+    assert!(logins.iter().all(|l| l.password.len() >= 12));
+    let printed = std::fs::read_to_string(dir.join("demo-logins.txt")).unwrap();
+    assert!(printed.contains(&token) && printed.contains(&logins[3].password));
+    assert!(
+        calltrail::demo::prepare(&store, &dir, 3_000, 90)
+            .await
+            .unwrap()
+            .is_none(),
+        "second run reuses"
+    );
+    store.shutdown();
+
+    let app = TestApp::start_in(dir).await;
+    let (_, page) = app.get(&token, "/api/v1/calls?limit=500").await;
+    let total = page["total"].as_u64().unwrap();
+    assert!((2_900..3_100).contains(&total), "{total}");
+    let items = page["items"].as_array().unwrap();
+    for kind in ["incoming", "softphone_outgoing", "auto_campaign", "operator_campaign"] {
+        assert!(items.iter().any(|c| c["kind"] == kind), "{kind} present");
+    }
+    let answered = app.get(&token, "/api/v1/calls?result=answered&limit=1").await.1["total"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        answered * 100 / total > 50 && answered * 100 / total < 80,
+        "{answered}/{total}"
+    );
+    let (_, groups) = app.get(&token, "/api/v1/groups").await;
+    assert_eq!(groups["items"].as_array().unwrap().len(), 4);
+    let (_, users) = app.get(&token, "/api/v1/users").await;
+    assert!(users["items"].as_array().unwrap().len() >= 44);
+    let (_, codes) = app.get(&token, "/api/v1/completion-codes").await;
+    assert!(codes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "Перезвонить"));
+    let (_, topics) = app.get(&token, "/api/v1/topics").await;
+    assert!(
+        topics["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["parent_id"].is_string()),
+        "topics nest"
+    );
+    app.stop().await;
+}

@@ -1,0 +1,6 @@
+//! The one integration-test binary: a real server on loopback, driven over HTTP and through
+//! the command line.
+
+mod api;
+mod cli;
+mod common;
