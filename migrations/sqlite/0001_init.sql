@@ -154,14 +154,39 @@ CREATE TABLE calls (
     updated_at INTEGER NOT NULL,
     UNIQUE (account_id, external_id)
 );
--- Newest-first lists and unfiltered counts (rowid = id is the implicit tie-break).
+-- Newest-first lists (rowid = id is the implicit tie-break). Every index leads with the account
+-- so that the account condition never needs the row itself.
 CREATE INDEX calls_started_idx ON calls (account_id, started_at);
-CREATE INDEX calls_operator_idx ON calls (operator_id, started_at);
+CREATE INDEX calls_operator_idx ON calls (account_id, operator_id, started_at);
 -- Covering for result filters, their talk ranges and their counts.
 CREATE INDEX calls_result_idx ON calls (account_id, result, started_at, talk_seconds);
-CREATE INDEX calls_campaign_idx ON calls (campaign_id, started_at);
-CREATE INDEX calls_from_idx ON calls (from_number, started_at);
-CREATE INDEX calls_to_idx ON calls (to_number, started_at);
+CREATE INDEX calls_campaign_idx ON calls (account_id, campaign_id, started_at);
+CREATE INDEX calls_from_idx ON calls (account_id, from_number, started_at);
+CREATE INDEX calls_to_idx ON calls (account_id, to_number, started_at);
+
+-- Call counts per UTC day and per UTC hour, by kind, result and operator (0: none; result '':
+-- none), kept up to date by every write. Exact totals over long ranges sum these instead of
+-- counting millions of index entries; only the partial hours at a range's edges are counted
+-- from the calls themselves.
+CREATE TABLE call_counts_day (
+    account_id INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    result TEXT NOT NULL,
+    operator_id INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (account_id, bucket, kind, result, operator_id)
+) WITHOUT ROWID;
+
+CREATE TABLE call_counts_hour (
+    account_id INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    result TEXT NOT NULL,
+    operator_id INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (account_id, bucket, kind, result, operator_id)
+) WITHOUT ROWID;
 
 CREATE TABLE call_tags (
     call_id INTEGER NOT NULL,

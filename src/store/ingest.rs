@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::counts::CountDeltas;
 use super::directory::{self, Dim};
 use super::{dialect, StoreError, WriteCache};
 use crate::domain::record::{NamedRef, Note, ScenarioRef, TimelineData};
@@ -80,6 +81,7 @@ pub fn apply_batch(
 ) -> Result<IngestOutcome, StoreError> {
     let mut out = IngestOutcome::default();
     let now = super::auth::now_ms();
+    cache.counts = CountDeltas::default();
     for (index, item) in items.iter().enumerate() {
         let invalid = |error: FieldError| StoreError::InvalidRecord { index, error };
         let patch = &item.patch;
@@ -117,6 +119,7 @@ pub fn apply_batch(
             }
         }
     }
+    std::mem::take(&mut cache.counts).flush(conn, account)?;
     Ok(out)
 }
 
@@ -350,6 +353,22 @@ fn write_row(
             }
             cache.numbers.insert(number.clone());
         }
+    }
+    let counted = |r: &Row| {
+        (
+            r.started_at.div_euclid(super::counts::HOUR_MS),
+            r.kind,
+            r.result,
+            r.operator_id,
+        )
+    };
+    if old.map(counted) != Some(counted(row)) {
+        if let Some(o) = old {
+            cache.counts.add(o.started_at, o.kind, o.result, o.operator_id, -1);
+        }
+        cache
+            .counts
+            .add(row.started_at, row.kind, row.result, row.operator_id, 1);
     }
     let empty = Row {
         tags: vec![],

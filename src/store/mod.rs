@@ -7,6 +7,7 @@
 //! commit is durable (`synchronous=FULL`).
 
 pub mod auth;
+pub mod counts;
 pub mod dialect;
 pub mod directory;
 pub mod ingest;
@@ -52,12 +53,15 @@ pub enum StoreError {
 pub struct WriteCache {
     pub dims: HashMap<(&'static str, AccountId, String), i64>,
     pub numbers: HashSet<String>,
+    /// Count changes of the job being run, flushed by the job before it ends.
+    pub counts: counts::CountDeltas,
 }
 
 impl WriteCache {
     fn clear(&mut self) {
         self.dims.clear();
         self.numbers.clear();
+        self.counts = counts::CountDeltas::default();
     }
 }
 

@@ -12,6 +12,7 @@ use serde::Serialize;
 use sha2::Sha256;
 use utoipa::ToSchema;
 
+use super::counts::{self, Bucket, DAY_MS, HOUR_MS};
 use super::{dialect, StoreError};
 use crate::domain::record::{FlowStep, Money};
 use crate::domain::{
@@ -415,10 +416,7 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
         .map(|c| decode_cursor(key, c, &req.fingerprint))
         .transpose()
         .map_err(StoreError::Invalid)?;
-    let base = where_clause(scope, &req.filter);
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM calls c{}", base.text))?
-        .query_row(params_from_iter(base.args.iter()), |r| r.get(0))?;
+    let total = count(conn, scope, &req.filter)?;
 
     let mut sql = where_clause(scope, &req.filter);
     if let Some((ts, id)) = after {
@@ -449,6 +447,74 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
         next_cursor,
         total: u64::try_from(total).unwrap_or(0),
     })
+}
+
+/// The exact number of calls in scope that match the filter: from the count buckets where they
+/// can answer, counting calls only at the partial hours of the range's edges.
+pub fn count(conn: &Connection, scope: &CallScope, f: &CallFilter) -> Result<i64, StoreError> {
+    if f.kinds.as_ref().is_some_and(|k| k.is_empty()) {
+        return Ok(0);
+    }
+    if !counts::answerable(f) {
+        return count_direct(conn, scope, f);
+    }
+    let (lo, hi) = (f.from, f.to);
+    let first_day = lo.map(|l| ceil_div(l, DAY_MS));
+    let end_day = hi.map(|h| h.div_euclid(DAY_MS));
+    if let (Some(l), Some(h), Some(a), Some(b)) = (lo, hi, first_day, end_day) {
+        if a >= b {
+            return count_hours(conn, scope, f, l, h);
+        }
+    }
+    let mut n = counts::sum(conn, scope.account, f, Bucket::Day, first_day, end_day)?;
+    if let (Some(l), Some(a)) = (lo, first_day) {
+        if l < a * DAY_MS {
+            n += count_hours(conn, scope, f, l, a * DAY_MS)?;
+        }
+    }
+    if let (Some(h), Some(b)) = (hi, end_day) {
+        if b * DAY_MS < h {
+            n += count_hours(conn, scope, f, b * DAY_MS, h)?;
+        }
+    }
+    Ok(n)
+}
+
+fn ceil_div(a: i64, b: i64) -> i64 {
+    -((-a).div_euclid(b))
+}
+
+/// Counts `[lo, hi)`: whole hours from their buckets, the rest from the calls.
+fn count_hours(conn: &Connection, scope: &CallScope, f: &CallFilter, lo: i64, hi: i64) -> Result<i64, StoreError> {
+    let (first, end) = (ceil_div(lo, HOUR_MS), hi.div_euclid(HOUR_MS));
+    if first >= end {
+        return count_between(conn, scope, f, lo, hi);
+    }
+    let mut n = counts::sum(conn, scope.account, f, Bucket::Hour, Some(first), Some(end))?;
+    if lo < first * HOUR_MS {
+        n += count_between(conn, scope, f, lo, first * HOUR_MS)?;
+    }
+    if end * HOUR_MS < hi {
+        n += count_between(conn, scope, f, end * HOUR_MS, hi)?;
+    }
+    Ok(n)
+}
+
+fn count_between(conn: &Connection, scope: &CallScope, f: &CallFilter, lo: i64, hi: i64) -> Result<i64, StoreError> {
+    let part = CallFilter {
+        from: Some(lo),
+        to: Some(hi),
+        ..f.clone()
+    };
+    count_direct(conn, scope, &part)
+}
+
+/// Counts the matching calls themselves.
+pub fn count_direct(conn: &Connection, scope: &CallScope, f: &CallFilter) -> Result<i64, StoreError> {
+    let sql = where_clause(scope, f);
+    Ok(conn
+        .prepare_cached(&format!("SELECT count(*) FROM calls c{}", sql.text))?
+        .query_row(params_from_iter(sql.args.iter()), |r| r.get(0))?)
 }
 
 /// The calls with these ids that match the filter (for live updates), newest first.
