@@ -252,10 +252,23 @@ async fn run_size(opts: &Opts, calls: usize) {
             .map(|_| "/api/v1/calls?preset=last_30_days&direction=incoming&result=answered&limit=1".to_string())
             .collect(),
     ));
+    queries.push((
+        "exact total, 30 d + talk ≥ 60 s (counted call by call)",
+        (0..n)
+            .map(|i| format!("/api/v1/calls?preset=last_30_days&talk_min={}&limit=1", 60 + i))
+            .collect(),
+    ));
     // Page 200 by cursor: walk 199 pages of one search once, then time the 200th.
     let mut page_urls = vec![];
-    for i in 0..n.min(5) {
-        let base = format!("/api/v1/calls?limit=50&preset=last_30_days&talk_min={i}");
+    let variants = [
+        "",
+        "&direction=incoming",
+        "&direction=outgoing",
+        "&result=answered",
+        "&kind=softphone_outgoing",
+    ];
+    for v in variants.iter().take(n.min(5)) {
+        let base = format!("/api/v1/calls?limit=50&preset=last_30_days{v}");
         let mut url = base.clone();
         for _ in 0..199 {
             let body = c.get(&url).await;

@@ -14,7 +14,7 @@ use crate::domain::{AccountId, Role, TokenScope, UserId};
 use crate::live::LiveHub;
 use crate::store::auth::{self, NewUser};
 use crate::store::directory::{self, Dim};
-use crate::store::ingest::{apply_batch, IngestItem};
+use crate::store::ingest::apply_batch;
 use crate::store::{Store, StoreError};
 use generate::Generator;
 use names::{GROUPS, OPERATORS};
@@ -30,17 +30,6 @@ pub struct DemoLogin {
     pub password: String,
 }
 
-/// Wraps generated patches for the store, as the ingest endpoint would.
-fn items(patches: Vec<crate::domain::CallPatch>) -> Vec<IngestItem> {
-    patches
-        .into_iter()
-        .map(|patch| IngestItem {
-            raw: serde_json::to_string(&patch).unwrap_or_default(),
-            patch,
-        })
-        .collect()
-}
-
 /// Seeds `calls` calls over the last `days` days into `account`, in batches; returns how many.
 pub async fn seed_calls(
     store: &Store,
@@ -54,7 +43,7 @@ pub async fn seed_calls(
     let times = g.start_times(calls, days, Utc::now());
     let total = times.len();
     for chunk in times.chunks(SEED_BATCH) {
-        let batch = items(chunk.iter().map(|t| g.call(*t)).collect());
+        let batch: Vec<_> = chunk.iter().map(|t| g.call(*t)).collect();
         store
             .write(move |conn, cache| apply_batch(conn, cache, account, &batch))
             .await?;
@@ -233,7 +222,6 @@ pub async fn run_live(store: Store, live: LiveHub, account: AccountId) {
         let (due, later): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(at, _)| *at <= now);
         waiting = later;
         batch.extend(due.into_iter().map(|(_, p)| p));
-        let batch = items(batch);
         match store
             .write(move |conn, cache| apply_batch(conn, cache, account, &batch))
             .await

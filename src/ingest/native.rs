@@ -5,7 +5,6 @@
 use serde_json::value::RawValue;
 
 use crate::domain::{CallPatch, FieldError};
-use crate::store::ingest::IngestItem;
 
 /// A record that could not be read, with its index in the batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +14,26 @@ pub struct RecordError {
 }
 
 /// Parses a JSON body: an array of records, or a single record object.
-pub fn parse_json(body: &[u8]) -> Result<Vec<IngestItem>, RecordError> {
+pub fn parse_json(body: &[u8]) -> Result<Vec<CallPatch>, RecordError> {
+    // The fast path: a well-formed batch is read in one pass. Only a batch that fails is read
+    // again record by record, to name the record and field at fault.
+    if let Ok(patches) = serde_json::from_slice::<Vec<CallPatch>>(body) {
+        return validated(patches);
+    }
+    parse_json_slowly(body)
+}
+
+fn validated(patches: Vec<CallPatch>) -> Result<Vec<CallPatch>, RecordError> {
+    for (index, p) in patches.iter().enumerate() {
+        p.validate().map_err(|e| RecordError {
+            index: Some(index),
+            error: FieldError::new(e.field, format!("record {index}: {}", e.message)),
+        })?;
+    }
+    Ok(patches)
+}
+
+fn parse_json_slowly(body: &[u8]) -> Result<Vec<CallPatch>, RecordError> {
     let whole = |e: serde_json::Error| RecordError {
         index: None,
         error: FieldError::new("body", format!("malformed JSON: {e}")),
@@ -38,7 +56,7 @@ pub fn parse_json(body: &[u8]) -> Result<Vec<IngestItem>, RecordError> {
 }
 
 /// Parses NDJSON: one record per non-empty line.
-pub fn parse_ndjson(body: &[u8]) -> Result<Vec<IngestItem>, RecordError> {
+pub fn parse_ndjson(body: &[u8]) -> Result<Vec<CallPatch>, RecordError> {
     let text = std::str::from_utf8(body).map_err(|_| RecordError {
         index: None,
         error: FieldError::new("body", "NDJSON must be UTF-8"),
@@ -51,7 +69,7 @@ pub fn parse_ndjson(body: &[u8]) -> Result<Vec<IngestItem>, RecordError> {
 }
 
 /// Parses and checks one record; errors name the JSON path of the field (`notes[0].at`).
-pub fn parse_record(index: usize, json: &str) -> Result<IngestItem, RecordError> {
+pub fn parse_record(index: usize, json: &str) -> Result<CallPatch, RecordError> {
     let fail = |field: String, message: String| RecordError {
         index: Some(index),
         error: FieldError::new(field, message),
@@ -72,10 +90,7 @@ pub fn parse_record(index: usize, json: &str) -> Result<IngestItem, RecordError>
     patch
         .validate()
         .map_err(|e| fail(e.field, format!("record {index}: {}", e.message)))?;
-    Ok(IngestItem {
-        patch,
-        raw: json.to_string(),
-    })
+    Ok(patch)
 }
 
 /// serde reports unknown and missing fields at the record level; the field's name is in the

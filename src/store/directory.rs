@@ -1,6 +1,8 @@
 //! The directory: groups, queues, scenarios, campaigns, completion codes, tags, topics and the
 //! operators calls name. Entities named in call records are created on first sight.
 
+use std::hash::{Hash, Hasher};
+
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -50,13 +52,15 @@ pub fn ensure(
     // Without a name the sender only refers to the entity: a new one is named by its key, an
     // existing one keeps its name.
     let given = name.filter(|n| !n.trim().is_empty());
-    let signature = match extra {
-        Some((kind, url)) => format!("{given:?}\u{1}{kind:?}\u{1}{url:?}"),
-        None => format!("{given:?}"),
+    let signature = {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (given, extra.map(|(kind, url)| (kind.map(|k| k.code()), url))).hash(&mut h);
+        h.finish()
     };
-    let cache_key = (dim.table(), account, format!("{key}\u{0}{signature}"));
-    if let Some(id) = cache.dims.get(&cache_key) {
-        return Ok(*id);
+    if let Some((id, seen)) = cache.dims.get(&(dim.table(), account)).and_then(|m| m.get(key)) {
+        if *seen == signature {
+            return Ok(*id);
+        }
     }
     let table = dim.table();
     let found: Option<i64> = conn
@@ -94,7 +98,11 @@ pub fn ensure(
         conn.prepare_cached("UPDATE scenarios SET kind = COALESCE(?, kind), url = COALESCE(?, url) WHERE id = ?")?
             .execute(params![kind.map(|k| k.code()), url, id])?;
     }
-    cache.dims.insert(cache_key, id);
+    cache
+        .dims
+        .entry((dim.table(), account))
+        .or_default()
+        .insert(key.to_string(), (id, signature));
     Ok(id)
 }
 
@@ -106,8 +114,7 @@ pub fn ensure_operator(
     login: &str,
     name: Option<&str>,
 ) -> Result<i64, StoreError> {
-    let cache_key = ("users", account, login.to_string());
-    if let Some(id) = cache.dims.get(&cache_key) {
+    if let Some((id, _)) = cache.dims.get(&("users", account)).and_then(|m| m.get(login)) {
         return Ok(*id);
     }
     let found: Option<i64> = conn
@@ -124,7 +131,11 @@ pub fn ensure_operator(
             conn.last_insert_rowid()
         }
     };
-    cache.dims.insert(cache_key, id);
+    cache
+        .dims
+        .entry(("users", account))
+        .or_default()
+        .insert(login.to_string(), (id, 0));
     Ok(id)
 }
 

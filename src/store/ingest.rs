@@ -6,6 +6,7 @@
 //! the stored one is counted as unchanged and not written.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use serde::Serialize;
@@ -19,13 +20,6 @@ use crate::domain::{AccountId, AttemptResult, CallKind, CallPatch, CallRecord, F
 
 /// Bounds the writer's memory of numbers already in the dictionary.
 const MAX_CACHED_NUMBERS: usize = 1_000_000;
-
-/// One record to ingest: the parsed patch and its original JSON (kept if it must wait).
-#[derive(Debug, Clone)]
-pub struct IngestItem {
-    pub patch: CallPatch,
-    pub raw: String,
-}
 
 /// What a batch did, as answered to the sender.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
@@ -77,14 +71,13 @@ pub fn apply_batch(
     conn: &Connection,
     cache: &mut WriteCache,
     account: AccountId,
-    items: &[IngestItem],
+    patches: &[CallPatch],
 ) -> Result<IngestOutcome, StoreError> {
     let mut out = IngestOutcome::default();
     let now = super::auth::now_ms();
     cache.counts = CountDeltas::default();
-    for (index, item) in items.iter().enumerate() {
+    for (index, patch) in patches.iter().enumerate() {
         let invalid = |error: FieldError| StoreError::InvalidRecord { index, error };
-        let patch = &item.patch;
         match load(conn, account, &patch.external_id)? {
             Some((id, mut record, old)) => {
                 record.merge(patch);
@@ -111,7 +104,7 @@ pub fn apply_batch(
                 out.changed.push(id);
             }
             None => {
-                if keep_pending(conn, account, item, now)? {
+                if keep_pending(conn, account, patch, now)? {
                     out.pending += 1;
                 } else {
                     out.unchanged += 1;
@@ -131,15 +124,17 @@ fn with_index(e: StoreError, index: usize) -> StoreError {
 }
 
 /// Keeps an update for a call not seen yet; the same update sent again is kept once.
-fn keep_pending(conn: &Connection, account: AccountId, item: &IngestItem, now: i64) -> Result<bool, StoreError> {
+fn keep_pending(conn: &Connection, account: AccountId, patch: &CallPatch, now: i64) -> Result<bool, StoreError> {
+    // Serialisation is deterministic, so the same update compares equal as text.
+    let json = serde_json::to_string(patch).map_err(|e| StoreError::Conflict(e.to_string()))?;
     let dup = conn
         .prepare_cached("SELECT 1 FROM pending_updates WHERE account_id = ? AND external_id = ? AND patch = ?")?
-        .exists(params![account.0, item.patch.external_id, item.raw])?;
+        .exists(params![account.0, patch.external_id, json])?;
     if !dup {
         conn.prepare_cached(
             "INSERT INTO pending_updates (account_id, external_id, patch, received_at) VALUES (?, ?, ?, ?)",
         )?
-        .execute(params![account.0, item.patch.external_id, item.raw, now])?;
+        .execute(params![account.0, patch.external_id, json, now])?;
     }
     Ok(!dup)
 }
@@ -276,6 +271,27 @@ const COLUMNS: &str = "started_at, kind, from_number, to_number, operator_id, gr
     explicit_started_at, dial_started_at, answered_at, scenario_started_at, amd_detected_at, ended_at, \
     sent_ring_seconds, sent_talk_seconds, recording_url, flow";
 
+/// The statements over every column, built once.
+static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+    let marks = vec!["?"; COLUMNS.split(", ").count() + 3].join(", ");
+    format!("INSERT INTO calls ({COLUMNS}, updated_at, account_id, external_id) VALUES ({marks})")
+});
+static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let sets: Vec<String> = COLUMNS.split(", ").map(|c| format!("{} = ?", c.trim())).collect();
+    format!("UPDATE calls SET {}, updated_at = ? WHERE id = ?", sets.join(", "))
+});
+static LOAD_SQL: LazyLock<String> = LazyLock::new(|| {
+    let cols: Vec<String> = COLUMNS.split(", ").map(|c| format!("c.{}", c.trim())).collect();
+    format!(
+        "SELECT c.id, {}, u.login, g.key, q.key, s.key, cp.key, cc.key \
+         FROM calls c LEFT JOIN users u ON u.id = c.operator_id LEFT JOIN groups g ON g.id = c.group_id \
+         LEFT JOIN queues q ON q.id = c.queue_id LEFT JOIN scenarios s ON s.id = c.scenario_id \
+         LEFT JOIN campaigns cp ON cp.id = c.campaign_id LEFT JOIN completion_codes cc ON cc.id = c.completion_code_id \
+         WHERE c.account_id = ? AND c.external_id = ?",
+        cols.join(", ")
+    )
+});
+
 /// Inserts (no `existing` call) or updates a call and its tags, topics and notes; returns its id.
 fn write_row(
     conn: &Connection,
@@ -323,24 +339,14 @@ fn write_row(
     let (id, old) = (existing.map(|e| e.0), existing.map(|e| e.1));
     let id = match id {
         None => {
-            let sql = format!(
-                "INSERT INTO calls ({COLUMNS}, updated_at, account_id, external_id) VALUES ({}, ?, ?, ?)",
-                vec!["?"; values.len()].join(", ")
-            );
             args.push(&account.0);
             args.push(&external_id);
-            conn.prepare_cached(&sql)?.execute(args.as_slice())?;
+            conn.prepare_cached(&INSERT_SQL)?.execute(args.as_slice())?;
             conn.last_insert_rowid()
         }
         Some(id) => {
-            let sets = COLUMNS
-                .split(", ")
-                .map(|c| format!("{} = ?", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!("UPDATE calls SET {sets}, updated_at = ? WHERE id = ?");
             args.push(&id);
-            conn.prepare_cached(&sql)?.execute(args.as_slice())?;
+            conn.prepare_cached(&UPDATE_SQL)?.execute(args.as_slice())?;
             id
         }
     };
@@ -411,19 +417,7 @@ fn load(
     account: AccountId,
     external_id: &str,
 ) -> Result<Option<(i64, CallRecord, Row)>, StoreError> {
-    let sql = format!(
-        "SELECT c.id, {cols}, u.login, g.key, q.key, s.key, cp.key, cc.key \
-         FROM calls c LEFT JOIN users u ON u.id = c.operator_id LEFT JOIN groups g ON g.id = c.group_id \
-         LEFT JOIN queues q ON q.id = c.queue_id LEFT JOIN scenarios s ON s.id = c.scenario_id \
-         LEFT JOIN campaigns cp ON cp.id = c.campaign_id LEFT JOIN completion_codes cc ON cc.id = c.completion_code_id \
-         WHERE c.account_id = ? AND c.external_id = ?",
-        cols = COLUMNS
-            .split(", ")
-            .map(|c| format!("c.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut stmt = conn.prepare_cached(&LOAD_SQL)?;
     let found = stmt
         .query_row(params![account.0, external_id], |r| {
             let kind: String = r.get(2)?;

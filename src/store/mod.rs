@@ -51,7 +51,8 @@ pub enum StoreError {
 /// no longer exist.
 #[derive(Default)]
 pub struct WriteCache {
-    pub dims: HashMap<(&'static str, AccountId, String), i64>,
+    /// Per directory table and account: key → (id, fingerprint of the name and details last written).
+    pub dims: HashMap<(&'static str, AccountId), HashMap<String, (i64, u64)>>,
     pub numbers: HashSet<String>,
     /// Count changes of the job being run, flushed by the job before it ends.
     pub counts: counts::CountDeltas,
