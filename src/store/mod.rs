@@ -46,13 +46,16 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
+/// Directory key → (id, fingerprint of the name and details last written).
+pub type DimIds = HashMap<String, (i64, u64)>;
+
 /// Ids the writer has already resolved, so a busy ingest does not look them up again.
 /// Cleared whenever a transaction (or part of one) rolls back, since it may name rows that
 /// no longer exist.
 #[derive(Default)]
 pub struct WriteCache {
     /// Per directory table and account: key → (id, fingerprint of the name and details last written).
-    pub dims: HashMap<(&'static str, AccountId), HashMap<String, (i64, u64)>>,
+    pub dims: HashMap<(&'static str, AccountId), DimIds>,
     pub numbers: HashSet<String>,
     /// Count changes of the job being run, flushed by the job before it ends.
     pub counts: counts::CountDeltas,
