@@ -425,28 +425,48 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
             [Value::Integer(ts), Value::Integer(ts), Value::Integer(id)],
         );
     }
-    let text = format!("{SELECT}{} ORDER BY c.started_at DESC, c.id DESC LIMIT ?", sql.text);
+    // First the keys of the page (index-only where the indexes allow), then the rows with their
+    // directory names: the joins then run for one page, not for every candidate the sort sees.
+    let text = format!(
+        "SELECT c.id, c.started_at FROM calls c{} ORDER BY c.started_at DESC, c.id DESC LIMIT ?",
+        sql.text
+    );
     sql.args.push(Value::Integer(i64::from(req.limit) + 1));
-    let mut stmt = conn.prepare_cached(&text)?;
-    let mut rows: Vec<(i64, CallView, i64)> = stmt
-        .query_map(params_from_iter(sql.args.iter()), |r| {
-            let (id, view) = map_row(r, scope, req.tz)?;
-            Ok((id, view, r.get::<_, i64>(2)?))
-        })?
+    let mut keys: Vec<(i64, i64)> = conn
+        .prepare_cached(&text)?
+        .query_map(params_from_iter(sql.args.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let more = rows.len() > req.limit as usize;
-    rows.truncate(req.limit as usize);
-    let next_cursor = match rows.last() {
-        Some((id, _, ts)) if more => Some(encode_cursor(key, *ts, *id, &req.fingerprint)),
+    let more = keys.len() > req.limit as usize;
+    keys.truncate(req.limit as usize);
+    let next_cursor = match keys.last() {
+        Some((id, ts)) if more => Some(encode_cursor(key, *ts, *id, &req.fingerprint)),
         _ => None,
     };
-    let mut calls: Vec<(i64, CallView)> = rows.into_iter().map(|(id, v, _)| (id, v)).collect();
-    attach_sets(conn, &mut calls, req.tz)?;
+    let ids: Vec<i64> = keys.iter().map(|(id, _)| *id).collect();
+    let calls = load_views(conn, scope, &ids, req.tz)?;
     Ok(Page {
-        items: calls.into_iter().map(|(_, v)| v).collect(),
+        items: calls,
         next_cursor,
         total: u64::try_from(total).unwrap_or(0),
     })
+}
+
+/// The calls with these ids, in the given order, as listed.
+fn load_views(conn: &Connection, scope: &CallScope, ids: &[i64], tz: Option<Tz>) -> Result<Vec<CallView>, StoreError> {
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    let text = format!("{SELECT} WHERE c.account_id = ? AND c.id IN ({marks})");
+    let args = std::iter::once(scope.account.0).chain(ids.iter().copied());
+    let mut rows: Vec<(i64, CallView)> = conn
+        .prepare_cached(&text)?
+        .query_map(params_from_iter(args), |r| map_row(r, scope, tz))?
+        .collect::<Result<_, _>>()?;
+    let order: std::collections::HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    rows.sort_by_key(|(id, _)| order.get(id).copied().unwrap_or(usize::MAX));
+    attach_sets(conn, &mut rows, tz)?;
+    Ok(rows.into_iter().map(|(_, v)| v).collect())
 }
 
 /// The exact number of calls in scope that match the filter: from the count buckets where they
@@ -530,28 +550,20 @@ pub fn matching(
     }
     let mut sql = where_clause(scope, filter);
     sql.and_in("c.id", ints(ids));
-    let text = format!("{SELECT}{} ORDER BY c.started_at DESC, c.id DESC", sql.text);
-    let mut stmt = conn.prepare(&text)?;
-    let mut calls: Vec<(i64, CallView)> = stmt
-        .query_map(params_from_iter(sql.args.iter()), |r| map_row(r, scope, tz))?
+    let text = format!(
+        "SELECT c.id FROM calls c{} ORDER BY c.started_at DESC, c.id DESC",
+        sql.text
+    );
+    let found: Vec<i64> = conn
+        .prepare(&text)?
+        .query_map(params_from_iter(sql.args.iter()), |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    attach_sets(conn, &mut calls, tz)?;
-    Ok(calls.into_iter().map(|(_, v)| v).collect())
+    load_views(conn, scope, &found, tz)
 }
 
 /// One call with its details, if it is in scope.
 pub fn get(conn: &Connection, scope: &CallScope, id: i64, tz: Option<Tz>) -> Result<CallDetailView, StoreError> {
-    let mut sql = where_clause(scope, &CallFilter::default());
-    sql.and("c.id = ?", [Value::Integer(id)]);
-    let text = format!("{SELECT}{}", sql.text);
-    let mut calls: Vec<(i64, CallView)> = conn
-        .prepare_cached(&text)?
-        .query_map(params_from_iter(sql.args.iter()), |r| map_row(r, scope, tz))?
-        .collect::<Result<_, _>>()?;
-    if calls.is_empty() {
-        return Err(StoreError::NotFound);
-    }
-    attach_sets(conn, &mut calls, tz)?;
+    let call = load_views(conn, scope, &[id], tz)?.pop().ok_or(StoreError::NotFound)?;
     let details = conn.query_row(
         "SELECT dial_started_at, answered_at, scenario_started_at, amd_detected_at, ended_at, flow, recording_url FROM calls WHERE id = ?",
         [id],
@@ -576,7 +588,6 @@ pub fn get(conn: &Connection, scope: &CallScope, id: i64, tz: Option<Tz>) -> Res
             })
         },
     )?;
-    let (_, call) = calls.remove(0);
     Ok(CallDetailView { call, details })
 }
 
