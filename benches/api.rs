@@ -290,91 +290,69 @@ async fn run_size(opts: &Opts, calls: usize) {
         println!("| {name} | {p50:.2} | {p95:.2} | {rows} | {total} |");
     }
 
-    // Ingest: batches of 5,000, then one call per request (sequential and 32 concurrent clients).
-    let mut g = Generator::new(99, 200_000, &format!("bench-{}", Utc::now().timestamp()));
+    // Ingest: batches of 5,000 and one call per request, from one client and from several.
+    let mut g = Generator::new(99, 400_000, &format!("bench-{}", Utc::now().timestamp()));
     let now = Utc::now();
-    let times = g.start_times(100_000, 1, now);
-    let batches: Vec<String> = times
-        .chunks(5_000)
-        .map(|chunk| serde_json::to_string(&chunk.iter().map(|t| g.call(*t)).collect::<Vec<_>>()).expect("json"))
-        .collect();
-    let t = Instant::now();
-    let mut sent = 0usize;
-    for (b, chunk) in batches.iter().zip(times.chunks(5_000)) {
-        let r = c
-            .http
-            .post(format!("{}/api/v1/ingest/calls", c.base))
-            .bearer_auth(&c.token)
-            .header("content-type", "application/json")
-            .body(b.clone())
-            .send()
-            .await
-            .expect("ingest");
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
-        sent += chunk.len();
+    let batches = |g: &mut Generator, calls: usize, per_request: usize| -> Vec<String> {
+        g.start_times(calls, 1, now)
+            .chunks(per_request)
+            .map(|chunk| serde_json::to_string(&chunk.iter().map(|t| g.call(*t)).collect::<Vec<_>>()).expect("json"))
+            .collect()
+    };
+    for (label, calls, per_request, clients) in [
+        ("batches of 5,000, 1 client", 100_000, 5_000, 1),
+        ("batches of 5,000, 4 clients", 100_000, 5_000, 4),
+        ("one call per request, 1 client", 1_000, 1, 1),
+        ("one call per request, 32 clients", 4_000, 1, 32),
+    ] {
+        let bodies = batches(&mut g, calls, per_request);
+        let sent = bodies.len() * per_request;
+        let seconds = post_all(&c, bodies, clients).await;
+        println!(
+            "| ingest, {label} | {:.0} calls/s | | {sent} calls | |",
+            sent as f64 / seconds
+        );
     }
-    let batched = sent as f64 / t.elapsed().as_secs_f64();
-    println!("| ingest, batches of 5,000 (sequential) | {batched:.0} calls/s | | {sent} calls | |");
 
-    let singles: Vec<String> = g
-        .start_times(4_000, 1, now)
-        .into_iter()
-        .map(|t| serde_json::to_string(&[g.call(t)]).expect("json"))
-        .collect();
-    let (seq, conc) = singles.split_at(1_000);
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+}
+
+/// Posts every body to the ingest endpoint from `clients` concurrent clients; returns the seconds.
+async fn post_all(c: &Client, bodies: Vec<String>, clients: usize) -> f64 {
     let t = Instant::now();
-    for body in seq {
-        let r = c
-            .http
-            .post(format!("{}/api/v1/ingest/calls", c.base))
-            .bearer_auth(&c.token)
-            .header("content-type", "application/json")
-            .body(body.clone())
-            .send()
-            .await
-            .expect("ingest");
-        assert!(r.status().is_success());
-    }
-    let one_seq = seq.len() as f64 / t.elapsed().as_secs_f64();
-    println!(
-        "| ingest, one call per request, 1 client | {one_seq:.0} calls/s | | {} calls | |",
-        seq.len()
-    );
-    let t = Instant::now();
-    let work = std::sync::Arc::new(std::sync::Mutex::new(conc.to_vec()));
+    let work = std::sync::Arc::new(std::sync::Mutex::new(bodies));
     let mut tasks = vec![];
-    for _ in 0..32 {
-        let (work, http, base, token) = (work.clone(), c.http.clone(), c.base.clone(), c.token.clone());
+    for _ in 0..clients {
+        let (work, http, url, token) = (
+            work.clone(),
+            c.http.clone(),
+            format!("{}/api/v1/ingest/calls", c.base),
+            c.token.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let next = work.lock().expect("lock").pop();
                 let Some(body) = next else { break };
                 let r = http
-                    .post(format!("{base}/api/v1/ingest/calls"))
+                    .post(&url)
                     .bearer_auth(&token)
                     .header("content-type", "application/json")
                     .body(body)
                     .send()
                     .await
                     .expect("ingest");
-                assert!(r.status().is_success());
+                assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
             }
         }));
     }
     for task in tasks {
         task.await.expect("task");
     }
-    let one_conc = conc.len() as f64 / t.elapsed().as_secs_f64();
-    println!(
-        "| ingest, one call per request, 32 clients | {one_conc:.0} calls/s | | {} calls | |",
-        conc.len()
-    );
-
-    let _ = stop_tx.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    t.elapsed().as_secs_f64()
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let opts = opts();
     for size in opts.sizes.clone() {

@@ -4,7 +4,10 @@
 use rusqlite::Connection;
 
 /// `(version, sql)` in order. Never edit a shipped migration: add the next one.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_campaign_group_index.sql")),
+];
 
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
