@@ -28,11 +28,16 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/users", get(users))
 }
 
-async fn list_dim(principal: &Principal, state: &AppState, dim: Dim) -> Result<Json<Items<DirItem>>, AppError> {
+/// The account whose directory this principal may read.
+fn readable_account(principal: &Principal) -> Result<crate::domain::AccountId, AppError> {
     if !principal.may_read_calls() {
         return Err(AppError::Forbidden("an ingest token cannot read the directory".into()));
     }
-    let (account, redacted) = (principal.account_id, !principal.role.sees_price());
+    Ok(principal.account_id)
+}
+
+async fn list_dim(principal: &Principal, state: &AppState, dim: Dim) -> Result<Json<Items<DirItem>>, AppError> {
+    let (account, redacted) = (readable_account(principal)?, !principal.role.sees_price());
     let mut items = state
         .store
         .read(move |conn| directory::list(conn, dim, account))
@@ -69,10 +74,7 @@ dim_endpoint!(topics, Dim::Topic, "/api/v1/topics");
 #[utoipa::path(get, path = "/api/v1/groups", tag = "directory",
     responses((status = 200, body = Items<GroupItem>)), security(("bearer" = [])))]
 pub async fn groups(principal: Principal, State(state): State<AppState>) -> Result<Json<Items<GroupItem>>, AppError> {
-    if !principal.may_read_calls() {
-        return Err(AppError::Forbidden("an ingest token cannot read the directory".into()));
-    }
-    let account = principal.account_id;
+    let account = readable_account(&principal)?;
     let items = state
         .store
         .read(move |conn| directory::list_groups(conn, account))
@@ -84,10 +86,7 @@ pub async fn groups(principal: Principal, State(state): State<AppState>) -> Resu
 #[utoipa::path(get, path = "/api/v1/users", tag = "directory",
     responses((status = 200, body = Items<UserItem>)), security(("bearer" = [])))]
 pub async fn users(principal: Principal, State(state): State<AppState>) -> Result<Json<Items<UserItem>>, AppError> {
-    if !principal.may_read_calls() {
-        return Err(AppError::Forbidden("an ingest token cannot read the directory".into()));
-    }
-    let account = principal.account_id;
+    let account = readable_account(&principal)?;
     let items = state
         .store
         .read(move |conn| directory::list_users(conn, account))

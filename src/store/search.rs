@@ -420,8 +420,9 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
 
     let mut sql = where_clause(scope, &req.filter);
     if let Some((ts, id)) = after {
+        // The plain upper bound lets the index seek to the cursor; the OR breaks the tie by id.
         sql.and(
-            "(c.started_at < ? OR (c.started_at = ? AND c.id < ?))",
+            "c.started_at <= ? AND (c.started_at < ? OR c.id < ?)",
             [Value::Integer(ts), Value::Integer(ts), Value::Integer(id)],
         );
     }
