@@ -119,7 +119,7 @@ pub fn sum(
     }
     let mut list = |column: &str, values: Vec<Value>| {
         if !values.is_empty() {
-            sql.push_str(&format!(" AND {column} IN ({})", vec!["?"; values.len()].join(", ")));
+            sql.push_str(&format!(" AND {}", super::search::in_list(column, values.len())));
             args.extend(values);
         }
     };

@@ -4,15 +4,13 @@
 use rusqlite::Connection;
 
 /// The writer: WAL so readers never block it; `synchronous=FULL` so a commit that returned is on
-/// disk (an acknowledged ingest is never lost, even to a power cut). A large page cache keeps the
-/// index pages that random inserts touch (numbers, operators) in memory.
+/// disk (an acknowledged ingest is never lost, even to a power cut).
 pub fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA busy_timeout = 10000;
-         PRAGMA cache_size = -1048576;
-         PRAGMA mmap_size = 17179869184;
+         PRAGMA cache_size = -262144;
          PRAGMA temp_store = MEMORY;
          PRAGMA wal_autocheckpoint = 10000;",
     )

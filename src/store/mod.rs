@@ -189,6 +189,8 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )?;
     dialect::configure_reader(&conn)?;
+    // Searches differ in their filters and page sizes; keep their statements prepared.
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 

@@ -144,8 +144,19 @@ impl Sql {
         if values.is_empty() {
             return;
         }
-        let marks = vec!["?"; values.len()].join(", ");
-        self.and(&format!("{column} IN ({marks})"), values);
+        let test = in_list(column, values.len());
+        self.and(&test, values);
+    }
+}
+
+/// `column IN (?, …)`, or `column = ?` for one value: SQLite costs a one-element IN list with a
+/// bound parameter far worse than an equality (measured: it then walked the time index for 200 ms
+/// instead of seeking the campaign index for 4 ms).
+pub fn in_list(column: &str, n: usize) -> String {
+    if n == 1 {
+        format!("{column} = ?")
+    } else {
+        format!("{column} IN ({})", vec!["?"; n].join(", "))
     }
 }
 
@@ -190,19 +201,22 @@ fn where_clause(scope: &CallScope, f: &CallFilter) -> Sql {
     sql.and_in("c.completion_code_id", ints(&f.completion_codes));
     sql.and_in("c.result", texts(f.results.iter().map(|r| r.code())));
     if !f.scenario_kinds.is_empty() {
-        let marks = vec!["?"; f.scenario_kinds.len()].join(", ");
+        let kinds = in_list("kind", f.scenario_kinds.len());
         let mut args = vec![Value::Integer(scope.account.0)];
         args.extend(texts(f.scenario_kinds.iter().map(|k| k.code())));
         sql.and(
-            &format!("c.scenario_id IN (SELECT id FROM scenarios WHERE account_id = ? AND kind IN ({marks}))"),
+            &format!("c.scenario_id IN (SELECT id FROM scenarios WHERE account_id = ? AND {kinds})"),
             args,
         );
     }
-    for (table, col, ids) in [("call_tags", "tag_id", &f.tags), ("call_topics", "topic_id", &f.topics)] {
+    for (table, col, ids) in [
+        ("call_tags", "x.tag_id", &f.tags),
+        ("call_topics", "x.topic_id", &f.topics),
+    ] {
         if !ids.is_empty() {
-            let marks = vec!["?"; ids.len()].join(", ");
+            let test = in_list(col, ids.len());
             sql.and(
-                &format!("EXISTS (SELECT 1 FROM {table} x WHERE x.call_id = c.id AND x.{col} IN ({marks}))"),
+                &format!("EXISTS (SELECT 1 FROM {table} x WHERE x.call_id = c.id AND {test})"),
                 ints(ids),
             );
         }
@@ -428,11 +442,19 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
     }
     // First the keys of the page (index-only where the indexes allow), then the rows with their
     // directory names: the joins then run for one page, not for every candidate the sort sees.
+    let order = match page_plan(conn, scope, &req.filter, total, req.limit)? {
+        PagePlan::WalkTime => "c.started_at DESC, c.id DESC",
+        // `+ 0` hides the order from the time index, so the planner picks the index that is most
+        // selective for the filter and sorts the (few) matches.
+        PagePlan::SortMatches => "c.started_at + 0 DESC, c.id DESC",
+    };
+    // The limit is written into the statement: the planner weighs plans by it, and cannot when
+    // it is a parameter.
     let text = format!(
-        "SELECT c.id, c.started_at FROM calls c{} ORDER BY c.started_at DESC, c.id DESC LIMIT ?",
-        sql.text
+        "SELECT c.id, c.started_at FROM calls c{} ORDER BY {order} LIMIT {}",
+        sql.text,
+        req.limit + 1
     );
-    sql.args.push(Value::Integer(i64::from(req.limit) + 1));
     let mut keys: Vec<(i64, i64)> = conn
         .prepare_cached(&text)?
         .query_map(params_from_iter(sql.args.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -449,6 +471,43 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
         items: calls,
         next_cursor,
         total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+/// How to find one page of a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PagePlan {
+    /// Walk the time index newest first, checking the filter, until the page is full.
+    WalkTime,
+    /// Collect every match through the filter's most selective index, then sort them.
+    SortMatches,
+}
+
+/// Chooses the plan from exact counts rather than the planner's guesses. If matches are spread
+/// evenly, a walk visits about `range × page / total` calls; sorting costs about `total`. A rare
+/// filter over a long range (the classic LIMIT trap: a walk through millions of calls to find
+/// none) is therefore sorted, a common one walked.
+pub fn page_plan(
+    conn: &Connection,
+    scope: &CallScope,
+    f: &CallFilter,
+    total: i64,
+    limit: u32,
+) -> Result<PagePlan, StoreError> {
+    let range_only = CallFilter {
+        from: f.from,
+        to: f.to,
+        ..CallFilter::default()
+    };
+    if *f == range_only {
+        return Ok(PagePlan::WalkTime);
+    }
+    let in_range = count(conn, scope, &range_only)?;
+    let walk = in_range as f64 * f64::from(limit + 1) / (total.max(1) as f64);
+    Ok(if (total as f64) < walk {
+        PagePlan::SortMatches
+    } else {
+        PagePlan::WalkTime
     })
 }
 
