@@ -54,6 +54,20 @@ impl Server {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let store = self.state.store.clone();
         let live = self.state.live.clone();
+        // Statistics drift as calls arrive; refresh them now and then so plans stay good.
+        let maintenance = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    if let Err(e) = store.analyze(false).await {
+                        tracing::warn!(error = %e, "refreshing planner statistics failed");
+                    }
+                }
+            }
+        });
         let app = http::router(self.state);
         // Open event streams would hold the graceful shutdown forever: end them first.
         let shutdown = async move {
@@ -61,6 +75,7 @@ impl Server {
             live.close();
         };
         let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        maintenance.abort();
         store.shutdown();
         result
     }

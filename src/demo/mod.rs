@@ -48,7 +48,7 @@ pub async fn seed_calls(
             .write(move |conn, cache| apply_batch(conn, cache, account, &batch))
             .await?;
     }
-    store.write(|conn, _| Ok(conn.execute_batch("ANALYZE")?)).await?;
+    store.analyze(true).await?;
     Ok(total)
 }
 

@@ -175,6 +175,16 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Refreshes the planner's statistics (`ANALYZE` where SQLite finds them stale, or everywhere
+    /// with `full`). Read connections only load statistics when they open, so the pool is
+    /// emptied and reopens with the new ones.
+    pub async fn analyze(&self, full: bool) -> Result<(), StoreError> {
+        let sql = if full { "ANALYZE" } else { "PRAGMA optimize" };
+        self.write(move |conn, _| Ok(conn.execute_batch(sql)?)).await?;
+        self.inner.readers.lock().map_err(|_| StoreError::Closed)?.clear();
+        Ok(())
+    }
+
     /// Stops accepting writes; the writer finishes what it has and closes the database.
     pub fn shutdown(&self) {
         if let Ok(mut w) = self.inner.writer.lock() {

@@ -517,7 +517,8 @@ fn load_views(conn: &Connection, scope: &CallScope, ids: &[i64], tz: Option<Tz>)
         return Ok(vec![]);
     }
     let marks = vec!["?"; ids.len()].join(", ");
-    let text = format!("{SELECT} WHERE c.account_id = ? AND c.id IN ({marks})");
+    // `+` keeps the account test a check on each row: the ids lead, not the account index.
+    let text = format!("{SELECT} WHERE +c.account_id = ? AND c.id IN ({marks})");
     let args = std::iter::once(scope.account.0).chain(ids.iter().copied());
     let mut rows: Vec<(i64, CallView)> = conn
         .prepare_cached(&text)?
