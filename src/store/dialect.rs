@@ -27,6 +27,10 @@ pub fn configure_reader(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// Makes a page query walk the time index newest first (see `search::PagePlan`); the planner,
+/// guessing without exact counts, sometimes sorts a million matches instead.
+pub const WALK_TIME_INDEX: &str = " INDEXED BY calls_started_idx";
+
 /// A condition matching calls whose caller or callee number contains the bound fragment
 /// (bound twice). It finds the matching numbers in the trigram index over the number
 /// dictionary, then the calls through the per-number indexes.

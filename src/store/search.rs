@@ -432,26 +432,29 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
         .map_err(StoreError::Invalid)?;
     let total = count(conn, scope, &req.filter)?;
 
-    let mut sql = where_clause(scope, &req.filter);
+    // After a cursor, the cursor's instant is the range's only upper bound (two upper bounds and
+    // SQLite seeks by the wrong one); the OR then breaks ties between calls of the same instant.
+    let mut page_filter = req.filter.clone();
+    if let Some((ts, _)) = after {
+        page_filter.to = Some(page_filter.to.map_or(ts + 1, |to| to.min(ts + 1)));
+    }
+    let mut sql = where_clause(scope, &page_filter);
     if let Some((ts, id)) = after {
-        // The plain upper bound lets the index seek to the cursor; the OR breaks the tie by id.
         sql.and(
-            "c.started_at <= ? AND (c.started_at < ? OR c.id < ?)",
-            [Value::Integer(ts), Value::Integer(ts), Value::Integer(id)],
+            "(c.started_at < ? OR c.id < ?)",
+            [Value::Integer(ts), Value::Integer(id)],
         );
     }
     // First the keys of the page (index-only where the indexes allow), then the rows with their
     // directory names: the joins then run for one page, not for every candidate the sort sees.
-    let order = match page_plan(conn, scope, &req.filter, total, req.limit)? {
-        PagePlan::WalkTime => "c.started_at DESC, c.id DESC",
+    let (index, order) = match page_plan(conn, scope, &req.filter, total, req.limit)? {
+        PagePlan::WalkTime => (dialect::WALK_TIME_INDEX, "c.started_at DESC, c.id DESC"),
         // `+ 0` hides the order from the time index, so the planner picks the index that is most
         // selective for the filter and sorts the (few) matches.
-        PagePlan::SortMatches => "c.started_at + 0 DESC, c.id DESC",
+        PagePlan::SortMatches => ("", "c.started_at + 0 DESC, c.id DESC"),
     };
-    // The limit is written into the statement: the planner weighs plans by it, and cannot when
-    // it is a parameter.
     let text = format!(
-        "SELECT c.id, c.started_at FROM calls c{} ORDER BY {order} LIMIT {}",
+        "SELECT c.id, c.started_at FROM calls c{index}{} ORDER BY {order} LIMIT {}",
         sql.text,
         req.limit + 1
     );
