@@ -16,7 +16,8 @@ use super::AppState;
 use crate::domain::filter::parse_search;
 use crate::domain::{CallScope, Principal, SearchRequest};
 use crate::error::AppError;
-use crate::store::search::{self, CallDetailView, Page};
+use crate::store::search::{self, Page};
+use crate::store::view::{self, CallDetailView};
 use crate::store::{auth, directory, Store};
 
 pub fn router() -> Router<AppState> {
@@ -114,7 +115,7 @@ pub async fn get_call(
         ),
         None => None,
     };
-    let call = state.store.read(move |conn| search::get(conn, &scope, id, tz)).await?;
+    let call = state.store.read(move |conn| view::get(conn, &scope, id, tz)).await?;
     Ok(Json(call))
 }
 

@@ -8,11 +8,13 @@
 
 pub mod auth;
 pub mod counts;
+pub mod cursor;
 pub mod dialect;
 pub mod directory;
 pub mod ingest;
 mod migrations;
 pub mod search;
+pub mod view;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
