@@ -166,6 +166,30 @@ async fn the_demo_fills_an_empty_folder_once() {
             .is_none(),
         "second run reuses"
     );
+
+    // The live generator keeps adding calls, and says so to live subscribers.
+    let live = calltrail::live::LiveHub::default();
+    let mut events = live.subscribe();
+    let account = calltrail::domain::AccountId(1);
+    let generator = tokio::spawn(calltrail::demo::run_live(store.clone(), live.clone(), account));
+    let changed = tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
+        .await
+        .expect("a live call within 10 s")
+        .expect("event");
+    generator.abort();
+    assert_eq!(changed.account, account);
+    let id = changed.ids[0];
+    let scope = calltrail::domain::CallScope::whole_account(account);
+    let call = store
+        .read(move |conn| calltrail::store::view::get(conn, &scope, id, None))
+        .await
+        .unwrap();
+    assert!(call.call.external_id.starts_with("live-"), "{}", call.call.external_id);
+    let started = chrono::DateTime::parse_from_rfc3339(&call.call.started_at)
+        .unwrap()
+        .to_utc();
+    let age = chrono::Utc::now() - started;
+    assert!(age < chrono::Duration::hours(3), "a live call is recent: {age}");
     store.shutdown();
 
     let app = TestApp::start_in(dir).await;
