@@ -230,7 +230,15 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
         let mut rolled_back = false;
         for job in jobs {
             let (ok, finish) = match conn.execute_batch("SAVEPOINT job") {
-                Ok(()) => job(&conn, &mut cache),
+                // A job that panics is a bug; it must not take the writer (and every later write)
+                // down with it. Its caller hears that the store failed; its changes roll back.
+                Ok(()) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn, &mut cache))) {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        tracing::error!("a write job panicked; its changes are rolled back");
+                        (false, Box::new(|_| {}) as Finisher)
+                    }
+                },
                 Err(e) => job_failed(job, &e),
             };
             let closed = if ok {
