@@ -35,7 +35,8 @@ fn reader_scope(p: &Principal) -> Result<CallScope, AppError> {
     Ok(CallScope::for_principal(p))
 }
 
-/// Parses a search in the account's time zone and checks that every id it names exists.
+/// Parses a search in the account's time zone, checks that every id it names exists, and widens
+/// each topic to the topics nested below it.
 async fn prepare(store: &Store, scope: &CallScope, pairs: Vec<(String, String)>) -> Result<SearchRequest, AppError> {
     let account = scope.account;
     let req = store
@@ -43,6 +44,8 @@ async fn prepare(store: &Store, scope: &CallScope, pairs: Vec<(String, String)>)
             let tz: Tz = auth::account(conn, account)?.timezone.parse().unwrap_or(Tz::UTC);
             let req = parse_search(&pairs, chrono::Utc::now(), tz).map_err(crate::store::StoreError::Invalid)?;
             directory::check_refs(conn, account, &req.filter.directory_refs())?;
+            let mut req = req;
+            req.filter.topics = directory::with_subtopics(conn, account, &req.filter.topics)?;
             Ok(req)
         })
         .await?;

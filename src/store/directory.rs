@@ -287,3 +287,22 @@ pub fn check_refs(conn: &Connection, account: AccountId, refs: &[(DirectoryRef, 
     }
     Ok(())
 }
+
+/// The given topics with every topic nested below them: choosing «Биллинг» finds the calls
+/// filed under «Биллинг/Возврат» too.
+pub fn with_subtopics(conn: &Connection, account: AccountId, topics: &[i64]) -> Result<Vec<i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.id FROM topics p JOIN topics t ON t.account_id = p.account_id \
+         AND (t.id = p.id OR substr(t.key, 1, length(p.key) + 1) = p.key || '/') \
+         WHERE p.id = ? AND p.account_id = ?",
+    )?;
+    let mut all = Vec::new();
+    for topic in topics {
+        for id in stmt.query_map(params![topic, account.0], |r| r.get::<_, i64>(0))? {
+            all.push(id?);
+        }
+    }
+    all.sort_unstable();
+    all.dedup();
+    Ok(all)
+}

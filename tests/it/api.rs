@@ -245,6 +245,7 @@ async fn every_filter_selects_exactly_its_calls() {
     let complaint = id("/api/v1/tags", "complaint").await;
     let refund = id("/api/v1/topics", "billing/refund").await;
     let invoice = id("/api/v1/topics", "billing/invoice").await;
+    let billing = id("/api/v1/topics", "billing").await;
 
     let cases: Vec<(String, Vec<&str>)> = vec![
         (
@@ -291,6 +292,7 @@ async fn every_filter_selects_exactly_its_calls() {
         (format!("tag={complaint}&tag={vip}"), vec!["c1", "c3"]),
         (format!("topic={refund}"), vec!["c1"]),
         (format!("topic={refund}&topic={invoice}"), vec!["c1", "c5"]),
+        (format!("topic={billing}"), vec!["c1", "c5"]),
         ("result=answered&result=voicemail".into(), vec!["c1", "c3", "c5", "now"]),
         (
             "direction=incoming&result=answered&from=2026-11-01&to=2026-11-20".into(),
