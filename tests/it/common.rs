@@ -12,9 +12,9 @@ use serde_json::Value;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
-/// A fresh, empty folder under the system's temp folder.
+/// A fresh, empty folder under cargo's scratch folder for tests (inside `target/`).
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "calltrail-test-{}-{}-{}",
         name,
         std::process::id(),
