@@ -251,6 +251,107 @@ mod tests {
         }
     }
 
+    /// Every call kind with every attempt result, each with the timeline that result has in
+    /// practice: (kind, result, timeline, ring, talk).
+    #[test]
+    fn durations_for_every_kind_and_result() {
+        use crate::domain::AttemptResult::{self, *};
+        // Outgoing shapes: dialled and never picked up after `ring` s; picked up after `ring` s and
+        // talked `talk` s; picked up by a machine detected `amd` s later, hung up `end` s later.
+        let missed = |ring: i64| tl(Some(0), None, None, None, Some(ring * S));
+        let picked = |ring: i64, talk: i64| tl(Some(0), Some(ring * S), None, None, Some((ring + talk) * S));
+        let machine = |ring: i64, amd: i64, end: i64| {
+            tl(
+                Some(0),
+                Some(ring * S),
+                None,
+                Some((ring + amd) * S),
+                Some((ring + amd + end) * S),
+            )
+        };
+        // Incoming shapes: the scenario ran `len` s (picked by an operator after `wait` s), or the
+        // call never reached the scenario.
+        let scenario = |wait: Option<i64>, len: i64| tl(None, wait.map(|w| w * S), Some(0), None, Some(len * S));
+        let refused = tl(None, None, None, None, Some(S));
+
+        let rows: Vec<(CallKind, AttemptResult, Timeline, Option<u32>, u32)> = vec![
+            (AutoCampaign, OtherError, missed(1), Some(1), 0),
+            (AutoCampaign, Unavailable, missed(3), Some(3), 0),
+            (AutoCampaign, RequestCancelled, missed(20), Some(20), 0),
+            (AutoCampaign, Voicemail, machine(6, 4, 10), Some(6), 4),
+            (AutoCampaign, InvalidNumber, missed(1), Some(1), 0),
+            (AutoCampaign, Busy, missed(4), Some(4), 0),
+            (AutoCampaign, NoAnswer, missed(40), Some(40), 0),
+            (AutoCampaign, Answered, picked(9, 51), Some(9), 51),
+            (AutoCampaign, InsufficientFunds, missed(0), Some(0), 0),
+            (AutoCampaign, LostByOperator, picked(5, 30), Some(5), 30),
+            (AutoCampaign, Rejected, missed(7), Some(7), 0),
+            (AutoCampaign, BlockedDnc, missed(0), Some(0), 0),
+            (AutoCampaign, Abandoned, picked(5, 8), Some(5), 8),
+            (AutoCampaign, EndedInIvr, picked(5, 25), Some(5), 25),
+            (SoftphoneOutgoing, OtherError, missed(1), Some(1), 0),
+            (SoftphoneOutgoing, Unavailable, missed(3), Some(3), 0),
+            (SoftphoneOutgoing, RequestCancelled, missed(15), Some(15), 0),
+            // The operator listens to the machine until they hang up: AMD does not cut the talk.
+            (SoftphoneOutgoing, Voicemail, machine(6, 3, 12), Some(6), 15),
+            (SoftphoneOutgoing, InvalidNumber, missed(2), Some(2), 0),
+            (SoftphoneOutgoing, Busy, missed(2), Some(2), 0),
+            (SoftphoneOutgoing, NoAnswer, missed(30), Some(30), 0),
+            (SoftphoneOutgoing, Answered, picked(7, 120), Some(7), 120),
+            (SoftphoneOutgoing, InsufficientFunds, missed(0), Some(0), 0),
+            (SoftphoneOutgoing, LostByOperator, missed(25), Some(25), 0),
+            (SoftphoneOutgoing, Rejected, missed(6), Some(6), 0),
+            (SoftphoneOutgoing, BlockedDnc, missed(0), Some(0), 0),
+            (SoftphoneOutgoing, Abandoned, missed(10), Some(10), 0),
+            (SoftphoneOutgoing, EndedInIvr, picked(4, 12), Some(4), 12),
+            (OperatorCampaign, OtherError, missed(1), Some(1), 0),
+            (OperatorCampaign, Unavailable, missed(4), Some(4), 0),
+            (OperatorCampaign, RequestCancelled, missed(25), Some(25), 0),
+            (OperatorCampaign, Voicemail, machine(5, 3, 20), Some(5), 3),
+            (OperatorCampaign, InvalidNumber, missed(1), Some(1), 0),
+            (OperatorCampaign, Busy, missed(3), Some(3), 0),
+            (OperatorCampaign, NoAnswer, missed(35), Some(35), 0),
+            (OperatorCampaign, Answered, picked(9, 209), Some(9), 209),
+            (OperatorCampaign, InsufficientFunds, missed(0), Some(0), 0),
+            (OperatorCampaign, LostByOperator, picked(8, 20), Some(8), 20),
+            (OperatorCampaign, Rejected, missed(9), Some(9), 0),
+            (OperatorCampaign, BlockedDnc, missed(0), Some(0), 0),
+            (OperatorCampaign, Abandoned, picked(6, 4), Some(6), 4),
+            (OperatorCampaign, EndedInIvr, picked(6, 15), Some(6), 15),
+            (Incoming, OtherError, refused, None, 0),
+            (Incoming, Unavailable, refused, None, 0),
+            (Incoming, RequestCancelled, scenario(None, 12), None, 12),
+            (Incoming, Voicemail, scenario(None, 40), None, 40),
+            (Incoming, InvalidNumber, refused, None, 0),
+            (Incoming, Busy, refused, None, 0),
+            (Incoming, NoAnswer, scenario(None, 60), None, 60),
+            (Incoming, Answered, scenario(Some(20), 200), None, 200),
+            (Incoming, InsufficientFunds, refused, None, 0),
+            (Incoming, LostByOperator, scenario(None, 75), None, 75),
+            (Incoming, Rejected, refused, None, 0),
+            (Incoming, BlockedDnc, refused, None, 0),
+            (Incoming, Abandoned, scenario(None, 95), None, 95),
+            (Incoming, EndedInIvr, scenario(None, 45), None, 45),
+        ];
+        assert_eq!(rows.len(), CallKind::ALL.len() * AttemptResult::ALL.len());
+        for kind in CallKind::ALL {
+            for result in AttemptResult::ALL {
+                assert!(
+                    rows.iter().any(|r| r.0 == *kind && r.1 == *result),
+                    "{kind} {result} has a row"
+                );
+            }
+        }
+        for (kind, result, t, ring, talk) in rows {
+            assert_eq!(t.validate(), Ok(()), "{kind} {result}");
+            assert_eq!(
+                compute(kind, &t, NONE_SENT),
+                Durations { ring, talk },
+                "{kind} {result}"
+            );
+        }
+    }
+
     #[test]
     fn sent_totals_fill_only_what_timestamps_cannot_give() {
         let sent = Durations {
