@@ -95,6 +95,9 @@ impl Store {
         let path = data_dir.join("calltrail.sqlite");
         let mut conn = Connection::open(&path)?;
         dialect::configure_writer(&conn)?;
+        // The ingest path uses a few dozen statements; with the default cache of 16 they evicted
+        // each other and were parsed and planned again for every call.
+        conn.set_prepared_statement_cache_capacity(256);
         migrations::run(&mut conn)?;
         auth::ensure_default_account(&conn)?;
         let cursor_key = auth::secret(&conn, "cursor_key")?;
