@@ -55,7 +55,8 @@ struct Client {
 }
 
 impl Client {
-    async fn get(&self, path: &str) -> Value {
+    /// The JSON answer and whether it was a success.
+    async fn fetch(&self, path: &str) -> (bool, Value) {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -63,9 +64,13 @@ impl Client {
             .send()
             .await
             .expect("request");
-        let status = r.status();
-        let body: Value = r.json().await.expect("json");
-        assert!(status.is_success(), "{path}: {status} {body}");
+        let ok = r.status().is_success();
+        (ok, r.json().await.expect("json"))
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (ok, body) = self.fetch(path).await;
+        assert!(ok, "{path}: {body}");
         body
     }
 
@@ -158,17 +163,10 @@ async fn run_size(opts: &Opts, calls: usize) {
     let mut fragments = vec![];
     while fragments.len() < opts.runs {
         let id = rng.random_range(1..=total.max(1));
-        let r = c
-            .http
-            .get(format!("{}/api/v1/calls/{id}", c.base))
-            .bearer_auth(&c.token)
-            .send()
-            .await
-            .expect("get");
-        if !r.status().is_success() {
+        let (found, call) = c.fetch(&format!("/api/v1/calls/{id}")).await;
+        if !found {
             continue;
         }
-        let call: Value = r.json().await.expect("json");
         let number = if call["direction"] == "incoming" {
             &call["from"]
         } else {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::FieldError;
+use crate::ingest::native::RecordError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,16 @@ impl From<FieldError> for AppError {
             field: e.field,
             message: e.message,
             index: None,
+        }
+    }
+}
+
+impl From<RecordError> for AppError {
+    fn from(e: RecordError) -> Self {
+        AppError::Invalid {
+            field: e.error.field,
+            message: e.error.message,
+            index: e.index,
         }
     }
 }

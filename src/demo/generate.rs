@@ -128,6 +128,7 @@ impl Generator {
     /// One complete call that started at `t`.
     pub fn call(&mut self, t: DateTime<Utc>) -> CallPatch {
         self.seq += 1;
+        let customer = self.customer();
         let rng = &mut self.rng;
         let kind = weighted(
             rng,
@@ -205,11 +206,6 @@ impl Generator {
             result: Some(Some(result)),
             currency: Some(Some("RUB".into())),
             ..CallPatch::default()
-        };
-        let customer = {
-            let u: f64 = rng.random();
-            let i = ((u * u) * self.customers.len() as f64) as usize;
-            self.customers[i.min(self.customers.len() - 1)].clone()
         };
         let line = pick(rng, &self.company).clone();
         let mut flow = vec![];
@@ -385,11 +381,6 @@ impl Generator {
     pub fn wants_follow_up(&mut self) -> bool {
         self.rng.random_bool(0.3)
     }
-
-    /// A customer number, for tests that search by number.
-    pub fn some_customer(&mut self) -> String {
-        self.customer()
-    }
 }
 
 fn scenario(key: &str, name: &str, automated: bool) -> ScenarioRef {
@@ -441,7 +432,7 @@ mod tests {
             let p = g.call(*t);
             p.validate().unwrap();
             let mut r = CallRecord::default();
-            r.merge(&p);
+            r.merge(p);
             r.validate().unwrap();
             assert!(r.is_complete());
             answered += usize::from(r.result == Some(AttemptResult::Answered));

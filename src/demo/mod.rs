@@ -45,7 +45,7 @@ pub async fn seed_calls(
     for chunk in times.chunks(SEED_BATCH) {
         let batch: Vec<_> = chunk.iter().map(|t| g.call(*t)).collect();
         store
-            .write(move |conn, cache| apply_batch(conn, cache, account, &batch))
+            .write(move |conn, cache| apply_batch(conn, cache, account, batch))
             .await?;
     }
     store.analyze(true).await?;
@@ -223,7 +223,7 @@ pub async fn run_live(store: Store, live: LiveHub, account: AccountId) {
         waiting = later;
         batch.extend(due.into_iter().map(|(_, p)| p));
         match store
-            .write(move |conn, cache| apply_batch(conn, cache, account, &batch))
+            .write(move |conn, cache| apply_batch(conn, cache, account, batch))
             .await
         {
             Ok(outcome) => live.publish(account, outcome.changed),

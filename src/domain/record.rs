@@ -357,8 +357,7 @@ impl CallPatch {
 
 impl CallRecord {
     /// Lays `p` over this record.
-    pub fn merge(&mut self, p: &CallPatch) {
-        let p = p.clone();
+    pub fn merge(&mut self, p: CallPatch) {
         self.external_id = p.external_id;
         if p.kind.is_some() {
             self.kind = p.kind;
@@ -469,11 +468,11 @@ mod tests {
     #[test]
     fn absent_keeps_null_clears_value_replaces() {
         let mut r = CallRecord::default();
-        r.merge(&patch(r#"{"external_id":"a","kind":"incoming","queue":"q1","tags":["x","y"],"scenario_started_at":"2026-01-01T00:00:00Z"}"#));
-        r.merge(&patch(r#"{"external_id":"a","tags":["y","z"]}"#));
+        r.merge(patch(r#"{"external_id":"a","kind":"incoming","queue":"q1","tags":["x","y"],"scenario_started_at":"2026-01-01T00:00:00Z"}"#));
+        r.merge(patch(r#"{"external_id":"a","tags":["y","z"]}"#));
         assert_eq!(r.queue.as_deref(), Some("q1"));
         assert_eq!(r.tags.iter().map(String::as_str).collect::<Vec<_>>(), ["y", "z"]);
-        r.merge(&patch(r#"{"external_id":"a","queue":null}"#));
+        r.merge(patch(r#"{"external_id":"a","queue":null}"#));
         assert_eq!(r.queue, None);
         assert!(r.is_complete());
     }
@@ -491,9 +490,9 @@ mod tests {
         let mut r = CallRecord::default();
         let n =
             r#"{"external_id":"a","notes":[{"id":"n1","author":"ivanova","at":"2026-01-01T00:00:00Z","text":"hi"}]}"#;
-        r.merge(&patch(n));
-        r.merge(&patch(n));
-        r.merge(&patch(&n.replace("n1", "n2")));
+        r.merge(patch(n));
+        r.merge(patch(n));
+        r.merge(patch(&n.replace("n1", "n2")));
         assert_eq!(r.notes.len(), 2);
     }
 

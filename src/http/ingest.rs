@@ -8,21 +8,11 @@ use super::extract::Body;
 use super::AppState;
 use crate::domain::Principal;
 use crate::error::AppError;
-use crate::ingest::native::{self, RecordError};
+use crate::ingest::native;
 use crate::store::ingest::{apply_batch, IngestOutcome};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/ingest/calls", post(ingest_calls))
-}
-
-impl From<RecordError> for AppError {
-    fn from(e: RecordError) -> Self {
-        AppError::Invalid {
-            field: e.error.field,
-            message: e.error.message,
-            index: e.index,
-        }
-    }
 }
 
 /// Upserts call records by `external_id`: a JSON array, or NDJSON with
@@ -68,7 +58,7 @@ pub async fn ingest_calls(
     let account = principal.account_id;
     let outcome = state
         .store
-        .write(move |conn, cache| apply_batch(conn, cache, account, &items))
+        .write(move |conn, cache| apply_batch(conn, cache, account, items))
         .await?;
     state.live.publish(account, outcome.changed.clone());
     Ok(Json(outcome))

@@ -23,12 +23,8 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-pub fn ensure_default_account(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO accounts (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-        params![DEFAULT_ACCOUNT, now_ms()],
-    )?;
-    Ok(())
+pub fn ensure_default_account(conn: &Connection) -> Result<(), StoreError> {
+    ensure_account(conn, DEFAULT_ACCOUNT).map(|_| ())
 }
 
 /// A random 32-byte secret kept in the database, created on first use.

@@ -57,7 +57,9 @@ impl CountDeltas {
     /// Writes the changes to both bucket tables.
     pub fn flush(self, conn: &Connection, account: AccountId) -> Result<(), StoreError> {
         let mut days: HashMap<(i64, &'static str, &'static str, i64), i64> = HashMap::new();
-        for (bucket, table) in [(Bucket::Hour, "call_counts_hour"), (Bucket::Day, "call_counts_day")] {
+        // Hours first: summing them gives the days.
+        for bucket in [Bucket::Hour, Bucket::Day] {
+            let table = bucket.table();
             let rows: Vec<_> = match bucket {
                 Bucket::Hour => self.0.iter().map(|(k, v)| (*k, *v)).collect(),
                 Bucket::Day => days.drain().collect(),

@@ -71,14 +71,15 @@ pub fn apply_batch(
     conn: &Connection,
     cache: &mut WriteCache,
     account: AccountId,
-    patches: &[CallPatch],
+    patches: Vec<CallPatch>,
 ) -> Result<IngestOutcome, StoreError> {
     let mut out = IngestOutcome::default();
     let now = super::auth::now_ms();
     cache.counts = CountDeltas::default();
-    for (index, patch) in patches.iter().enumerate() {
+    for (index, patch) in patches.into_iter().enumerate() {
         let invalid = |error: FieldError| StoreError::InvalidRecord { index, error };
-        match load(conn, account, &patch.external_id)? {
+        let external_id = patch.external_id.clone();
+        match load(conn, account, &external_id)? {
             Some((id, mut record, old)) => {
                 record.merge(patch);
                 record.validate().map_err(invalid)?;
@@ -86,7 +87,7 @@ pub fn apply_batch(
                 if row == old {
                     out.unchanged += 1;
                 } else {
-                    write_row(conn, cache, account, &patch.external_id, &row, Some((id, &old)), now)?;
+                    write_row(conn, cache, account, &external_id, &row, Some((id, &old)), now)?;
                     out.updated += 1;
                     out.changed.push(id);
                 }
@@ -94,17 +95,17 @@ pub fn apply_batch(
             None if patch.starts_a_call() => {
                 let mut record = CallRecord::default();
                 record.merge(patch);
-                for waiting in take_pending(conn, account, &patch.external_id)? {
-                    record.merge(&waiting);
+                for waiting in take_pending(conn, account, &external_id)? {
+                    record.merge(waiting);
                 }
                 record.validate().map_err(invalid)?;
                 let row = resolve(conn, cache, account, &record).map_err(|e| with_index(e, index))?;
-                let id = write_row(conn, cache, account, &patch.external_id, &row, None, now)?;
+                let id = write_row(conn, cache, account, &external_id, &row, None, now)?;
                 out.created += 1;
                 out.changed.push(id);
             }
             None => {
-                if keep_pending(conn, account, patch, now)? {
+                if keep_pending(conn, account, &patch, now)? {
                     out.pending += 1;
                 } else {
                     out.unchanged += 1;

@@ -72,7 +72,9 @@ impl WriteCache {
 }
 
 type Finisher = Box<dyn FnOnce(Option<StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection, &mut WriteCache) -> (bool, Finisher) + Send>;
+/// A write job: run inside the transaction, or told why it could not be (its caller then hears
+/// that error). Returns whether it succeeded and what to do once the commit is known.
+type Job = Box<dyn for<'a> FnOnce(Result<(&'a Connection, &'a mut WriteCache), StoreError>) -> (bool, Finisher) + Send>;
 
 struct Inner {
     path: PathBuf,
@@ -158,8 +160,11 @@ impl Store {
         F: FnOnce(&Connection, &mut WriteCache) -> Result<R, StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn, cache| {
-            let result = f(conn, cache);
+        let job: Job = Box::new(move |ctx| {
+            let result = match ctx {
+                Ok((conn, cache)) => f(conn, cache),
+                Err(e) => Err(e),
+            };
             let ok = result.is_ok();
             let finish: Finisher = Box::new(move |commit_error| {
                 let _ = tx.send(match commit_error {
@@ -224,8 +229,8 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             cache.clear();
             for job in jobs {
                 // Nothing ran; tell each caller why.
-                let (_, finish) = job_failed(job, &e);
-                finish(Some(StoreError::Conflict(e.to_string())));
+                let (_, finish) = job(Err(StoreError::Conflict(format!("cannot begin a write: {e}"))));
+                finish(None);
             }
             continue;
         }
@@ -235,14 +240,15 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             let (ok, finish) = match conn.execute_batch("SAVEPOINT job") {
                 // A job that panics is a bug; it must not take the writer (and every later write)
                 // down with it. Its caller hears that the store failed; its changes roll back.
-                Ok(()) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn, &mut cache))) {
+                Ok(()) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok((&conn, &mut cache)))))
+                {
                     Ok(outcome) => outcome,
                     Err(_) => {
                         tracing::error!("a write job panicked; its changes are rolled back");
                         (false, Box::new(|_| {}) as Finisher)
                     }
                 },
-                Err(e) => job_failed(job, &e),
+                Err(e) => job(Err(StoreError::Conflict(format!("cannot open a savepoint: {e}")))),
             };
             let closed = if ok {
                 conn.execute_batch("RELEASE job")
@@ -273,14 +279,4 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
     if let Err(e) = conn.execute_batch("PRAGMA optimize") {
         tracing::warn!(error = %e, "PRAGMA optimize at shutdown failed");
     }
-}
-
-/// A job that could not run: its finisher reports the failure.
-fn job_failed(job: Job, e: &rusqlite::Error) -> (bool, Finisher) {
-    let msg = e.to_string();
-    drop(job);
-    (
-        false,
-        Box::new(move |_| tracing::error!(error = %msg, "write job could not start")),
-    )
 }

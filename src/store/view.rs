@@ -154,11 +154,7 @@ fn map_row(r: &rusqlite::Row<'_>, scope: &CallScope, tz: Option<Tz>) -> rusqlite
             id: sid.to_string(),
             name: r.get::<_, Option<String>>(18)?.unwrap_or_default(),
             kind: r.get::<_, Option<String>>(19)?.as_deref().and_then(ScenarioKind::parse),
-            url: if scenario_link_hidden(scope) {
-                None
-            } else {
-                Some(r.get(20)?)
-            },
+            url: if scope.redacted { None } else { Some(r.get(20)?) },
         }),
         None => None,
     };
@@ -198,10 +194,6 @@ fn map_row(r: &rusqlite::Row<'_>, scope: &CallScope, tz: Option<Tz>) -> rusqlite
         has_recording: r.get::<_, Option<String>>(28)?.is_some(),
     };
     Ok((id, view))
-}
-
-fn scenario_link_hidden(scope: &CallScope) -> bool {
-    scope.redacted
 }
 
 /// Fills tags, topics and notes of the listed calls with one query each.
