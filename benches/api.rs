@@ -107,8 +107,8 @@ async fn prepare(dir: &std::path::Path, calls: usize) -> Result<(Store, String),
     if calltrail::demo::prepare(&store, dir, calls, 90).await?.is_some() {
         eprintln!("built {calls} calls in {:.1} s", started.elapsed().as_secs_f64());
     }
-    let token = calltrail::cli::new_token();
-    let hash = calltrail::http::extract::token_hash(&token);
+    let token = calltrail::secrets::new_token("ct_");
+    let hash = calltrail::secrets::token_hash(&token);
     store
         .write(move |conn, _| {
             let account = auth::account_by_name(conn, auth::DEFAULT_ACCOUNT)?.ok_or(StoreError::NotFound)?;
@@ -134,6 +134,7 @@ async fn run_size(opts: &Opts, calls: usize) {
         data: dir.clone(),
         public_url: "http://127.0.0.1".into(),
         max_body_bytes: 256 * 1024 * 1024,
+        auth: Default::default(),
     };
     let server = Server::bind_with(config, store).await.expect("bind");
     let addr = server.local_addr().expect("addr");

@@ -4,15 +4,13 @@
 use std::io::BufRead;
 use std::path::PathBuf;
 
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::Argon2;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use clap::{Args, Parser, Subcommand};
-use rand::RngCore;
 
 use crate::config::ServeArgs;
+use crate::domain::audit::AuditAction;
 use crate::domain::{Role, TokenScope};
+use crate::secrets;
+use crate::store::audit::{self, Actor};
 use crate::store::auth::{self, NewUser};
 use crate::store::directory::{self, Dim};
 use crate::store::{Store, StoreError};
@@ -136,21 +134,6 @@ impl From<StoreError> for CliError {
     }
 }
 
-/// argon2id with the crate's recommended parameters.
-pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    let salt = SaltString::encode_b64(&bytes)?;
-    Ok(Argon2::default().hash_password(password.as_bytes(), &salt)?.to_string())
-}
-
-/// A new random API token: 256 bits, URL-safe, with a recognisable prefix.
-pub fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("ct_{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve(args, None).await,
@@ -169,7 +152,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 ))
             })?;
             let password = read_password()?;
-            let hash = hash_password(&password).map_err(|e| CliError::Failed(e.to_string()))?;
+            let hash = secrets::hash_password(&password).map_err(|e| CliError::Failed(e.to_string()))?;
             let store = open(&data.data)?;
             let name = name.unwrap_or_else(|| login.clone());
             let id = store
@@ -189,6 +172,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                         let group = directory::ensure(conn, cache, Dim::Group, account.id, g, Some(g), None)?;
                         directory::add_to_group(conn, group, user, role == Role::Supervisor)?;
                     }
+                    let detail = serde_json::json!({ "login": login, "role": role, "groups": groups });
+                    audit::record(
+                        conn,
+                        &Actor::command_line(account.id),
+                        AuditAction::UserCreated,
+                        Some(&user.0.to_string()),
+                        Some(detail),
+                    )?;
                     Ok(user)
                 })
                 .await?;
@@ -206,8 +197,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let scope = TokenScope::parse(&scope)
                 .ok_or_else(|| CliError::Usage(format!("--scope: unknown scope {scope:?}; use full or ingest")))?;
             let store = open(&data.data)?;
-            let token = new_token();
-            let hash = crate::http::extract::token_hash(&token);
+            let token = secrets::new_token("ct_");
+            let hash = secrets::token_hash(&token);
             let name = name.unwrap_or_else(|| format!("{} token", scope.code()));
             store
                 .write(move |conn, _| {
@@ -223,7 +214,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                             format!("no user {login:?} in this account"),
                         ))
                     })?;
-                    auth::create_token(conn, user, &name, scope, &hash)
+                    auth::create_token(conn, user, &name, scope, &hash)?;
+                    let detail = serde_json::json!({ "login": login, "name": name, "scope": scope });
+                    audit::record(
+                        conn,
+                        &Actor::command_line(account.id),
+                        AuditAction::TokenCreated,
+                        Some(&user.0.to_string()),
+                        Some(detail),
+                    )
                 })
                 .await?;
             store.shutdown();
@@ -244,11 +243,8 @@ fn read_password() -> Result<String, CliError> {
         .read_line(&mut line)
         .map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?;
     let password = line.trim_end_matches(['\r', '\n']).to_string();
-    if password.chars().count() < 8 {
-        return Err(CliError::Usage(
-            "password (standard input): at least 8 characters, on one line".into(),
-        ));
-    }
+    secrets::check_password_rules("password (standard input, one line)", &password)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     Ok(password)
 }
 

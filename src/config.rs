@@ -23,6 +23,46 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (ingest batches).
     #[arg(long, env = "CALLTRAIL_MAX_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// A browser session ends after this many minutes without a request.
+    #[arg(long, env = "CALLTRAIL_SESSION_IDLE_MINUTES", default_value_t = 12 * 60)]
+    pub session_idle_minutes: u32,
+    /// A browser session ends this many hours after sign-in, however active.
+    #[arg(long, env = "CALLTRAIL_SESSION_MAX_HOURS", default_value_t = 7 * 24)]
+    pub session_max_hours: u32,
+    /// Failed sign-ins for one login, within the throttle window, before it is refused for a while.
+    #[arg(long, env = "CALLTRAIL_LOGIN_FAILURES_PER_LOGIN", default_value_t = 5)]
+    pub login_failures_per_login: u32,
+    /// Failed sign-ins from one address, within the throttle window, before it is refused for a while.
+    #[arg(long, env = "CALLTRAIL_LOGIN_FAILURES_PER_ADDRESS", default_value_t = 30)]
+    pub login_failures_per_address: u32,
+    /// The client address is the last one in X-Forwarded-For (set only behind your own proxy).
+    #[arg(long, env = "CALLTRAIL_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+}
+
+/// Sign-in and session rules.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub session_idle_ms: i64,
+    pub session_max_ms: i64,
+    pub failures_per_login: u32,
+    pub failures_per_address: u32,
+    /// Failures older than this are forgotten.
+    pub throttle_window_ms: i64,
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            session_idle_ms: 12 * 3_600_000,
+            session_max_ms: 7 * 24 * 3_600_000,
+            failures_per_login: 5,
+            failures_per_address: 30,
+            throttle_window_ms: 15 * 60_000,
+            trust_forwarded_for: false,
+        }
+    }
 }
 
 /// The validated configuration the server runs with.
@@ -32,6 +72,7 @@ pub struct Config {
     pub data: PathBuf,
     pub public_url: String,
     pub max_body_bytes: usize,
+    pub auth: AuthConfig,
 }
 
 impl ServeArgs {
@@ -58,6 +99,14 @@ impl ServeArgs {
             data: self.data.clone(),
             public_url,
             max_body_bytes: self.max_body_bytes,
+            auth: AuthConfig {
+                session_idle_ms: i64::from(self.session_idle_minutes.max(1)) * 60_000,
+                session_max_ms: i64::from(self.session_max_hours.max(1)) * 3_600_000,
+                failures_per_login: self.login_failures_per_login.max(1),
+                failures_per_address: self.login_failures_per_address.max(1),
+                trust_forwarded_for: self.trust_forwarded_for,
+                ..AuthConfig::default()
+            },
         })
     }
 }

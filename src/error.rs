@@ -32,6 +32,8 @@ pub enum AppError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_secs: u64 },
     #[error("internal error")]
     Internal(String),
 }
@@ -71,6 +73,7 @@ impl AppError {
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            AppError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -107,6 +110,7 @@ impl From<StoreError> for AppError {
             },
             StoreError::NotFound => AppError::NotFound,
             StoreError::Conflict(m) => AppError::Conflict(m),
+            StoreError::Forbidden(m) => AppError::Forbidden(m),
             other => AppError::Internal(other.to_string()),
         }
     }
@@ -134,7 +138,13 @@ impl IntoResponse for AppError {
                 index,
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let AppError::TooManyRequests { retry_after_secs, .. } = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        }
+        response
     }
 }
 
@@ -152,6 +162,13 @@ mod tests {
             (AppError::Conflict("taken".into()), 409),
             (AppError::PayloadTooLarge { limit: 1 }, 413),
             (AppError::UnsupportedMediaType("xml".into()), 415),
+            (
+                AppError::TooManyRequests {
+                    message: "slow down".into(),
+                    retry_after_secs: 9,
+                },
+                429,
+            ),
             (AppError::Internal("boom".into()), 500),
         ];
         for (e, status) in table {

@@ -10,7 +10,9 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod ingest;
+pub mod json;
 pub mod live;
+pub mod secrets;
 pub mod store;
 
 use std::sync::Arc;
@@ -74,7 +76,12 @@ impl Server {
             shutdown.await;
             live.close();
         };
-        let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        let result = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         maintenance.abort();
         store.shutdown();
         result

@@ -71,7 +71,7 @@ async fn create_people(store: &Store, account: AccountId) -> Result<Vec<DemoLogi
         .collect();
     let hashes: Vec<String> = logins
         .iter()
-        .map(|l| crate::cli::hash_password(&l.password))
+        .map(|l| crate::secrets::hash_password(&l.password))
         .collect::<Result<_, _>>()
         .map_err(|e| StoreError::Conflict(e.to_string()))?;
     store
@@ -151,8 +151,8 @@ pub async fn prepare(
         return Ok(None);
     }
     let logins = create_people(store, account).await?;
-    let token = crate::cli::new_token();
-    let hash = crate::http::extract::token_hash(&token);
+    let token = crate::secrets::new_token("ct_");
+    let hash = crate::secrets::token_hash(&token);
     store
         .write(move |conn, _| {
             let owner = auth::user_by_login(conn, account, "owner")?.ok_or(StoreError::NotFound)?;

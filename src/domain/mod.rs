@@ -1,8 +1,12 @@
 //! The pure core: call records, their vocabulary, duration rules, the search filter and roles.
 //! Nothing here does I/O; everything here is tested without a database.
 
-pub mod access;
+#[macro_use]
 pub mod call;
+
+// After `call`, whose `text_enum!` they use.
+pub mod access;
+pub mod audit;
 pub mod duration;
 pub mod filter;
 pub mod record;
@@ -12,7 +16,7 @@ pub use access::CallScope;
 pub use call::{AttemptResult, CallKind, Direction, Lang, ScenarioKind};
 pub use filter::{CallFilter, SearchRequest};
 pub use record::{CallPatch, CallRecord};
-pub use role::{Principal, Role, TokenScope};
+pub use role::{Credential, Principal, Role, TokenScope};
 
 /// A piece of input that is wrong, with the name of the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]

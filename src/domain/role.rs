@@ -100,24 +100,103 @@ impl TokenScope {
     }
 }
 
-/// Who is asking: the authenticated user, their account, role and the credential's scope.
+/// How a request proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A browser session (cookie); its writes carry the session's CSRF token.
+    Session { id: i64 },
+    /// An API token (`Authorization: Bearer`).
+    Token { scope: TokenScope },
+}
+
+/// Who is asking: the authenticated user, their account, role and credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub account_id: super::AccountId,
     pub user_id: super::UserId,
     pub login: String,
     pub role: Role,
-    pub scope: TokenScope,
+    pub credential: Credential,
 }
 
 impl Principal {
-    /// Reading call history needs a full-scope credential.
+    /// What the credential allows: a session may do all its user may.
+    pub fn scope(&self) -> TokenScope {
+        match self.credential {
+            Credential::Session { .. } => TokenScope::Full,
+            Credential::Token { scope } => scope,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.scope() == TokenScope::Full
+    }
+
+    /// Reading call history and the directory needs a full-scope credential.
     pub fn may_read_calls(&self) -> bool {
-        self.scope == TokenScope::Full
+        self.full()
     }
 
     /// Pushing calls: an ingest token, or an owner or administrator.
     pub fn may_ingest(&self) -> bool {
-        self.scope == TokenScope::Ingest || self.role.can_ingest()
+        self.scope() == TokenScope::Ingest || self.role.can_ingest()
+    }
+
+    /// Creating users, changing roles, blocking, resetting passwords; account settings; the audit log.
+    pub fn may_administer(&self) -> bool {
+        self.full() && matches!(self.role, Role::Owner | Role::Admin)
+    }
+
+    /// Creating and changing groups: administrators, and managers (who run the teams).
+    pub fn may_manage_groups(&self) -> bool {
+        self.full() && matches!(self.role, Role::Owner | Role::Admin | Role::Manager)
+    }
+
+    /// Whether this principal may give a user `target`'s role, or change a user who has it:
+    /// only an owner makes or touches owners.
+    pub fn may_assign(&self, target: Role) -> bool {
+        self.may_administer() && (target != Role::Owner || self.role == Role::Owner)
+    }
+}
+
+#[cfg(test)]
+mod principal_tests {
+    use super::*;
+    use crate::domain::{AccountId, UserId};
+
+    fn principal(role: Role, credential: Credential) -> Principal {
+        Principal {
+            account_id: AccountId(1),
+            user_id: UserId(1),
+            login: "x".into(),
+            role,
+            credential,
+        }
+    }
+
+    #[test]
+    fn permissions_follow_role_and_credential() {
+        let session = Credential::Session { id: 1 };
+        let ingest = Credential::Token {
+            scope: TokenScope::Ingest,
+        };
+        let table = [
+            // role, administer, manage groups, assign owner, assign admin
+            (Role::Owner, true, true, true, true),
+            (Role::Admin, true, true, false, true),
+            (Role::Manager, false, true, false, false),
+            (Role::Supervisor, false, false, false, false),
+            (Role::Operator, false, false, false, false),
+        ];
+        for (role, admin, groups, owner, assign_admin) in table {
+            let p = principal(role, session);
+            assert_eq!(p.may_administer(), admin, "{role}");
+            assert_eq!(p.may_manage_groups(), groups, "{role}");
+            assert_eq!(p.may_assign(Role::Owner), owner, "{role}");
+            assert_eq!(p.may_assign(Role::Admin), assign_admin, "{role}");
+            assert!(p.may_read_calls());
+            let t = principal(role, ingest);
+            assert!(!t.may_read_calls() && !t.may_administer() && !t.may_manage_groups() && t.may_ingest());
+        }
     }
 }

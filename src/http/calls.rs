@@ -18,7 +18,7 @@ use crate::domain::{CallScope, Principal, SearchRequest};
 use crate::error::AppError;
 use crate::store::search::{self, Page};
 use crate::store::view::{self, CallDetailView};
-use crate::store::{auth, directory, Store};
+use crate::store::{access, auth, directory, Store};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,29 +27,37 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/calls/{id}", get(get_call))
 }
 
-/// The scope of a principal that may read call history.
-fn reader_scope(p: &Principal) -> Result<CallScope, AppError> {
+/// Refuses credentials that may not read call history (ingest tokens).
+fn check_reader(p: &Principal) -> Result<(), AppError> {
     if !p.may_read_calls() {
         return Err(AppError::Forbidden("an ingest token cannot read call history".into()));
     }
-    Ok(CallScope::for_principal(p))
+    Ok(())
 }
 
-/// Parses a search in the account's time zone, checks that every id it names exists, and widens
-/// each topic to the topics nested below it.
-async fn prepare(store: &Store, scope: &CallScope, pairs: Vec<(String, String)>) -> Result<SearchRequest, AppError> {
-    let account = scope.account;
-    let req = store
+/// The principal's call scope as the directory says now, and the search parsed in the
+/// account's time zone, with every id it names checked and each topic widened to the topics
+/// nested below it.
+async fn prepare(
+    store: &Store,
+    principal: &Principal,
+    pairs: Vec<(String, String)>,
+) -> Result<(CallScope, SearchRequest), AppError> {
+    check_reader(principal)?;
+    let principal = principal.clone();
+    let prepared = store
         .read(move |conn| {
+            let scope = access::scope_for(conn, &principal)?;
+            let account = scope.account;
             let tz: Tz = auth::account(conn, account)?.timezone.parse().unwrap_or(Tz::UTC);
             let req = parse_search(&pairs, chrono::Utc::now(), tz).map_err(crate::store::StoreError::Invalid)?;
             directory::check_refs(conn, account, &req.filter.directory_refs())?;
             let mut req = req;
             req.filter.topics = directory::with_subtopics(conn, account, &req.filter.topics)?;
-            Ok(req)
+            Ok((scope, req))
         })
         .await?;
-    Ok(req)
+    Ok(prepared)
 }
 
 /// Searches calls, newest first, with the exact number of matches. Filters repeat for OR.
@@ -81,8 +89,7 @@ pub async fn list_calls(
     State(state): State<AppState>,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Page>, AppError> {
-    let scope = reader_scope(&principal)?;
-    let req = prepare(&state.store, &scope, pairs).await?;
+    let (scope, req) = prepare(&state.store, &principal, pairs).await?;
     let key = *state.store.cursor_key();
     let page = state
         .store
@@ -104,8 +111,9 @@ pub async fn get_call(
     Path(id): Path<String>,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<CallDetailView>, AppError> {
-    let scope = reader_scope(&principal)?;
-    if scope.redacted {
+    check_reader(&principal)?;
+    // Decided by role alone, before the id is looked up: the answer says nothing about the id.
+    if !principal.role.sees_price() {
         return Err(AppError::Forbidden(
             "call details are not available to your role".into(),
         ));
@@ -118,7 +126,13 @@ pub async fn get_call(
         ),
         None => None,
     };
-    let call = state.store.read(move |conn| view::get(conn, &scope, id, tz)).await?;
+    let call = state
+        .store
+        .read(move |conn| {
+            let scope = access::scope_for(conn, &principal)?;
+            view::get(conn, &scope, id, tz)
+        })
+        .await?;
     Ok(Json(call))
 }
 
@@ -135,14 +149,14 @@ pub async fn live_calls(
     State(state): State<AppState>,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
-    let scope = reader_scope(&principal)?;
-    let req = prepare(&state.store, &scope, pairs).await?;
+    let (scope, req) = prepare(&state.store, &principal, pairs).await?;
+    let account = scope.account;
     let rx = state.live.subscribe();
     let store = state.store.clone();
     let closed = Box::pin(state.live.closed());
     let events = stream::unfold(
-        (rx, store, scope, req, closed),
-        |(mut rx, store, scope, req, mut closed)| async move {
+        (rx, store, principal, req, closed),
+        move |(mut rx, store, principal, req, mut closed)| async move {
             loop {
                 let received = tokio::select! {
                     r = rx.recv() => r,
@@ -152,16 +166,21 @@ pub async fn live_calls(
                     Ok(batch) => batch,
                     Err(RecvError::Lagged(_)) => {
                         let event = Event::default().event("resync").data("{}");
-                        return Some((vec![event], (rx, store, scope, req, closed)));
+                        return Some((vec![event], (rx, store, principal, req, closed)));
                     }
                     Err(RecvError::Closed) => return None,
                 };
-                if batch.account != scope.account {
+                if batch.account != account {
                     continue;
                 }
-                let (s, f, tz) = (scope.clone(), req.filter.clone(), req.tz);
+                // The scope is decided again for every batch: a group change or a blocked user
+                // applies to open streams at once.
+                let (p, f, tz) = (principal.clone(), req.filter.clone(), req.tz);
                 let calls = store
-                    .read(move |conn| search::matching(conn, &s, &f, &batch.ids, tz))
+                    .read(move |conn| {
+                        let scope = access::scope_for(conn, &p)?;
+                        search::matching(conn, &scope, &f, &batch.ids, tz)
+                    })
                     .await;
                 match calls {
                     Ok(calls) if calls.is_empty() => continue,
@@ -170,7 +189,7 @@ pub async fn live_calls(
                             .iter()
                             .filter_map(|c| Event::default().event("call").json_data(c).ok())
                             .collect();
-                        return Some((events, (rx, store, scope, req, closed)));
+                        return Some((events, (rx, store, principal, req, closed)));
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "live update query failed");

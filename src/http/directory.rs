@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use crate::domain::Principal;
 use crate::error::AppError;
-use crate::store::directory::{self, Dim, DirItem, GroupItem, UserItem};
+use crate::store::directory::{self, Dim, DirItem};
 
 #[derive(Serialize, ToSchema)]
 pub struct Items<T> {
@@ -24,8 +24,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/completion-codes", get(completion_codes))
         .route("/api/v1/tags", get(tags))
         .route("/api/v1/topics", get(topics))
-        .route("/api/v1/groups", get(groups))
-        .route("/api/v1/users", get(users))
 }
 
 /// The account whose directory this principal may read.
@@ -69,27 +67,3 @@ dim_endpoint!(campaigns, Dim::Campaign, "/api/v1/campaigns");
 dim_endpoint!(completion_codes, Dim::CompletionCode, "/api/v1/completion-codes");
 dim_endpoint!(tags, Dim::Tag, "/api/v1/tags");
 dim_endpoint!(topics, Dim::Topic, "/api/v1/topics");
-
-/// Lists the account's groups with members, supervisors and the call-history switch.
-#[utoipa::path(get, path = "/api/v1/groups", tag = "directory",
-    responses((status = 200, body = Items<GroupItem>)), security(("bearer" = [])))]
-pub async fn groups(principal: Principal, State(state): State<AppState>) -> Result<Json<Items<GroupItem>>, AppError> {
-    let account = readable_account(&principal)?;
-    let items = state
-        .store
-        .read(move |conn| directory::list_groups(conn, account))
-        .await?;
-    Ok(Json(Items { items }))
-}
-
-/// Lists the account's users (people and the operators calls name).
-#[utoipa::path(get, path = "/api/v1/users", tag = "directory",
-    responses((status = 200, body = Items<UserItem>)), security(("bearer" = [])))]
-pub async fn users(principal: Principal, State(state): State<AppState>) -> Result<Json<Items<UserItem>>, AppError> {
-    let account = readable_account(&principal)?;
-    let items = state
-        .store
-        .read(move |conn| directory::list_users(conn, account))
-        .await?;
-    Ok(Json(Items { items }))
-}

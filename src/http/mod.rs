@@ -1,11 +1,14 @@
 //! The HTTP API: one module per resource, each with its own `router()`; this module puts them
 //! together with the shared state, the body limit and the OpenAPI document.
 
+pub mod account;
 pub mod calls;
 pub mod directory;
 pub mod extract;
 pub mod ingest;
 pub mod meta;
+pub mod people;
+pub mod session;
 
 use std::sync::Arc;
 
@@ -35,6 +38,9 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::router())
         .merge(calls::router())
         .merge(directory::router())
+        .merge(people::router())
+        .merge(session::router())
+        .merge(account::router())
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
@@ -49,7 +55,11 @@ pub fn router(state: AppState) -> Router {
         ingest::ingest_calls,
         calls::list_calls, calls::get_call, calls::live_calls,
         directory::queues, directory::scenarios, directory::campaigns, directory::completion_codes,
-        directory::tags, directory::topics, directory::groups, directory::users,
+        directory::tags, directory::topics,
+        people::list_users, people::get_user, people::create_user, people::update_user,
+        people::list_groups, people::get_group, people::create_group, people::update_group,
+        session::sign_in, session::current, session::sign_out,
+        account::me, account::settings, account::update_settings, account::audit_log,
     ),
     modifiers(&BearerAuth)
 )]

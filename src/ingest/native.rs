@@ -74,33 +74,19 @@ pub fn parse_record(index: usize, json: &str) -> Result<CallPatch, RecordError> 
         index: Some(index),
         error: FieldError::new(field, message),
     };
-    let mut de = serde_json::Deserializer::from_str(json);
-    let patch: CallPatch = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let field = if path == "." {
-            field_in_message(&inner.to_string())
+    let patch: CallPatch = crate::json::parse(json.as_bytes()).map_err(|e| {
+        // A syntax error or a misplaced field is reported for the record as a whole.
+        let field = if e.field == "body" {
+            "record".to_string()
         } else {
-            path
+            e.field
         };
-        fail(field, format!("record {index}: {inner}"))
+        fail(field, format!("record {index}: {}", e.message))
     })?;
-    de.end()
-        .map_err(|e| fail("body".into(), format!("record {index}: {e}")))?;
     patch
         .validate()
         .map_err(|e| fail(e.field, format!("record {index}: {}", e.message)))?;
     Ok(patch)
-}
-
-/// serde reports unknown and missing fields at the record level; the field's name is in the
-/// message between backticks.
-fn field_in_message(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .map(str::to_string)
-        .unwrap_or_else(|| "record".to_string())
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
-use crate::domain::{AccountId, FieldError, Principal, Role, TokenScope, UserId};
+use crate::domain::{AccountId, Credential, FieldError, Principal, Role, TokenScope, UserId};
 
 /// The account a fresh data folder starts with.
 pub const DEFAULT_ACCOUNT: &str = "default";
@@ -81,6 +81,22 @@ pub fn ensure_account(conn: &Connection, name: &str) -> Result<Account, StoreErr
         params![name, now_ms()],
     )?;
     account_by_name(conn, name)?.ok_or(StoreError::NotFound)
+}
+
+/// Changes the settings that are given.
+pub fn update_account(
+    conn: &Connection,
+    id: AccountId,
+    timezone: Option<&str>,
+    currency: Option<&str>,
+    call_history_access: Option<bool>,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE accounts SET timezone = COALESCE(?, timezone), currency = COALESCE(?, currency), \
+         call_history_access = COALESCE(?, call_history_access) WHERE id = ?",
+        params![timezone, currency, call_history_access, id.0],
+    )?;
+    Ok(())
 }
 
 pub fn set_account_timezone(conn: &Connection, id: AccountId, tz: &str) -> Result<(), StoreError> {
@@ -180,7 +196,150 @@ pub fn principal_for_token(conn: &Connection, hash: &[u8]) -> Result<Option<Prin
             user_id: UserId(user),
             login,
             role: Role::parse(&role)?,
-            scope: TokenScope::parse(&scope)?,
+            credential: Credential::Token {
+                scope: TokenScope::parse(&scope)?,
+            },
         })
     }))
+}
+
+/// A user who might be signing in with a login.
+#[derive(Debug, Clone)]
+pub struct LoginCandidate {
+    pub user_id: UserId,
+    pub account_id: AccountId,
+    pub password_hash: Option<String>,
+    pub blocked: bool,
+}
+
+/// The users with this login that can sign in (have a password), in the named account or in any.
+pub fn login_candidates(
+    conn: &Connection,
+    login: &str,
+    account: Option<&str>,
+) -> Result<Vec<LoginCandidate>, StoreError> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT u.id, u.account_id, u.password_hash, u.blocked FROM users u JOIN accounts a ON a.id = u.account_id \
+             WHERE u.login = ?1 AND u.password_hash IS NOT NULL AND (?2 IS NULL OR a.name = ?2) ORDER BY u.id",
+        )?
+        .query_map(params![login, account], |r| {
+            Ok(LoginCandidate {
+                user_id: UserId(r.get(0)?),
+                account_id: AccountId(r.get(1)?),
+                password_hash: r.get(2)?,
+                blocked: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// A live browser session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: i64,
+    pub csrf_token: String,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+pub struct NewSession<'a> {
+    pub user: UserId,
+    pub token_hash: &'a [u8],
+    pub csrf_token: &'a str,
+    pub expires_at: i64,
+    pub address: Option<&'a str>,
+}
+
+pub fn create_session(conn: &Connection, s: &NewSession<'_>) -> Result<i64, StoreError> {
+    let now = now_ms();
+    conn.execute(
+        "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, address) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        params![s.token_hash, s.user.0, s.csrf_token, now, now, s.expires_at, s.address],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The principal a session cookie stands for, if the session has neither expired nor idled out
+/// (`idle_ms`) and its user is not blocked.
+pub fn principal_for_session(
+    conn: &Connection,
+    hash: &[u8],
+    now: i64,
+    idle_ms: i64,
+) -> Result<Option<(Principal, Session)>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT u.account_id, u.id, u.login, u.role, s.id, s.csrf_token, s.last_seen_at, s.expires_at \
+             FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = ? AND s.expires_at > ? AND s.last_seen_at > ? AND u.blocked = 0",
+        )?
+        .query_row(params![hash, now, now - idle_ms], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                Session {
+                    id: r.get(4)?,
+                    csrf_token: r.get(5)?,
+                    last_seen_at: r.get(6)?,
+                    expires_at: r.get(7)?,
+                },
+            ))
+        })
+        .optional()?;
+    Ok(row.and_then(|(account, user, login, role, session)| {
+        let principal = Principal {
+            account_id: AccountId(account),
+            user_id: UserId(user),
+            login,
+            role: Role::parse(&role)?,
+            credential: Credential::Session { id: session.id },
+        };
+        Some((principal, session))
+    }))
+}
+
+pub fn session(conn: &Connection, id: i64) -> Result<Session, StoreError> {
+    conn.prepare_cached("SELECT id, csrf_token, last_seen_at, expires_at FROM sessions WHERE id = ?")?
+        .query_row([id], |r| {
+            Ok(Session {
+                id: r.get(0)?,
+                csrf_token: r.get(1)?,
+                last_seen_at: r.get(2)?,
+                expires_at: r.get(3)?,
+            })
+        })
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+pub fn touch_session(conn: &Connection, id: i64, now: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE sessions SET last_seen_at = ? WHERE id = ?")?
+        .execute(params![now, id])?;
+    Ok(())
+}
+
+pub fn end_session(conn: &Connection, id: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM sessions WHERE id = ?")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Signs a user out everywhere (blocked, password reset).
+pub fn end_user_sessions(conn: &Connection, user: UserId) -> Result<usize, StoreError> {
+    Ok(conn
+        .prepare_cached("DELETE FROM sessions WHERE user_id = ?")?
+        .execute([user.0])?)
+}
+
+/// Deletes sessions that can no longer be used.
+pub fn purge_sessions(conn: &Connection, now: i64, idle_ms: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "DELETE FROM sessions WHERE expires_at <= ? OR last_seen_at <= ?",
+        params![now, now - idle_ms],
+    )?)
 }

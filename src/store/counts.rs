@@ -11,7 +11,8 @@ use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection};
 
 use super::StoreError;
-use crate::domain::{AccountId, AttemptResult, CallFilter, CallKind};
+use crate::domain::access::OperatorTest;
+use crate::domain::{AccountId, AttemptResult, CallFilter, CallKind, CallScope};
 
 pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 24 * HOUR_MS;
@@ -100,7 +101,7 @@ pub fn answerable(f: &CallFilter) -> bool {
 /// The sum of the buckets `[first, end)` (either side open when `None`) matching the filter.
 pub fn sum(
     conn: &Connection,
-    account: AccountId,
+    scope: &CallScope,
     f: &CallFilter,
     bucket: Bucket,
     first: Option<i64>,
@@ -110,7 +111,7 @@ pub fn sum(
         "SELECT COALESCE(SUM(n), 0) FROM {} WHERE account_id = ?",
         bucket.table()
     );
-    let mut args = vec![Value::Integer(account.0)];
+    let mut args = vec![Value::Integer(scope.account.0)];
     if let Some(b) = first {
         sql.push_str(" AND bucket >= ?");
         args.push(Value::Integer(b));
@@ -132,7 +133,13 @@ pub fn sum(
         "result",
         f.results.iter().map(|r| Value::Text(r.code().into())).collect(),
     );
-    list("operator_id", f.operators.iter().map(|o| Value::Integer(*o)).collect());
+    // The scope's operator restriction is a bucket dimension like any other.
+    let operators = match scope.operator_test(&f.operators) {
+        OperatorTest::Any => vec![],
+        OperatorTest::In(ids) => ids,
+        OperatorTest::Never => return Ok(0),
+    };
+    list("operator_id", operators.into_iter().map(Value::Integer).collect());
     Ok(conn
         .prepare_cached(&sql)?
         .query_row(params_from_iter(args.iter()), |r| r.get(0))?)

@@ -8,6 +8,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_campaign_group_index.sql")),
     (3, include_str!("../../migrations/sqlite/0003_started_talk_index.sql")),
+    (4, include_str!("../../migrations/sqlite/0004_sessions_audit.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -6,6 +6,8 @@
 //! failing job changes nothing while the others land; a job's caller hears back only after the
 //! commit is durable (`synchronous=FULL`).
 
+pub mod access;
+pub mod audit;
 pub mod auth;
 pub mod counts;
 pub mod cursor;
@@ -13,6 +15,7 @@ pub mod dialect;
 pub mod directory;
 pub mod ingest;
 mod migrations;
+pub mod people;
 pub mod search;
 pub mod view;
 
@@ -42,6 +45,9 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A rule that depends on data only the transaction sees (e.g. "only an owner changes an owner").
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the store is shut down")]
     Closed,
     #[error("{0}")]

@@ -11,6 +11,7 @@ use super::counts::{self, Bucket, DAY_MS, HOUR_MS};
 use super::cursor::{decode_cursor, encode_cursor};
 use super::view::{load_views, CallView};
 use super::{dialect, StoreError};
+use crate::domain::access::OperatorTest;
 use crate::domain::{CallFilter, CallScope, SearchRequest};
 
 /// One page of a search.
@@ -90,7 +91,11 @@ fn where_clause(scope: &CallScope, f: &CallFilter) -> Sql {
         sql.and("c.talk_seconds <= ?", [Value::Integer(max.into())]);
     }
     sql.and_in("c.group_id", ints(&f.groups));
-    sql.and_in("c.operator_id", ints(&f.operators));
+    match scope.operator_test(&f.operators) {
+        OperatorTest::Any => {}
+        OperatorTest::In(ids) => sql.and_in("c.operator_id", ints(&ids)),
+        OperatorTest::Never => sql.and("0 = 1", []),
+    }
     sql.and_in("c.queue_id", ints(&f.queues));
     sql.and_in("c.campaign_id", ints(&f.campaigns));
     sql.and_in("c.scenario_id", ints(&f.scenarios));
@@ -200,10 +205,11 @@ pub fn page_plan(
         to: f.to,
         ..CallFilter::default()
     };
-    if *f == range_only {
+    if *f == range_only && scope.is_whole_account() {
         return Ok(PagePlan::WalkTime);
     }
-    let in_range = count(conn, scope, &range_only)?;
+    // A walk visits every call of the range, in scope or not.
+    let in_range = count(conn, &CallScope::whole_account(scope.account), &range_only)?;
     let walk = in_range as f64 * f64::from(limit + 1) / (total.max(1) as f64);
     Ok(if (total as f64) < walk {
         PagePlan::SortMatches
@@ -215,7 +221,7 @@ pub fn page_plan(
 /// The exact number of calls in scope that match the filter: from the count buckets where they
 /// can answer, counting calls only at the partial hours of the range's edges.
 pub fn count(conn: &Connection, scope: &CallScope, f: &CallFilter) -> Result<i64, StoreError> {
-    if f.kinds.as_ref().is_some_and(|k| k.is_empty()) {
+    if f.kinds.as_ref().is_some_and(|k| k.is_empty()) || scope.operator_test(&f.operators) == OperatorTest::Never {
         return Ok(0);
     }
     if !counts::answerable(f) {
@@ -229,7 +235,7 @@ pub fn count(conn: &Connection, scope: &CallScope, f: &CallFilter) -> Result<i64
             return count_hours(conn, scope, f, l, h);
         }
     }
-    let mut n = counts::sum(conn, scope.account, f, Bucket::Day, first_day, end_day)?;
+    let mut n = counts::sum(conn, scope, f, Bucket::Day, first_day, end_day)?;
     if let (Some(l), Some(a)) = (lo, first_day) {
         if l < a * DAY_MS {
             n += count_hours(conn, scope, f, l, a * DAY_MS)?;
@@ -253,7 +259,7 @@ fn count_hours(conn: &Connection, scope: &CallScope, f: &CallFilter, lo: i64, hi
     if first >= end {
         return count_between(conn, scope, f, lo, hi);
     }
-    let mut n = counts::sum(conn, scope.account, f, Bucket::Hour, Some(first), Some(end))?;
+    let mut n = counts::sum(conn, scope, f, Bucket::Hour, Some(first), Some(end))?;
     if lo < first * HOUR_MS {
         n += count_between(conn, scope, f, lo, first * HOUR_MS)?;
     }
@@ -277,6 +283,15 @@ pub fn count_direct(conn: &Connection, scope: &CallScope, f: &CallFilter) -> Res
     let sql = where_clause(scope, f);
     Ok(conn
         .prepare_cached(&format!("SELECT count(*) FROM calls c{}", sql.text))?
+        .query_row(params_from_iter(sql.args.iter()), |r| r.get(0))?)
+}
+
+/// Whether the call with this id is in scope.
+pub fn in_scope(conn: &Connection, scope: &CallScope, id: i64) -> Result<bool, StoreError> {
+    let mut sql = where_clause(scope, &CallFilter::default());
+    sql.and("c.id = ?", [Value::Integer(id)]);
+    Ok(conn
+        .prepare_cached(&format!("SELECT EXISTS (SELECT 1 FROM calls c{})", sql.text))?
         .query_row(params_from_iter(sql.args.iter()), |r| r.get(0))?)
 }
 

@@ -251,8 +251,9 @@ fn attach_sets(conn: &Connection, calls: &mut [(i64, CallView)], tz: Option<Tz>)
     Ok(())
 }
 
-/// The calls with these ids, in the given order, as listed.
-pub fn load_views(
+/// The calls with these ids, in the given order, as listed. Callers pass only ids that the
+/// scope's where clause let through (`search`); this checks the account again, nothing more.
+pub(super) fn load_views(
     conn: &Connection,
     scope: &CallScope,
     ids: &[i64],
@@ -277,6 +278,9 @@ pub fn load_views(
 
 /// One call with its details, if it is in scope.
 pub fn get(conn: &Connection, scope: &CallScope, id: i64, tz: Option<Tz>) -> Result<CallDetailView, StoreError> {
+    if !super::search::in_scope(conn, scope, id)? {
+        return Err(StoreError::NotFound);
+    }
     let call = load_views(conn, scope, &[id], tz)?.pop().ok_or(StoreError::NotFound)?;
     let details = conn.query_row(
         "SELECT dial_started_at, answered_at, scenario_started_at, amd_detected_at, ended_at, flow, recording_url FROM calls WHERE id = ?",

@@ -616,10 +616,13 @@ async fn restricted_roles_see_no_price_or_scenario_link() {
     let owner = app.owner().await;
     app.ingest_ok(&owner, dataset()).await;
     let supervisor = app.token("default", "sup", Role::Supervisor, TokenScope::Full).await;
+    app.set_group(&owner, "sales", &["ivanova"], &["sup"], false).await;
     let (_, page) = app
         .get(&supervisor, "/api/v1/calls?tz=UTC&from=2026-11-10&to=2026-11-11")
         .await;
-    let c1 = &page["items"][4];
+    // Only ivanova's calls of that day (c5, c1) are in the supervisor's scope.
+    assert_eq!(page["total"], 2);
+    let c1 = &page["items"][1];
     assert_eq!(c1["external_id"], "c1");
     assert!(c1.get("price").is_none() && c1.get("currency").is_none());
     assert!(c1["scenario"].get("url").is_none());
@@ -661,6 +664,13 @@ async fn live_events_follow_the_filter() {
     let app = TestApp::start("live").await;
     let owner = app.owner().await;
     let supervisor = app.token("default", "sup", Role::Supervisor, TokenScope::Full).await;
+    // Operators join groups through the directory before their first call arrives.
+    for login in ["ivanova", "petrov"] {
+        let body = json!({"login": login, "role": "operator"});
+        assert_eq!(app.send("POST", &owner, "/api/v1/users", Some(body)).await.0, 201);
+    }
+    app.set_group(&owner, "sales", &["ivanova"], &["sup"], false).await;
+    app.set_group(&owner, "support", &["petrov"], &["sup"], false).await;
     let open = |token: String, query: &'static str| {
         let app = &app;
         async move {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use calltrail::config::Config;
+use calltrail::config::{AuthConfig, Config};
 use calltrail::domain::{Role, TokenScope};
 use calltrail::store::auth::{self, NewUser};
 use calltrail::store::{Store, StoreError};
@@ -43,12 +43,18 @@ impl TestApp {
     }
 
     pub async fn start_in(dir: PathBuf) -> TestApp {
+        Self::start_with(dir, AuthConfig::default()).await
+    }
+
+    /// A server with its own sign-in rules (lower throttle limits, short sessions).
+    pub async fn start_with(dir: PathBuf, auth: AuthConfig) -> TestApp {
         let store = Store::open(&dir).expect("store");
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             data: dir.clone(),
             public_url: "http://127.0.0.1".into(),
             max_body_bytes: MAX_BODY,
+            auth,
         };
         let server = Server::bind_with(config, store.clone()).await.expect("bind");
         let base = format!("http://{}", server.local_addr().expect("addr"));
@@ -79,8 +85,8 @@ impl TestApp {
 
     /// Creates a user in `account` (created if needed) and returns a token for them.
     pub async fn token(&self, account: &str, login: &str, role: Role, scope: TokenScope) -> String {
-        let token = calltrail::cli::new_token();
-        let hash = calltrail::http::extract::token_hash(&token);
+        let token = calltrail::secrets::new_token("ct_");
+        let hash = calltrail::secrets::token_hash(&token);
         let (account, login) = (account.to_string(), login.to_string());
         self.store
             .write(move |conn, _| {
@@ -170,6 +176,65 @@ impl TestApp {
         );
         ids.sort();
         ids
+    }
+
+    /// A JSON request with a bearer token; `None` sends no body.
+    pub async fn send(&self, method: &str, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The user id of `login`, as an administrator sees it.
+    pub async fn user_id(&self, admin: &str, login: &str) -> String {
+        self.dir_id(admin, "/api/v1/users", "login", login).await
+    }
+
+    /// Sets a group's members and supervisors (by login) and its call-history switch, creating
+    /// the group if needed; returns its id.
+    pub async fn set_group(
+        &self,
+        admin: &str,
+        name: &str,
+        members: &[&str],
+        supervisors: &[&str],
+        access: bool,
+    ) -> String {
+        let (_, groups) = self.get(admin, "/api/v1/groups").await;
+        let existing = groups["items"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .find(|g| g["name"] == name)
+            .map(|g| g["id"].as_str().expect("id").to_string());
+        let mut member_ids = vec![];
+        for m in members {
+            member_ids.push(self.user_id(admin, m).await);
+        }
+        let mut supervisor_ids = vec![];
+        for s in supervisors {
+            supervisor_ids.push(self.user_id(admin, s).await);
+        }
+        let body = serde_json::json!({
+            "name": name, "members": member_ids, "supervisors": supervisor_ids, "call_history_access": access,
+        });
+        let (status, group) = match existing {
+            Some(id) => {
+                self.send("PUT", admin, &format!("/api/v1/groups/{id}"), Some(body))
+                    .await
+            }
+            None => self.send("POST", admin, "/api/v1/groups", Some(body)).await,
+        };
+        assert!(status == 200 || status == 201, "{status} {group}");
+        group["id"].as_str().expect("group id").to_string()
     }
 
     /// The directory id of the entity called `name` in a list endpoint.

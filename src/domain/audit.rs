@@ -1,0 +1,34 @@
+//! What the audit log records.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    LoginOk,
+    LoginFailed,
+    Logout,
+    UserCreated,
+    UserChanged,
+    TokenCreated,
+    GroupCreated,
+    GroupChanged,
+    SettingsChanged,
+    Export,
+    RecordingDownload,
+}
+
+text_enum!(AuditAction {
+    LoginOk => "login_ok",
+    LoginFailed => "login_failed",
+    Logout => "logout",
+    UserCreated => "user_created",
+    UserChanged => "user_changed",
+    TokenCreated => "token_created",
+    GroupCreated => "group_created",
+    GroupChanged => "group_changed",
+    SettingsChanged => "settings_changed",
+    Export => "export",
+    RecordingDownload => "recording_download",
+});

@@ -1,0 +1,149 @@
+//! The audit log: written inside the same transaction as the change it records.
+
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::now_ms;
+use super::StoreError;
+use crate::domain::audit::AuditAction;
+use crate::domain::{AccountId, Principal};
+
+/// Who acted and from where.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub account: Option<AccountId>,
+    pub user: Option<i64>,
+    pub login: Option<String>,
+    pub address: Option<String>,
+}
+
+impl Actor {
+    pub fn of(p: &Principal, address: Option<String>) -> Actor {
+        Actor {
+            account: Some(p.account_id),
+            user: Some(p.user_id.0),
+            login: Some(p.login.clone()),
+            address,
+        }
+    }
+
+    /// The command line, acting on an account.
+    pub fn command_line(account: AccountId) -> Actor {
+        Actor {
+            account: Some(account),
+            user: None,
+            login: Some("(command line)".into()),
+            address: None,
+        }
+    }
+}
+
+pub fn record(
+    conn: &Connection,
+    actor: &Actor,
+    action: AuditAction,
+    target: Option<&str>,
+    detail: Option<serde_json::Value>,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log (account_id, at, actor_id, actor_login, action, target, detail, address) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    )?
+    .execute(params![
+        actor.account.map(|a| a.0),
+        now_ms(),
+        actor.user,
+        actor.login,
+        action.code(),
+        target,
+        detail.map(|d| d.to_string()),
+        actor.address,
+    ])?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub id: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub actor_id: Option<String>,
+    pub actor_login: Option<String>,
+    pub action: AuditAction,
+    pub target: Option<String>,
+    #[schema(value_type = Object)]
+    pub detail: Option<serde_json::Value>,
+    pub address: Option<String>,
+}
+
+/// A page of the account's audit log, newest first, before the entry id `before`.
+pub fn list(
+    conn: &Connection,
+    account: AccountId,
+    action: Option<AuditAction>,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut sql = String::from(
+        "SELECT id, at, actor_id, actor_login, action, target, detail, address FROM audit_log WHERE account_id = ?",
+    );
+    let mut args = vec![Value::Integer(account.0)];
+    if let Some(a) = action {
+        sql.push_str(" AND action = ?");
+        args.push(Value::Text(a.code().into()));
+    }
+    if let Some(b) = before {
+        sql.push_str(" AND id < ?");
+        args.push(Value::Integer(b));
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
+    let rows = conn
+        .prepare(&sql)?
+        .query_map(params_from_iter(args.iter()), |r| {
+            let action: String = r.get(4)?;
+            let detail: Option<String> = r.get(6)?;
+            Ok(AuditEntry {
+                id: r.get::<_, i64>(0)?.to_string(),
+                at: super::view::format_time(r.get(1)?, None),
+                actor_id: r.get::<_, Option<i64>>(2)?.map(|i| i.to_string()),
+                actor_login: r.get(3)?,
+                action: AuditAction::parse(&action).unwrap_or(AuditAction::UserChanged),
+                target: r.get(5)?,
+                detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
+                address: r.get(7)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Failed sign-ins within `[since, now)`: for a login (after its last success), or from an
+/// address. Returns how many and the time of the oldest counted one.
+pub fn recent_failures(
+    conn: &Connection,
+    login: Option<&str>,
+    address: Option<&str>,
+    since: i64,
+) -> Result<(i64, Option<i64>), StoreError> {
+    let (column, value) = match (login, address) {
+        (Some(l), _) => ("actor_login", l),
+        (None, Some(a)) => ("address", a),
+        (None, None) => return Ok((0, None)),
+    };
+    let mut since = since;
+    if login.is_some() {
+        let last_ok: Option<i64> = conn
+            .prepare_cached(&format!(
+                "SELECT max(at) FROM audit_log WHERE action = 'login_ok' AND {column} = ? AND at >= ?"
+            ))?
+            .query_row(params![value, since], |r| r.get(0))?;
+        since = since.max(last_ok.map_or(since, |t| t + 1));
+    }
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT count(*), min(at) FROM audit_log WHERE action = 'login_failed' AND {column} = ? AND at >= ?"
+        ))?
+        .query_row(params![value, since], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
