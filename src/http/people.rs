@@ -175,6 +175,7 @@ pub async fn create_user(
     if !principal.may_assign(body.role) {
         return Err(AppError::Forbidden("only an owner makes owners".into()));
     }
+    name_rule("login", &body.login)?;
     let name = body.name.clone().unwrap_or_else(|| body.login.clone());
     name_rule("name", &name)?;
     let password_hash = hash(body.password).await?;

@@ -48,14 +48,20 @@ impl TestApp {
 
     /// A server with its own sign-in rules (lower throttle limits, short sessions).
     pub async fn start_with(dir: PathBuf, auth: AuthConfig) -> TestApp {
+        Self::start_configured(dir, |c| c.auth = auth).await
+    }
+
+    /// A server whose configuration the test adjusts.
+    pub async fn start_configured(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let store = Store::open(&dir).expect("store");
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             data: dir.clone(),
             public_url: "http://127.0.0.1".into(),
             max_body_bytes: MAX_BODY,
-            auth,
+            auth: AuthConfig::default(),
         };
+        adjust(&mut config);
         let server = Server::bind_with(config, store.clone()).await.expect("bind");
         let base = format!("http://{}", server.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -1,7 +1,9 @@
 //! The one integration-test binary: a real server on loopback, driven over HTTP and through
 //! the command line.
 
+mod access;
 mod api;
 mod cli;
 mod common;
 mod counts;
+mod session;
