@@ -101,22 +101,41 @@ impl Client {
     }
 }
 
-async fn prepare(dir: &std::path::Path, calls: usize) -> Result<(Store, String), StoreError> {
+/// Tokens for the owner, the demo supervisor (two of four groups) and the demo operator (her
+/// own calls).
+struct Tokens {
+    owner: String,
+    supervisor: String,
+    operator: String,
+}
+
+async fn prepare(dir: &std::path::Path, calls: usize) -> Result<(Store, Tokens), StoreError> {
     let store = Store::open(dir)?;
     let started = Instant::now();
     if calltrail::demo::prepare(&store, dir, calls, 90).await?.is_some() {
         eprintln!("built {calls} calls in {:.1} s", started.elapsed().as_secs_f64());
     }
-    let token = calltrail::secrets::new_token("ct_");
-    let hash = calltrail::secrets::token_hash(&token);
+    let tokens: Vec<String> = (0..3).map(|_| calltrail::secrets::new_token("ct_")).collect();
+    let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| calltrail::secrets::token_hash(t)).collect();
     store
         .write(move |conn, _| {
             let account = auth::account_by_name(conn, auth::DEFAULT_ACCOUNT)?.ok_or(StoreError::NotFound)?;
-            let owner = auth::user_by_login(conn, account.id, "owner")?.ok_or(StoreError::NotFound)?;
-            auth::create_token(conn, owner, "bench", TokenScope::Full, &hash)
+            for (login, hash) in ["owner", "supervisor", "ivanova"].into_iter().zip(&hashes) {
+                let user = auth::user_by_login(conn, account.id, login)?.ok_or(StoreError::NotFound)?;
+                auth::create_token(conn, user, "bench", TokenScope::Full, hash)?;
+            }
+            Ok(())
         })
         .await?;
-    Ok((store, token))
+    let [owner, supervisor, operator] = <[String; 3]>::try_from(tokens).map_err(|_| StoreError::NotFound)?;
+    Ok((
+        store,
+        Tokens {
+            owner,
+            supervisor,
+            operator,
+        },
+    ))
 }
 
 fn ids(list: &Value) -> Vec<String> {
@@ -128,7 +147,7 @@ fn ids(list: &Value) -> Vec<String> {
 
 async fn run_size(opts: &Opts, calls: usize) {
     let dir = opts.dir.join(calls.to_string());
-    let (store, token) = prepare(&dir, calls).await.expect("prepare");
+    let (store, tokens) = prepare(&dir, calls).await.expect("prepare");
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data: dir.clone(),
@@ -142,11 +161,12 @@ async fn run_size(opts: &Opts, calls: usize) {
     let handle = tokio::spawn(server.run(async {
         let _ = stop_rx.await;
     }));
-    let c = Client {
+    let client = |token: &str| Client {
         http: reqwest::Client::new(),
         base: format!("http://{addr}"),
-        token,
+        token: token.to_string(),
     };
+    let c = client(&tokens.owner);
     let mut rng = StdRng::seed_from_u64(7);
     let users = c.get("/api/v1/users").await;
     let operators: Vec<String> = users["items"]
@@ -287,6 +307,23 @@ async fn run_size(opts: &Opts, calls: usize) {
     for (name, urls) in &queries {
         let (p50, p95, rows, total) = c.time(urls).await;
         println!("| {name} | {p50:.2} | {p95:.2} | {rows} | {total} |");
+    }
+    // Restricted scopes: every query carries the scope's operators.
+    let repeat = |url: &str| -> Vec<String> { (0..n).map(|_| url.to_string()).collect() };
+    for (who, token) in [("supervisor", &tokens.supervisor), ("operator", &tokens.operator)] {
+        let rc = client(token);
+        for (name, url) in [
+            ("newest page", "/api/v1/calls?limit=50"),
+            ("newest page, last 7 days", "/api/v1/calls?limit=50&preset=last_7_days"),
+            (
+                "exact total, 30 d answered (limit 1)",
+                "/api/v1/calls?preset=last_30_days&result=answered&limit=1",
+            ),
+            ("30 d + talk ≥ 60 s", "/api/v1/calls?preset=last_30_days&talk_min=60"),
+        ] {
+            let (p50, p95, rows, total) = rc.time(&repeat(url)).await;
+            println!("| {who}: {name} | {p50:.2} | {p95:.2} | {rows} | {total} |");
+        }
     }
 
     // Ingest: batches of 5,000 and one call per request, from one client and from several.

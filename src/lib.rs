@@ -56,9 +56,11 @@ impl Server {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let store = self.state.store.clone();
         let live = self.state.live.clone();
-        // Statistics drift as calls arrive; refresh them now and then so plans stay good.
+        // Statistics drift as calls arrive; refresh them now and then so plans stay good. Ended
+        // sessions are deleted on the same round.
         let maintenance = tokio::spawn({
             let store = store.clone();
+            let auth_rules = self.state.config.auth.clone();
             async move {
                 let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
                 every.tick().await;
@@ -66,6 +68,15 @@ impl Server {
                     every.tick().await;
                     if let Err(e) = store.analyze(false).await {
                         tracing::warn!(error = %e, "refreshing planner statistics failed");
+                    }
+                    let idle = auth_rules.session_idle_ms;
+                    let purged = store
+                        .write(move |conn, _| {
+                            crate::store::auth::purge_sessions(conn, crate::store::auth::now_ms(), idle)
+                        })
+                        .await;
+                    if let Err(e) = purged {
+                        tracing::warn!(error = %e, "deleting ended sessions failed");
                     }
                 }
             }

@@ -15,6 +15,7 @@ use crate::live::LiveHub;
 use crate::store::auth::{self, NewUser};
 use crate::store::directory::{self, Dim};
 use crate::store::ingest::apply_batch;
+use crate::store::people;
 use crate::store::{Store, StoreError};
 use generate::Generator;
 use names::{GROUPS, OPERATORS};
@@ -120,6 +121,12 @@ async fn create_people(store: &Store, account: AccountId) -> Result<Vec<DemoLogi
                     directory::add_to_group(conn, group_ids[1], id, true)?;
                 }
             }
+            // Sales lets its operators see their own calls, so the demo operator sees something.
+            let access = people::GroupChange {
+                call_history_access: Some(true),
+                ..people::GroupChange::default()
+            };
+            people::update_group(conn, account, group_ids[0], &access)?;
             Ok(())
         })
         .await?;

@@ -113,7 +113,7 @@ async fn users_and_tokens_from_the_command_line() {
     let (full, ingest) = (full.trim().to_string(), ingest.trim().to_string());
     assert!(full.starts_with("ct_") && full.len() > 40);
 
-    let app = TestApp::start_in(dir).await;
+    let app = TestApp::start_in(dir.clone()).await;
     let call = serde_json::json!([{"external_id": "cli-1", "kind": "incoming", "scenario_started_at": "2026-11-10T08:00:00Z"}]);
     assert_eq!(app.ingest(&ingest, call).await.0, 200);
     assert_eq!(
@@ -143,6 +143,56 @@ async fn users_and_tokens_from_the_command_line() {
         (boss["name"].as_str(), boss["role"].as_str()),
         (Some("Главный"), Some("owner"))
     );
+    // The first owner signs in with the password given on standard input.
+    let r = app
+        .http
+        .post(format!("{}/api/v1/session", app.base))
+        .json(&serde_json::json!({"login": "boss", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Creating a user in a new account creates the account; the audit log has both users.
+    app.stop().await;
+    let (code, _, err) = calltrail(
+        &[
+            "user",
+            "add",
+            "--login",
+            "chief",
+            "--role",
+            "owner",
+            "--account",
+            "acme",
+            "--group",
+            "north",
+            "--data",
+            data,
+        ],
+        "acme password\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let app = TestApp::start_in(dir.clone()).await;
+    let r = app
+        .http
+        .post(format!("{}/api/v1/session", app.base))
+        .json(&serde_json::json!({"login": "chief", "password": "acme password", "account": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["account"]["name"], "acme");
+    assert_eq!(body["user"]["groups"].as_array().unwrap().len(), 1);
+    let (_, log) = app.get(&full, "/api/v1/audit?action=user_created").await;
+    let created: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"]["login"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, ["sup", "boss"]);
+    assert_eq!(log["items"][0]["actor_login"], "(command line)");
     app.stop().await;
 }
 
@@ -226,5 +276,47 @@ async fn the_demo_fills_an_empty_folder_once() {
             .any(|t| t["parent_id"].is_string()),
         "topics nest"
     );
+
+    // Every printed login signs in; each role sees what spec §1 gives it.
+    let mut totals = vec![];
+    for l in &logins {
+        let r = app
+            .http
+            .post(format!("{}/api/v1/session", app.base))
+            .json(&serde_json::json!({"login": l.login, "password": l.password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{}", l.login);
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let page: serde_json::Value = app
+            .http
+            .get(format!("{}/api/v1/calls?limit=1", app.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        totals.push(page["total"].as_u64().unwrap());
+        assert_eq!(
+            page["items"][0].get("price").is_some(),
+            l.role.sees_price(),
+            "{}",
+            l.login
+        );
+    }
+    // owner, admin, manager: everything; the supervisor: two of four groups; the operator
+    // (in a group with call-history access): her own calls.
+    assert_eq!(&totals[..3], &[total, total, total]);
+    assert!(totals[3] > total / 4 && totals[3] < total * 3 / 4, "{totals:?}");
+    assert!(totals[4] > 0 && totals[4] < totals[3], "{totals:?}");
     app.stop().await;
 }
