@@ -395,6 +395,19 @@ fn gate(who: Who) -> Option<u16> {
     }
 }
 
+/// The status of a request about `target` by `who`, where `allowed` says whether the role may
+/// make it at all and `ok` is the success status: another account's ids and ids outside a
+/// restricted scope are 404.
+fn expected_status(who: Who, allowed: bool, target: Target, ok: u16) -> u16 {
+    match (gate(who), target) {
+        (Some(s), _) => s,
+        (None, _) if !allowed => 403,
+        (None, Target::OtherAccount) => 404,
+        (None, Target::OutOfScope) if !who.full_view() => 404,
+        (None, _) => ok,
+    }
+}
+
 /// Runs one row for one principal and asserts the outcome.
 async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
     let id = w.target_id(r.check, who);
@@ -431,13 +444,11 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
         }
         Check::CallDetail(target) => {
             let (status, body) = w.request(who, "GET", &path, None).await;
-            let expected = match (gate(who), who.full_view(), target) {
-                (Some(s), _, _) => s,
-                (None, false, _) => 403,
-                (None, true, Target::OtherAccount) => 404,
-                (None, true, _) => 200,
-            };
-            assert_eq!(status, expected, "{ctx}: {body}");
+            assert_eq!(
+                status,
+                expected_status(who, who.full_view(), target, 200),
+                "{ctx}: {body}"
+            );
             if status == 200 {
                 assert_eq!(body["price"], "1.5000", "{ctx}");
             }
@@ -493,15 +504,9 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
             assert_eq!(names(&body, "login"), expected, "{ctx}");
         }
         Check::User(target) => {
+            // The supervisor sees op1 (a member of alpha), not op2.
             let (status, body) = w.request(who, "GET", &path, None).await;
-            let expected = match (gate(who), target) {
-                (Some(s), _) => s,
-                (None, Target::InScope) => 200,
-                (None, Target::OutOfScope) if who.full_view() => 200,
-                // The supervisor sees op1 (a member of alpha), not op2.
-                (None, _) => 404,
-            };
-            assert_eq!(status, expected, "{ctx}: {body}");
+            assert_eq!(status, expected_status(who, true, target, 200), "{ctx}: {body}");
             if status == 200 {
                 assert_eq!(body["id"], id.as_str(), "{ctx}");
             }
@@ -516,13 +521,11 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
         Check::UpdateUser(target) => {
             let body = json!({"name": "Same Name"});
             let (status, answer) = w.request(who, "PUT", &path, Some(body)).await;
-            let expected = match (gate(who), administrator, target) {
-                (Some(s), _, _) => s,
-                (None, false, _) => 403,
-                (None, true, Target::OtherAccount) => 404,
-                (None, true, _) => 200,
-            };
-            assert_eq!(status, expected, "{ctx}: {answer}");
+            assert_eq!(
+                status,
+                expected_status(who, administrator, target, 200),
+                "{ctx}: {answer}"
+            );
         }
         Check::Groups => {
             let (status, body) = w.request(who, "GET", &path, None).await;
@@ -540,13 +543,7 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
         }
         Check::Group(target) => {
             let (status, _) = w.request(who, "GET", &path, None).await;
-            let expected = match (gate(who), target) {
-                (Some(s), _) => s,
-                (None, Target::InScope) => 200,
-                (None, Target::OutOfScope) if who.full_view() => 200,
-                (None, _) => 404,
-            };
-            assert_eq!(status, expected, "{ctx}");
+            assert_eq!(status, expected_status(who, true, target, 200), "{ctx}");
         }
         Check::CreateGroup => {
             *n += 1;
@@ -559,13 +556,11 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
             // Setting the switch it already has: allowed or not, the other rows see no change.
             let body = json!({"call_history_access": sw.alpha});
             let (status, answer) = w.request(who, "PUT", &path, Some(body)).await;
-            let expected = match (gate(who), who.full_view(), target) {
-                (Some(s), _, _) => s,
-                (None, false, _) => 403,
-                (None, true, Target::OtherAccount) => 404,
-                (None, true, _) => 200,
-            };
-            assert_eq!(status, expected, "{ctx}: {answer}");
+            assert_eq!(
+                status,
+                expected_status(who, who.full_view(), target, 200),
+                "{ctx}: {answer}"
+            );
         }
         Check::Settings => {
             let (status, body) = w.request(who, "GET", &path, None).await;

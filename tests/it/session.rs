@@ -280,16 +280,22 @@ async fn failed_sign_ins_are_throttled_per_login_and_per_address() {
     app.stop().await;
 }
 
+/// A server with these session rules and a browser signed in to it.
+async fn signed_in(name: &str, auth: AuthConfig) -> (TestApp, Browser) {
+    let app = TestApp::start_with(temp_dir(name), auth).await;
+    people(&app).await;
+    let b = browser(&app, "mike").await;
+    assert_eq!(call(&app, &b, "GET", "/api/v1/me", None, None).await.0, 200);
+    (app, b)
+}
+
 #[tokio::test]
 async fn idle_sessions_end() {
     let auth = AuthConfig {
         session_idle_ms: 1000,
         ..AuthConfig::default()
     };
-    let app = TestApp::start_with(temp_dir("idle"), auth).await;
-    people(&app).await;
-    let b = browser(&app, "mike").await;
-    assert_eq!(call(&app, &b, "GET", "/api/v1/me", None, None).await.0, 200);
+    let (app, b) = signed_in("idle", auth).await;
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(call(&app, &b, "GET", "/api/v1/me", None, None).await.0, 401);
     app.stop().await;
@@ -301,12 +307,11 @@ async fn sessions_end_at_their_limit() {
         session_max_ms: 1000,
         ..AuthConfig::default()
     };
-    let app = TestApp::start_with(temp_dir("max-age"), auth).await;
-    people(&app).await;
-    let b = browser(&app, "mike").await;
+    // Activity does not stretch the limit.
+    let (app, b) = signed_in("max-age", auth).await;
     for _ in 0..3 {
-        assert_eq!(call(&app, &b, "GET", "/api/v1/me", None, None).await.0, 200);
         tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(call(&app, &b, "GET", "/api/v1/me", None, None).await.0, 200);
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(call(&app, &b, "GET", "/api/v1/me", None, None).await.0, 401);
@@ -534,5 +539,39 @@ async fn a_login_in_several_accounts_names_its_account() {
     .await;
     assert_eq!(wrong.status, 401);
     let _ = first;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_forwarded_address_counts() {
+    let auth = AuthConfig {
+        failures_per_address: 2,
+        trust_forwarded_for: true,
+        ..AuthConfig::default()
+    };
+    let app = TestApp::start_with(temp_dir("forwarded"), auth).await;
+    let owner = people(&app).await;
+    let attempt = |from: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            app.http
+                .post(format!("{}/api/v1/session", app.base))
+                .header("x-forwarded-for", format!("203.0.113.9, {from}"))
+                .json(&json!({"login": "mike", "password": password}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(attempt("10.0.0.1", "wrong password").await, 401);
+    assert_eq!(attempt("10.0.0.2", "wrong password").await, 401);
+    assert_eq!(attempt("10.0.0.1", "wrong password").await, 401);
+    // 10.0.0.1 has used its two failures; 10.0.0.2 has one left and signs in.
+    assert_eq!(attempt("10.0.0.1", PASSWORD).await, 429);
+    assert_eq!(attempt("10.0.0.2", PASSWORD).await, 200);
+    let (_, log) = app.get(&owner, "/api/v1/audit?action=login_ok").await;
+    assert_eq!(log["items"][0]["address"], "10.0.0.2");
     app.stop().await;
 }
