@@ -125,6 +125,16 @@ async fn sign_in_csrf_and_sign_out() {
     assert_eq!((bad.status, error_field(&bad.body)), (400, "password"));
     let bad = sign_in_with(&app, json!({"login": "anna", "password": PASSWORD, "remember": true})).await;
     assert_eq!((bad.status, error_field(&bad.body)), (400, "remember"));
+    // A form another site could post (text/plain, no preflight) is not a sign-in.
+    let r = app
+        .http
+        .post(format!("{}/api/v1/session", app.base))
+        .header("content-type", "text/plain")
+        .body(format!("{{\"login\":\"anna\",\"password\":\"{PASSWORD}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
 
     let ok = sign_in(&app, "anna", PASSWORD).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
