@@ -23,6 +23,27 @@ pub fn check_password_rules(field: &str, password: &str) -> Result<(), FieldErro
     Ok(())
 }
 
+/// Argon2 takes ~19 MiB and tens of milliseconds per hash: at most this many run at once, so
+/// a burst of sign-ins queues instead of exhausting memory.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// `hash_password` off the async threads, within the hashing limit.
+pub async fn hash_password_queued(password: String) -> Result<String, String> {
+    let _permit = HASHING.acquire().await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// `verify_password` off the async threads, within the hashing limit.
+pub async fn verify_password_queued(password: String, hash: Option<String>) -> Result<bool, String> {
+    let _permit = HASHING.acquire().await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref()))
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// An argon2id hash in PHC format, with a fresh salt.
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     let mut bytes = [0u8; 16];

@@ -123,6 +123,7 @@ mod tests {
             login: "u".into(),
             role,
             credential: Credential::Token {
+                id: 1,
                 scope: TokenScope::Full,
             },
         }

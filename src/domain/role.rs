@@ -106,7 +106,7 @@ pub enum Credential {
     /// A browser session (cookie); its writes carry the session's CSRF token.
     Session { id: i64 },
     /// An API token (`Authorization: Bearer`).
-    Token { scope: TokenScope },
+    Token { id: i64, scope: TokenScope },
 }
 
 /// Who is asking: the authenticated user, their account, role and credential.
@@ -124,7 +124,7 @@ impl Principal {
     pub fn scope(&self) -> TokenScope {
         match self.credential {
             Credential::Session { .. } => TokenScope::Full,
-            Credential::Token { scope } => scope,
+            Credential::Token { scope, .. } => scope,
         }
     }
 
@@ -178,6 +178,7 @@ mod principal_tests {
     fn permissions_follow_role_and_credential() {
         let session = Credential::Session { id: 1 };
         let ingest = Credential::Token {
+            id: 1,
             scope: TokenScope::Ingest,
         };
         let table = [

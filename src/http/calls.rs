@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::extract::QueryPairs;
 use super::AppState;
 use crate::domain::filter::parse_search;
-use crate::domain::{CallScope, Principal, SearchRequest};
+use crate::domain::{AccountId, CallScope, Credential, Principal, SearchRequest};
 use crate::error::AppError;
 use crate::store::search::{self, Page};
 use crate::store::view::{self, CallDetailView};
@@ -150,55 +150,111 @@ pub async fn live_calls(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let (scope, req) = prepare(&state.store, &principal, pairs).await?;
-    let account = scope.account;
-    let rx = state.live.subscribe();
-    let store = state.store.clone();
-    let closed = Box::pin(state.live.closed());
-    let events = stream::unfold(
-        (rx, store, principal, req, closed),
-        move |(mut rx, store, principal, req, mut closed)| async move {
-            loop {
-                let received = tokio::select! {
-                    r = rx.recv() => r,
-                    () = &mut closed => return None,
-                };
-                let batch = match received {
-                    Ok(batch) => batch,
-                    Err(RecvError::Lagged(_)) => {
-                        let event = Event::default().event("resync").data("{}");
-                        return Some((vec![event], (rx, store, principal, req, closed)));
-                    }
-                    Err(RecvError::Closed) => return None,
-                };
-                if batch.account != account {
-                    continue;
-                }
-                // The scope is decided again for every batch: a group change or a blocked user
-                // applies to open streams at once.
-                let (p, f, tz) = (principal.clone(), req.filter.clone(), req.tz);
-                let calls = store
-                    .read(move |conn| {
-                        let scope = access::scope_for(conn, &p)?;
-                        search::matching(conn, &scope, &f, &batch.ids, tz)
-                    })
-                    .await;
-                match calls {
-                    Ok(calls) if calls.is_empty() => continue,
-                    Ok(calls) => {
-                        let events = calls
-                            .iter()
-                            .filter_map(|c| Event::default().event("call").json_data(c).ok())
-                            .collect();
-                        return Some((events, (rx, store, principal, req, closed)));
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "live update query failed");
-                        continue;
-                    }
-                }
-            }
-        },
-    )
+    let every = Duration::from_secs(30);
+    let stream = LiveStream {
+        account: scope.account,
+        rx: state.live.subscribe(),
+        store: state.store.clone(),
+        principal,
+        req,
+        closed: Box::pin(state.live.closed()),
+        check: tokio::time::interval_at(tokio::time::Instant::now() + every, every),
+        idle_ms: state.config.auth.session_idle_ms,
+    };
+    let events = stream::unfold(stream, |mut s| async move {
+        let events = s.next_events().await?;
+        Some((events, s))
+    })
     .flat_map(|events| stream::iter(events.into_iter().map(Ok)));
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// One subscriber's live stream: its filter, and its principal, whose scope and credential are
+/// checked again for every batch and every half minute — a demotion, a group change, a block,
+/// a sign-out or a revoked token applies to an open stream at once.
+struct LiveStream {
+    account: AccountId,
+    rx: tokio::sync::broadcast::Receiver<crate::live::CallsChanged>,
+    store: Store,
+    principal: Principal,
+    req: SearchRequest,
+    closed: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    check: tokio::time::Interval,
+    idle_ms: i64,
+}
+
+impl LiveStream {
+    /// The next events to send; `None` ends the stream.
+    async fn next_events(&mut self) -> Option<Vec<Event>> {
+        loop {
+            let received = tokio::select! {
+                r = self.rx.recv() => r,
+                _ = self.check.tick() => {
+                    if !still_allowed(self.store.clone(), self.principal.credential, self.idle_ms).await {
+                        return None;
+                    }
+                    continue;
+                }
+                () = &mut self.closed => return None,
+            };
+            let batch = match received {
+                Ok(batch) => batch,
+                Err(RecvError::Lagged(_)) => return Some(vec![Event::default().event("resync").data("{}")]),
+                Err(RecvError::Closed) => return None,
+            };
+            if batch.account != self.account {
+                continue;
+            }
+            let (p, f, tz, idle) = (
+                self.principal.clone(),
+                self.req.filter.clone(),
+                self.req.tz,
+                self.idle_ms,
+            );
+            let calls = self
+                .store
+                .read(move |conn| match access::live_scope(conn, &p, auth::now_ms(), idle)? {
+                    Some(scope) => search::matching(conn, &scope, &f, &batch.ids, tz).map(Some),
+                    None => Ok(None),
+                })
+                .await;
+            match calls {
+                Ok(None) => return None,
+                Ok(Some(calls)) if calls.is_empty() => continue,
+                Ok(Some(calls)) => {
+                    return Some(
+                        calls
+                            .iter()
+                            .filter_map(|c| Event::default().event("call").json_data(c).ok())
+                            .collect(),
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "live update query failed");
+                    continue;
+                }
+            }
+        }
+    }
+}
+
+/// Whether the credential still stands; an open stream counts as activity of its session.
+async fn still_allowed(store: Store, credential: Credential, idle: i64) -> bool {
+    let now = auth::now_ms();
+    let live = store
+        .read(move |conn| auth::credential_live(conn, &credential, now, idle))
+        .await;
+    match (live, credential) {
+        (Ok(true), Credential::Session { id }) => {
+            if let Err(e) = store.write(move |conn, _| auth::touch_session(conn, id, now)).await {
+                tracing::warn!(error = %e, "could not record session activity");
+            }
+            true
+        }
+        (Ok(live), _) => live,
+        (Err(e), _) => {
+            tracing::warn!(error = %e, "checking a live stream's credential failed");
+            true
+        }
+    }
 }

@@ -151,10 +151,7 @@ async fn hash(password: Option<String>) -> Result<Option<String>, AppError> {
         None => Ok(None),
         Some(p) => {
             secrets::check_password_rules("password", &p)?;
-            let hashed = tokio::task::spawn_blocking(move || secrets::hash_password(&p))
-                .await
-                .map_err(|e| AppError::Internal(e.to_string()))?
-                .map_err(|e| AppError::Internal(e.to_string()))?;
+            let hashed = secrets::hash_password_queued(p).await.map_err(AppError::Internal)?;
             Ok(Some(hashed))
         }
     }
@@ -259,16 +256,21 @@ pub async fn update_user(
         ));
     }
     let password_changed = body.password.is_some();
+    let makes_owner = body.role == Some(Role::Owner);
     let password_hash = hash(body.password).await?;
     let account = principal.account_id;
-    let may_touch_owners = principal.may_assign(Role::Owner);
     let actor = Actor::of(&principal, address);
+    let me = principal.user_id.0;
     let user = state
         .store
         .write(move |conn, _| {
+            // The actor's role as it is now, inside the transaction: two owners demoting each
+            // other at once cannot both pass on what they were when they asked.
+            let my_role = people::user(conn, account, me)?.role;
             let before = people::user(conn, account, id.0)?;
-            if before.role == Role::Owner && !may_touch_owners {
-                return Err(StoreError::Forbidden("only an owner changes an owner".into()));
+            let touches_owner = before.role == Role::Owner || makes_owner;
+            if touches_owner && my_role != Role::Owner {
+                return Err(StoreError::Forbidden("only an owner makes or changes owners".into()));
             }
             let change = UserChange {
                 name: body.name.map(|n| n.trim().to_string()),
@@ -278,6 +280,11 @@ pub async fn update_user(
                 blocked: body.blocked,
             };
             people::update_user(conn, account, id, &change)?;
+            if people::active_owners(conn, account)? == 0 {
+                return Err(StoreError::Conflict(
+                    "the account must keep an owner who is not blocked".into(),
+                ));
+            }
             if change.blocked == Some(true) || password_changed {
                 auth::end_user_sessions(conn, id)?;
             }

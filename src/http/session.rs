@@ -16,7 +16,7 @@ use crate::domain::audit::AuditAction;
 use crate::domain::{AccountId, Credential, Principal};
 use crate::error::AppError;
 use crate::secrets;
-use crate::store::audit::{self, Actor};
+use crate::store::audit::{self, Actor, SignInLimits};
 use crate::store::auth::{self, NewSession};
 use crate::store::people::{self, UserItem};
 
@@ -96,33 +96,12 @@ pub async fn sign_in(
     ClientAddr(address): ClientAddr,
     JsonBody(body): JsonBody<SignIn>,
 ) -> Result<Response, AppError> {
-    let auth_cfg = state.config.auth.clone();
-    let now = auth::now_ms();
-    let since = now - auth_cfg.throttle_window_ms;
-    let (login, addr) = (body.login.clone(), address.clone());
-    let account_name = body.account.clone();
-    let (by_login, by_addr, candidates) = state
+    let rules = state.config.auth.clone();
+    let (login, account_name) = (body.login.clone(), body.account.clone());
+    let candidates = state
         .store
-        .read(move |conn| {
-            Ok((
-                audit::recent_failures(conn, Some(&login), None, since)?,
-                audit::recent_failures(conn, None, addr.as_deref(), since)?,
-                auth::login_candidates(conn, &login, account_name.as_deref())?,
-            ))
-        })
+        .read(move |conn| auth::login_candidates(conn, &login, account_name.as_deref()))
         .await?;
-    for ((failures, oldest), limit) in [
-        (by_login, auth_cfg.failures_per_login),
-        (by_addr, auth_cfg.failures_per_address),
-    ] {
-        if failures >= i64::from(limit) {
-            let retry = (oldest.unwrap_or(now) + auth_cfg.throttle_window_ms - now).max(1000) / 1000;
-            return Err(AppError::TooManyRequests {
-                message: "too many failed sign-ins; try again later".into(),
-                retry_after_secs: retry as u64,
-            });
-        }
-    }
     if candidates.len() > 1 {
         return Err(AppError::invalid(
             "account",
@@ -130,37 +109,47 @@ pub async fn sign_in(
         ));
     }
     let candidate = candidates.into_iter().next();
-    let (password, hash) = (
-        body.password.clone(),
-        candidate.as_ref().and_then(|c| c.password_hash.clone()),
-    );
-    let verified = tokio::task::spawn_blocking(move || secrets::verify_password(&password, hash.as_deref()))
+    let actor = Actor {
+        account: candidate.as_ref().map(|c| c.account_id),
+        user: None,
+        login: Some(body.login.clone()),
+        address: address.clone(),
+    };
+    let limits = SignInLimits {
+        per_login: rules.failures_per_login,
+        per_address: rules.failures_per_address,
+        window_ms: rules.throttle_window_ms,
+    };
+    let attempt = state
+        .store
+        .write(move |conn, _| audit::begin_sign_in(conn, &actor, limits))
+        .await?
+        .map_err(|retry_after_secs| AppError::TooManyRequests {
+            message: "too many failed sign-ins; try again later".into(),
+            retry_after_secs,
+        })?;
+    let hash = candidate.as_ref().and_then(|c| c.password_hash.clone());
+    let verified = secrets::verify_password_queued(body.password, hash)
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(AppError::Internal)?;
     let candidate = match candidate {
         Some(c) if verified => c,
-        other => {
-            let actor = Actor {
-                account: other.map(|c| c.account_id),
-                user: None,
-                login: Some(body.login.clone()),
-                address: address.clone(),
-            };
-            state
-                .store
-                .write(move |conn, _| audit::record(conn, &actor, AuditAction::LoginFailed, None, None))
-                .await?;
-            return Err(AppError::Unauthorized);
-        }
+        // The attempt is already recorded as failed.
+        _ => return Err(AppError::Unauthorized),
     };
     if candidate.blocked {
-        return Err(AppError::Forbidden("this user is blocked".into()));
+        // The same answer as a wrong password: a blocked account confirms nothing.
+        state
+            .store
+            .write(move |conn, _| audit::sign_in_refused(conn, attempt, "blocked"))
+            .await?;
+        return Err(AppError::Unauthorized);
     }
     let token = secrets::new_token("cs_");
     let csrf = secrets::new_token("");
-    let expires_at = now + auth_cfg.session_max_ms;
+    let expires_at = auth::now_ms() + rules.session_max_ms;
     let (user, account) = (candidate.user_id, candidate.account_id);
-    let (hash, csrf_stored, login, addr) = (secrets::token_hash(&token), csrf.clone(), body.login.clone(), address);
+    let (hash, csrf_stored) = (secrets::token_hash(&token), csrf.clone());
     state
         .store
         .write(move |conn, _| {
@@ -171,24 +160,17 @@ pub async fn sign_in(
                     token_hash: &hash,
                     csrf_token: &csrf_stored,
                     expires_at,
-                    address: addr.as_deref(),
+                    address: address.as_deref(),
                 },
             )?;
-            let actor = Actor {
-                account: Some(account),
-                user: Some(user.0),
-                login: Some(login),
-                address: addr,
-            };
-            audit::record(conn, &actor, AuditAction::LoginOk, None, None)
+            audit::sign_in_succeeded(conn, attempt, user.0)
         })
         .await?;
     let info = session_info(&state, account, user.0, csrf, expires_at).await?;
     let mut response = Json(info).into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        cookie(&state, &token, auth_cfg.session_max_ms / 1000)?,
-    );
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, cookie(&state, &token, rules.session_max_ms / 1000)?);
     Ok(response)
 }
 

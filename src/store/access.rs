@@ -3,22 +3,32 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::StoreError;
+use super::{auth, StoreError};
 use crate::domain::access::ScopeFacts;
 use crate::domain::{CallScope, Principal, Role};
 
+/// The principal's scope as the directory says now — its role and blocked flag included, so a
+/// long-lived request (a live stream) follows a demotion or a block.
 pub fn scope_for(conn: &Connection, p: &Principal) -> Result<CallScope, StoreError> {
     let user = p.user_id.0;
-    let (blocked, account_access): (bool, bool) = conn
+    let found: Option<(String, bool, bool)> = conn
         .prepare_cached(
-            "SELECT u.blocked, a.call_history_access FROM users u JOIN accounts a ON a.id = u.account_id \
+            "SELECT u.role, u.blocked, a.call_history_access FROM users u JOIN accounts a ON a.id = u.account_id \
              WHERE u.id = ? AND u.account_id = ?",
         )?
-        .query_row(params![user, p.account_id.0], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .unwrap_or((true, false));
+        .query_row(params![user, p.account_id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let (role, blocked, account_access) = match found {
+        Some((role, blocked, access)) => (Role::parse(&role), blocked, access),
+        None => (None, true, false),
+    };
+    let p = Principal {
+        // An unreadable role sees as little as possible.
+        role: role.unwrap_or(Role::Operator),
+        ..p.clone()
+    };
     let mut facts = ScopeFacts {
-        blocked,
+        blocked: blocked || role.is_none(),
         ..ScopeFacts::default()
     };
     if matches!(p.role, Role::Supervisor | Role::Operator) {
@@ -35,7 +45,16 @@ pub fn scope_for(conn: &Connection, p: &Principal) -> Result<CallScope, StoreErr
     if p.role == Role::Supervisor {
         facts.supervised_operators = supervised_operators(conn, user)?;
     }
-    Ok(CallScope::decide(p, facts))
+    Ok(CallScope::decide(&p, facts))
+}
+
+/// The scope of a long-lived request, re-checked as it runs: `None` once its credential has
+/// ended (signed out, expired, revoked).
+pub fn live_scope(conn: &Connection, p: &Principal, now: i64, idle_ms: i64) -> Result<Option<CallScope>, StoreError> {
+    if !auth::credential_live(conn, &p.credential, now, idle_ms)? {
+        return Ok(None);
+    }
+    scope_for(conn, p).map(Some)
 }
 
 /// The members, now, of the groups `supervisor` is connected to.

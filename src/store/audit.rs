@@ -119,31 +119,68 @@ pub fn list(
     Ok(rows)
 }
 
-/// Failed sign-ins within `[since, now)`: for a login (after its last success), or from an
-/// address. Returns how many and the time of the oldest counted one.
-pub fn recent_failures(
-    conn: &Connection,
-    login: Option<&str>,
-    address: Option<&str>,
-    since: i64,
-) -> Result<(i64, Option<i64>), StoreError> {
-    let (column, value) = match (login, address) {
-        (Some(l), _) => ("actor_login", l),
-        (None, Some(a)) => ("address", a),
-        (None, None) => return Ok((0, None)),
+/// How many failed sign-ins are allowed within a window.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInLimits {
+    pub per_login: u32,
+    pub per_address: u32,
+    pub window_ms: i64,
+}
+
+/// Starts a sign-in attempt: unless the login (in its account) or the address is over its limit,
+/// the attempt is recorded as failed *before* the password is checked, and its row id returned;
+/// otherwise the seconds to wait. The check and the record are one transaction of the single
+/// writer, so a burst of parallel attempts cannot all pass the check.
+pub fn begin_sign_in(conn: &Connection, actor: &Actor, limits: SignInLimits) -> Result<Result<i64, u64>, StoreError> {
+    let now = now_ms();
+    let since = now - limits.window_ms;
+    let login = actor.login.as_deref().unwrap_or("");
+    // A login's failures count from its last success, in its account (NULL: no such login).
+    let last_ok: Option<i64> = conn
+        .prepare_cached(
+            "SELECT max(at) FROM audit_log WHERE action = 'login_ok' AND actor_login = ? AND account_id IS ? AND at >= ?",
+        )?
+        .query_row(params![login, actor.account.map(|a| a.0), since], |r| r.get(0))?;
+    let (by_login, oldest_login): (i64, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT count(*), min(at) FROM audit_log WHERE action = 'login_failed' AND actor_login = ? \
+             AND account_id IS ? AND at >= ?",
+        )?
+        .query_row(
+            params![login, actor.account.map(|a| a.0), last_ok.map_or(since, |t| t + 1)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+    let (by_address, oldest_address): (i64, Option<i64>) = match &actor.address {
+        Some(address) => conn
+            .prepare_cached(
+                "SELECT count(*), min(at) FROM audit_log WHERE action = 'login_failed' AND address = ? AND at >= ?",
+            )?
+            .query_row(params![address, since], |r| Ok((r.get(0)?, r.get(1)?)))?,
+        None => (0, None),
     };
-    let mut since = since;
-    if login.is_some() {
-        let last_ok: Option<i64> = conn
-            .prepare_cached(&format!(
-                "SELECT max(at) FROM audit_log WHERE action = 'login_ok' AND {column} = ? AND at >= ?"
-            ))?
-            .query_row(params![value, since], |r| r.get(0))?;
-        since = since.max(last_ok.map_or(since, |t| t + 1));
+    for (failures, oldest, limit) in [
+        (by_login, oldest_login, limits.per_login),
+        (by_address, oldest_address, limits.per_address),
+    ] {
+        if failures >= i64::from(limit) {
+            let wait_ms = oldest.unwrap_or(now) + limits.window_ms - now;
+            return Ok(Err((wait_ms.max(1000) / 1000) as u64));
+        }
     }
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT count(*), min(at) FROM audit_log WHERE action = 'login_failed' AND {column} = ? AND at >= ?"
-        ))?
-        .query_row(params![value, since], |r| Ok((r.get(0)?, r.get(1)?)))?)
+    record(conn, actor, AuditAction::LoginFailed, None, None)?;
+    Ok(Ok(conn.last_insert_rowid()))
+}
+
+/// Turns a started attempt into a success of `user`.
+pub fn sign_in_succeeded(conn: &Connection, attempt: i64, user: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE audit_log SET action = 'login_ok', actor_id = ? WHERE id = ?")?
+        .execute(params![user, attempt])?;
+    Ok(())
+}
+
+/// Says why a started attempt failed although the password was right (`blocked`).
+pub fn sign_in_refused(conn: &Connection, attempt: i64, reason: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE audit_log SET detail = ? WHERE id = ?")?
+        .execute(params![serde_json::json!({ "reason": reason }).to_string(), attempt])?;
+    Ok(())
 }

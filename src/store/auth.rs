@@ -130,14 +130,14 @@ pub fn create_user(conn: &Connection, u: &NewUser<'_>) -> Result<UserId, StoreEr
         )
         .optional()?;
     match existing {
-        Some((_, Some(_))) => Err(StoreError::Conflict(format!("login {:?} is taken", u.login))),
-        Some((id, None)) => {
+        Some((id, None)) if is_operator(conn, id)? => {
             conn.execute(
                 "UPDATE users SET name = ?, role = ?, password_hash = ? WHERE id = ?",
                 params![u.name, u.role.code(), u.password_hash, id],
             )?;
             Ok(UserId(id))
         }
+        Some(_) => Err(StoreError::Conflict(format!("login {:?} is taken", u.login))),
         None => {
             conn.execute(
                 "INSERT INTO users (account_id, login, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
@@ -146,6 +146,27 @@ pub fn create_user(conn: &Connection, u: &NewUser<'_>) -> Result<UserId, StoreEr
             Ok(UserId(conn.last_insert_rowid()))
         }
     }
+}
+
+fn is_operator(conn: &Connection, id: i64) -> Result<bool, StoreError> {
+    let role: String = conn.query_row("SELECT role FROM users WHERE id = ?", [id], |r| r.get(0))?;
+    Ok(role == Role::Operator.code())
+}
+
+/// Whether a credential still stands: the session has not ended (signed out, idle, expired) or
+/// the token has not been revoked.
+pub fn credential_live(conn: &Connection, credential: &Credential, now: i64, idle_ms: i64) -> Result<bool, StoreError> {
+    let live = match credential {
+        Credential::Session { id } => conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ? AND expires_at > ? AND last_seen_at > ?)",
+            )?
+            .query_row(params![id, now, now - idle_ms], |r| r.get(0))?,
+        Credential::Token { id, .. } => conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM api_tokens WHERE id = ? AND revoked_at IS NULL)")?
+            .query_row([id], |r| r.get(0))?,
+    };
+    Ok(live)
 }
 
 pub fn user_by_login(conn: &Connection, account: AccountId, login: &str) -> Result<Option<UserId>, StoreError> {
@@ -176,7 +197,7 @@ pub fn create_token(
 /// The principal a token hash stands for, if the token is live and its user not blocked.
 pub fn principal_for_token(conn: &Connection, hash: &[u8]) -> Result<Option<Principal>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT u.account_id, u.id, u.login, u.role, t.scope FROM api_tokens t JOIN users u ON u.id = t.user_id \
+        "SELECT u.account_id, u.id, u.login, u.role, t.scope, t.id FROM api_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.blocked = 0",
     )?;
     let row = stmt
@@ -187,16 +208,18 @@ pub fn principal_for_token(conn: &Connection, hash: &[u8]) -> Result<Option<Prin
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
             ))
         })
         .optional()?;
-    Ok(row.and_then(|(account, user, login, role, scope)| {
+    Ok(row.and_then(|(account, user, login, role, scope, id)| {
         Some(Principal {
             account_id: AccountId(account),
             user_id: UserId(user),
             login,
             role: Role::parse(&role)?,
             credential: Credential::Token {
+                id,
                 scope: TokenScope::parse(&scope)?,
             },
         })

@@ -122,7 +122,8 @@ pub fn sum(
     }
     let mut list = |column: &str, values: Vec<Value>| {
         if !values.is_empty() {
-            sql.push_str(&format!(" AND {}", super::search::in_list(column, values.len())));
+            let (test, values) = super::search::in_clause(column, values);
+            sql.push_str(&format!(" AND {test}"));
             args.extend(values);
         }
     };

@@ -6,7 +6,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::search::in_list;
+use super::search::{in_clause, ints};
 use super::StoreError;
 use crate::domain::{AccountId, FieldError, Role, UserId};
 
@@ -41,8 +41,9 @@ pub fn list_users(conn: &Connection, account: AccountId, only: Only<'_>) -> Resu
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        sql.push_str(&format!(" AND {}", in_list("u.id", ids.len())));
-        args.extend(ids.iter().map(|i| Value::Integer(*i)));
+        let (test, values) = in_clause("u.id", ints(ids));
+        sql.push_str(&format!(" AND {test}"));
+        args.extend(values);
     }
     sql.push_str(" ORDER BY u.name, u.id");
     let rows = conn
@@ -96,6 +97,11 @@ pub fn update_user(conn: &Connection, account: AccountId, id: UserId, c: &UserCh
     if n == 0 {
         return Err(StoreError::NotFound);
     }
+    // Only supervisors are connected to groups: a former supervisor's links would otherwise
+    // show in the groups and come back with a later promotion.
+    if c.role.is_some_and(|r| r != Role::Supervisor) {
+        conn.execute("DELETE FROM group_supervisors WHERE user_id = ?", [id.0])?;
+    }
     if let Some(groups) = &c.groups {
         check_ids(conn, account, "groups", groups, "groups")?;
         conn.execute("DELETE FROM group_members WHERE user_id = ?", [id.0])?;
@@ -107,6 +113,15 @@ pub fn update_user(conn: &Connection, account: AccountId, id: UserId, c: &UserCh
         }
     }
     Ok(())
+}
+
+/// Owners who are not blocked.
+pub fn active_owners(conn: &Connection, account: AccountId) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM users WHERE account_id = ? AND role = 'owner' AND blocked = 0",
+        [account.0],
+        |r| r.get(0),
+    )?)
 }
 
 /// Fails naming `field` unless every id is a row of `table` in the account.

@@ -41,8 +41,8 @@ impl Sql {
         if values.is_empty() {
             return;
         }
-        let test = in_list(column, values.len());
-        self.and(&test, values);
+        let (test, args) = in_clause(column, values);
+        self.and(&test, args);
     }
 }
 
@@ -57,7 +57,30 @@ pub fn in_list(column: &str, n: usize) -> String {
     }
 }
 
-fn ints(ids: &[i64]) -> Vec<Value> {
+/// Lists longer than this are written into the SQL when they are all integers.
+const LONG_LIST: usize = 500;
+
+/// `column IN (…)` with its arguments. A long list of integers (a supervisor of thousands of
+/// operators) is written out instead of bound: SQLite takes at most 32,766 parameters, and
+/// integers written by us cannot inject anything.
+pub fn in_clause(column: &str, values: Vec<Value>) -> (String, Vec<Value>) {
+    let ints: Option<Vec<i64>> = values
+        .iter()
+        .map(|v| match v {
+            Value::Integer(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    match ints {
+        Some(ints) if ints.len() > LONG_LIST => {
+            let list: Vec<String> = ints.iter().map(i64::to_string).collect();
+            (format!("{column} IN ({})", list.join(",")), vec![])
+        }
+        _ => (in_list(column, values.len()), values),
+    }
+}
+
+pub fn ints(ids: &[i64]) -> Vec<Value> {
     ids.iter().map(|i| Value::Integer(*i)).collect()
 }
 
@@ -115,10 +138,10 @@ fn where_clause(scope: &CallScope, f: &CallFilter) -> Sql {
         ("call_topics", "x.topic_id", &f.topics),
     ] {
         if !ids.is_empty() {
-            let test = in_list(col, ids.len());
+            let (test, args) = in_clause(col, ints(ids));
             sql.and(
                 &format!("EXISTS (SELECT 1 FROM {table} x WHERE x.call_id = c.id AND {test})"),
-                ints(ids),
+                args,
             );
         }
     }

@@ -664,7 +664,7 @@ async fn permission_matrix() {
 
 /// Reads a live stream until `want` calls (by external id) arrived, then `quiet` longer;
 /// returns every call seen.
-async fn collect_live(
+pub async fn collect_live(
     stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
     want: usize,
     quiet: Duration,
@@ -855,5 +855,47 @@ async fn a_second_account_sees_nothing_of_the_first() {
     // The first account's users were not blocked by any of that.
     let (status, _) = w.app.get(&w.tokens[&Who::Op2], "/api/v1/me").await;
     assert_eq!(status, 200);
+    w.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_supervisor_of_forty_thousand_operators_searches_normally() {
+    let w = world("big-scope").await;
+    let owner = w.tokens[&Who::Owner].clone();
+    let sup = w.tokens[&Who::Supervisor].clone();
+    // More members than SQLite takes parameters in one statement.
+    let alpha: i64 = w.alpha.parse().unwrap();
+    w.app
+        .store
+        .write(move |conn, _| {
+            conn.execute_batch(&format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000) \
+                 INSERT INTO users (account_id, login, name, role, created_at) \
+                 SELECT 1, 'bulk' || i, 'Bulk ' || i, 'operator', 0 FROM n; \
+                 INSERT INTO group_members (group_id, user_id) SELECT {alpha}, id FROM users WHERE login LIKE 'bulk%';"
+            ))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    w.app
+        .ingest_ok(&owner, json!([call("bulk-call", Some("bulk39999"), 15)]))
+        .await;
+    for q in [
+        "",
+        "tz=UTC&from=2026-11-01&to=2026-12-01",
+        "tz=UTC&from=2026-11-10T08:30:00Z&to=2026-11-11T00:00:00Z",
+    ] {
+        let (status, page) = w.app.get(&sup, &format!("/api/v1/calls?{q}")).await;
+        assert_eq!(status, 200, "{q}: {page}");
+        assert_eq!(
+            names(&page, "external_id"),
+            ["a1".to_string(), "bulk-call".to_string()].into(),
+            "{q}"
+        );
+        assert_eq!(page["total"], 2, "{q}");
+    }
+    let (status, users) = w.app.get(&sup, "/api/v1/users").await;
+    assert_eq!((status, users["items"].as_array().unwrap().len()), (200, 40_002));
     w.app.stop().await;
 }

@@ -342,11 +342,11 @@ async fn blocking_and_password_resets_end_sessions_and_tokens() {
     assert_eq!((status, user["blocked"].as_bool()), (200, Some(true)));
     assert_eq!(call(&app, &b, "GET", "/api/v1/me", None, None).await.0, 401);
     assert_eq!(app.get(&token, "/api/v1/me").await.0, 401);
+    // A blocked user's right password gets the answer of a wrong one; the log says why.
     let blocked = sign_in(&app, "olga", PASSWORD).await;
-    assert_eq!(
-        (blocked.status, blocked.body["error"]["message"].as_str()),
-        (403, Some("this user is blocked"))
-    );
+    assert_eq!(blocked.status, 401);
+    let (_, failed) = app.get(&owner, "/api/v1/audit?action=login_failed").await;
+    assert_eq!(failed["items"][0]["detail"], json!({"reason": "blocked"}));
 
     app.send("PUT", &owner, &path, Some(json!({"blocked": false}))).await;
     assert_eq!(
@@ -485,6 +485,42 @@ async fn user_management_rules() {
         )
         .await;
     assert_eq!(status, 409, "the login is taken");
+    // A password-less owner is not "upgraded" by creating its login again.
+    let (status, _) = app
+        .send(
+            "POST",
+            &owner,
+            "/api/v1/users",
+            Some(json!({"login": "ghost", "role": "owner"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let takeover = json!({"login": "ghost", "role": "admin", "password": PASSWORD});
+    assert_eq!(app.send("POST", &owner, "/api/v1/users", Some(takeover)).await.0, 409);
+    // An operator the telephony named is: the directory gives them a password and a role.
+    app.ingest_ok(&owner, json!([{"external_id": "t1", "kind": "incoming", "scenario_started_at": "2026-11-10T08:00:00Z", "operator": "newbie"}]))
+        .await;
+    let body = json!({"login": "newbie", "name": "New Operator", "role": "operator", "password": PASSWORD});
+    let (status, user) = app.send("POST", &owner, "/api/v1/users", Some(body)).await;
+    assert_eq!((status, user["can_sign_in"].as_bool()), (201, Some(true)));
+    // A supervisor who stops being one is no longer connected to groups.
+    let sam = app.user_id(&owner, "sam").await;
+    app.set_group(&owner, "day shift", &[], &["sam"], false).await;
+    let sam_path = format!("/api/v1/users/{sam}");
+    assert_eq!(
+        app.send("PUT", &owner, &sam_path, Some(json!({"role": "operator"})))
+            .await
+            .0,
+        200
+    );
+    let (_, groups) = app.get(&owner, "/api/v1/groups").await;
+    let day = groups["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "day shift")
+        .unwrap();
+    assert_eq!(day["supervisors"], json!([]));
     let group_cases = [
         (json!({"name": "g", "supervisors": [anna]}), "supervisors"),
         (json!({"name": "g", "members": ["12345"]}), "members"),
@@ -583,5 +619,73 @@ async fn behind_a_proxy_the_forwarded_address_counts() {
     assert_eq!(attempt("10.0.0.2", PASSWORD).await, 200);
     let (_, log) = app.get(&owner, "/api/v1/audit?action=login_ok").await;
     assert_eq!(log["items"][0]["address"], "10.0.0.2");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_live_stream_follows_demotion_and_sign_out() {
+    let app = TestApp::start("live-session").await;
+    let owner = people(&app).await;
+    let mike = app.user_id(&owner, "mike").await;
+    let b = browser(&app, "mike").await;
+    let r = app
+        .http
+        .get(format!("{}/api/v1/calls/live", app.base))
+        .header(COOKIE, &b.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut stream = r.bytes_stream();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let call_record = |ext: &str| json!([{"external_id": ext, "kind": "incoming", "scenario_started_at": "2026-11-10T08:00:00Z", "price": "1", "currency": "RUB"}]);
+    app.ingest_ok(&owner, call_record("seen")).await;
+    let seen = crate::access::collect_live(&mut stream, 1, Duration::from_millis(300)).await;
+    assert_eq!((seen.len(), seen[0]["price"].as_str()), (1, Some("1.0000")));
+
+    // Demoted to operator (no call-history access): the open stream sends nothing more.
+    let path = format!("/api/v1/users/{mike}");
+    assert_eq!(
+        app.send("PUT", &owner, &path, Some(json!({"role": "operator"})))
+            .await
+            .0,
+        200
+    );
+    app.ingest_ok(&owner, call_record("hidden")).await;
+    assert!(crate::access::collect_live(&mut stream, 0, Duration::from_millis(500))
+        .await
+        .is_empty());
+
+    // Signed out: the stream ends at the next change.
+    assert_eq!(
+        call(&app, &b, "DELETE", "/api/v1/session", None, Some(&b.csrf)).await.0,
+        204
+    );
+    app.ingest_ok(&owner, call_record("after")).await;
+    let end = tokio::time::timeout(Duration::from_secs(5), futures_util::StreamExt::next(&mut stream)).await;
+    assert!(matches!(end, Ok(None)), "the stream ended");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_parallel_guesses_gets_no_more_than_the_limit() {
+    let auth = AuthConfig {
+        failures_per_login: 3,
+        ..AuthConfig::default()
+    };
+    let app = TestApp::start_with(temp_dir("burst"), auth).await;
+    people(&app).await;
+    let guesses = (0..12).map(|i| sign_in(&app, "anna", if i == 11 { PASSWORD } else { "a wrong guess" }));
+    let statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|a| a.status)
+        .collect();
+    let checked = statuses.iter().filter(|s| **s != 429).count();
+    assert!(
+        checked <= 3,
+        "only 3 attempts may reach the password check: {statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 12 - checked);
     app.stop().await;
 }
