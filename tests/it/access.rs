@@ -781,11 +781,8 @@ async fn live_events_respect_scope() {
                 .collect();
             assert_eq!(ids, expected, "{who:?} with {sw:?}");
             for c in &seen {
-                assert_eq!(
-                    c.get("price").is_some(),
-                    who.full_view(),
-                    "{who:?}: price in live event"
-                );
+                assert_eq!(keys(c), call_fields(*who), "{who:?}: the fields of a live event");
+                assert_eq!(keys(&c["scenario"]), scenario_fields(*who), "{who:?}: its scenario");
             }
         }
     }
