@@ -1,4 +1,4 @@
-//! The command line (api.md): `serve`, `demo`, `user add`, `token create`.
+//! The command line (api.md): `serve`, `demo`, `user add`, `token create`, `token revoke`.
 //! Exit codes: 0 done, 2 bad arguments or input (the message names what), 1 anything else.
 
 use std::io::BufRead;
@@ -93,6 +93,18 @@ pub enum TokenCommand {
         /// full (default) or ingest.
         #[arg(long, default_value = "full")]
         scope: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Revoke the user's tokens (all of them, or those with --name): they stop working at once,
+    /// open live streams included.
+    Revoke {
+        #[arg(long)]
+        login: String,
+        #[arg(long, default_value = auth::DEFAULT_ACCOUNT)]
+        account: String,
+        #[arg(long)]
+        name: Option<String>,
         #[command(flatten)]
         data: DataArgs,
     },
@@ -202,18 +214,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let name = name.unwrap_or_else(|| format!("{} token", scope.code()));
             store
                 .write(move |conn, _| {
-                    let account = auth::account_by_name(conn, &account)?.ok_or_else(|| {
-                        StoreError::Invalid(crate::domain::FieldError::new(
-                            "account",
-                            format!("no account {account:?}"),
-                        ))
-                    })?;
-                    let user = auth::user_by_login(conn, account.id, &login)?.ok_or_else(|| {
-                        StoreError::Invalid(crate::domain::FieldError::new(
-                            "login",
-                            format!("no user {login:?} in this account"),
-                        ))
-                    })?;
+                    let (account, user) = existing_user(conn, &account, &login)?;
                     auth::create_token(conn, user, &name, scope, &hash)?;
                     let detail = serde_json::json!({ "login": login, "name": name, "scope": scope });
                     audit::record(
@@ -229,7 +230,54 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("{token}");
             Ok(())
         }
+        Command::Token(TokenCommand::Revoke {
+            login,
+            account,
+            name,
+            data,
+        }) => {
+            let store = open(&data.data)?;
+            let revoked = store
+                .write(move |conn, _| {
+                    let (account, user) = existing_user(conn, &account, &login)?;
+                    let n = auth::revoke_tokens(conn, user, name.as_deref())?;
+                    let detail = serde_json::json!({ "login": login, "name": name, "revoked": n });
+                    audit::record(
+                        conn,
+                        &Actor::command_line(account.id),
+                        AuditAction::TokenRevoked,
+                        Some(&user.0.to_string()),
+                        Some(detail),
+                    )?;
+                    Ok(n)
+                })
+                .await?;
+            store.shutdown();
+            println!("revoked {revoked} token(s)");
+            Ok(())
+        }
     }
+}
+
+/// The account and user the arguments name; a wrong name is a usage error naming the flag.
+fn existing_user(
+    conn: &rusqlite::Connection,
+    account: &str,
+    login: &str,
+) -> Result<(auth::Account, crate::domain::UserId), StoreError> {
+    let account = auth::account_by_name(conn, account)?.ok_or_else(|| {
+        StoreError::Invalid(crate::domain::FieldError::new(
+            "account",
+            format!("no account {account:?}"),
+        ))
+    })?;
+    let user = auth::user_by_login(conn, account.id, login)?.ok_or_else(|| {
+        StoreError::Invalid(crate::domain::FieldError::new(
+            "login",
+            format!("no user {login:?} in this account"),
+        ))
+    })?;
+    Ok((account, user))
 }
 
 fn open(data: &std::path::Path) -> Result<Store, CliError> {

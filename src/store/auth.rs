@@ -194,6 +194,14 @@ pub fn create_token(
     Ok(())
 }
 
+/// Revokes a user's live tokens (only those called `name`, when given); returns how many.
+pub fn revoke_tokens(conn: &Connection, user: UserId, name: Option<&str>) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (?3 IS NULL OR name = ?3)",
+        params![now_ms(), user.0, name],
+    )?)
+}
+
 /// The principal a token hash stands for, if the token is live and its user not blocked.
 pub fn principal_for_token(conn: &Connection, hash: &[u8]) -> Result<Option<Principal>, StoreError> {
     let mut stmt = conn.prepare_cached(

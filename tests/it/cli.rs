@@ -320,3 +320,69 @@ async fn the_demo_fills_an_empty_folder_once() {
     assert!(totals[4] > 0 && totals[4] < totals[3], "{totals:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_revoked_token_stops_at_once_even_in_an_open_stream() {
+    let dir = temp_dir("revoke");
+    let data = dir.to_str().unwrap().to_string();
+    let (code, _, err) = calltrail(
+        &["user", "add", "--login", "boss", "--role", "owner", "--data", &data],
+        "correct horse battery\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let token = |name: &str| {
+        let (code, out, err) = calltrail(
+            &["token", "create", "--login", "boss", "--name", name, "--data", &data],
+            "",
+        );
+        assert_eq!(code, 0, "{err}");
+        out.trim().to_string()
+    };
+    let (wallboard, pbx) = (token("wallboard"), token("pbx"));
+    let app = TestApp::start_in(dir.clone()).await;
+    let r = app
+        .http
+        .get(format!("{}/api/v1/calls/live", app.base))
+        .bearer_auth(&wallboard)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut stream = r.bytes_stream();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    // The command line works on the folder the server is serving.
+    let (code, out, err) = calltrail(
+        &[
+            "token",
+            "revoke",
+            "--login",
+            "boss",
+            "--name",
+            "wallboard",
+            "--data",
+            &data,
+        ],
+        "",
+    );
+    assert_eq!((code, out.trim()), (0, "revoked 1 token(s)"), "{err}");
+    assert_eq!(app.get(&wallboard, "/api/v1/calls").await.0, 401);
+    assert_eq!(app.get(&pbx, "/api/v1/calls").await.0, 200, "only the named token");
+    let call =
+        serde_json::json!([{"external_id": "r1", "kind": "incoming", "scenario_started_at": "2026-11-10T08:00:00Z"}]);
+    assert_eq!(app.ingest(&pbx, call).await.0, 200);
+    let end = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        futures_util::StreamExt::next(&mut stream),
+    )
+    .await;
+    assert!(matches!(end, Ok(None)), "the revoked token's stream ended");
+
+    let (code, _, err) = calltrail(&["token", "revoke", "--login", "nobody", "--data", &data], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("login"), "{err}");
+    let (_, log) = app.get(&pbx, "/api/v1/audit?action=token_revoked").await;
+    assert_eq!(log["items"][0]["detail"]["revoked"], 1);
+    assert_eq!(log["items"][0]["detail"]["name"], "wallboard");
+    app.stop().await;
+}
