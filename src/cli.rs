@@ -185,13 +185,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                         directory::add_to_group(conn, group, user, role == Role::Supervisor)?;
                     }
                     let detail = serde_json::json!({ "login": login, "role": role, "groups": groups });
-                    audit::record(
-                        conn,
-                        &Actor::command_line(account.id),
-                        AuditAction::UserCreated,
-                        Some(&user.0.to_string()),
-                        Some(detail),
-                    )?;
+                    audit_command(conn, account.id, AuditAction::UserCreated, user, detail)?;
                     Ok(user)
                 })
                 .await?;
@@ -217,13 +211,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     let (account, user) = existing_user(conn, &account, &login)?;
                     auth::create_token(conn, user, &name, scope, &hash)?;
                     let detail = serde_json::json!({ "login": login, "name": name, "scope": scope });
-                    audit::record(
-                        conn,
-                        &Actor::command_line(account.id),
-                        AuditAction::TokenCreated,
-                        Some(&user.0.to_string()),
-                        Some(detail),
-                    )
+                    audit_command(conn, account.id, AuditAction::TokenCreated, user, detail)
                 })
                 .await?;
             store.shutdown();
@@ -242,13 +230,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     let (account, user) = existing_user(conn, &account, &login)?;
                     let n = auth::revoke_tokens(conn, user, name.as_deref())?;
                     let detail = serde_json::json!({ "login": login, "name": name, "revoked": n });
-                    audit::record(
-                        conn,
-                        &Actor::command_line(account.id),
-                        AuditAction::TokenRevoked,
-                        Some(&user.0.to_string()),
-                        Some(detail),
-                    )?;
+                    audit_command(conn, account.id, AuditAction::TokenRevoked, user, detail)?;
                     Ok(n)
                 })
                 .await?;
@@ -257,6 +239,23 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// Records what a command did to a user in the account's audit log.
+fn audit_command(
+    conn: &rusqlite::Connection,
+    account: crate::domain::AccountId,
+    action: AuditAction,
+    user: crate::domain::UserId,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    audit::record(
+        conn,
+        &Actor::command_line(account),
+        action,
+        Some(&user.0.to_string()),
+        Some(detail),
+    )
 }
 
 /// The account and user the arguments name; a wrong name is a usage error naming the flag.

@@ -392,29 +392,17 @@ impl World {
         }
     }
 
-    async fn all_logins(&self) -> BTreeSet<String> {
+    /// Every value of `column` in `table` for the first account, read from the database itself
+    /// (not through the API under test).
+    async fn all_of(&self, table: &'static str, column: &'static str) -> BTreeSet<String> {
         self.app
             .store
-            .read(|conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT login FROM users WHERE account_id = (SELECT id FROM accounts WHERE name = 'default')",
-                )?;
-                let logins = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-                Ok(logins)
-            })
-            .await
-            .unwrap()
-    }
-
-    async fn all_groups(&self) -> BTreeSet<String> {
-        self.app
-            .store
-            .read(|conn| {
-                let mut stmt = conn.prepare(
-                    "SELECT name FROM groups WHERE account_id = (SELECT id FROM accounts WHERE name = 'default')",
-                )?;
-                let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-                Ok(names)
+            .read(move |conn| {
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT {column} FROM {table} WHERE account_id = (SELECT id FROM accounts WHERE name = 'default')"
+                ))?;
+                let values = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                Ok(values)
             })
             .await
             .unwrap()
@@ -549,7 +537,7 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
             let expected: BTreeSet<String> = match who {
                 Who::Supervisor => ["sup", "op1"].map(String::from).into(),
                 w2 if !w2.full_view() => [w2.login().to_string()].into(),
-                _ => w.all_logins().await,
+                _ => w.all_of("users", "login").await,
             };
             assert_listed(w, who, &path, "login", expected, &ctx).await;
         }
@@ -581,7 +569,7 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
             let expected: BTreeSet<String> = match who {
                 Who::Supervisor | Who::Op1 => ["alpha".to_string()].into(),
                 Who::Op2 => ["beta".to_string()].into(),
-                _ => w.all_groups().await,
+                _ => w.all_of("groups", "name").await,
             };
             assert_listed(w, who, &path, "name", expected, &ctx).await;
         }
