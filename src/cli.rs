@@ -165,31 +165,28 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             })?;
             let password = read_password()?;
             let hash = secrets::hash_password(&password).map_err(|e| CliError::Failed(e.to_string()))?;
-            let store = open(&data.data)?;
             let name = name.unwrap_or_else(|| login.clone());
-            let id = store
-                .write(move |conn, cache| {
-                    let account = auth::ensure_account(conn, &account)?;
-                    let user = auth::create_user(
-                        conn,
-                        &NewUser {
-                            account_id: account.id,
-                            login: &login,
-                            name: &name,
-                            role,
-                            password_hash: Some(&hash),
-                        },
-                    )?;
-                    for g in &groups {
-                        let group = directory::ensure(conn, cache, Dim::Group, account.id, g, Some(g), None)?;
-                        directory::add_to_group(conn, group, user, role == Role::Supervisor)?;
-                    }
-                    let detail = serde_json::json!({ "login": login, "role": role, "groups": groups });
-                    audit_command(conn, account.id, AuditAction::UserCreated, user, detail)?;
-                    Ok(user)
-                })
-                .await?;
-            store.shutdown();
+            let id = write_once(&data.data, move |conn, cache| {
+                let account = auth::ensure_account(conn, &account)?;
+                let user = auth::create_user(
+                    conn,
+                    &NewUser {
+                        account_id: account.id,
+                        login: &login,
+                        name: &name,
+                        role,
+                        password_hash: Some(&hash),
+                    },
+                )?;
+                for g in &groups {
+                    let group = directory::ensure(conn, cache, Dim::Group, account.id, g, Some(g), None)?;
+                    directory::add_to_group(conn, group, user, role == Role::Supervisor)?;
+                }
+                let detail = serde_json::json!({ "login": login, "role": role, "groups": groups });
+                audit_command(conn, account.id, AuditAction::UserCreated, user, detail)?;
+                Ok(user)
+            })
+            .await?;
             println!("created user {id}");
             Ok(())
         }
@@ -202,19 +199,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }) => {
             let scope = TokenScope::parse(&scope)
                 .ok_or_else(|| CliError::Usage(format!("--scope: unknown scope {scope:?}; use full or ingest")))?;
-            let store = open(&data.data)?;
             let token = secrets::new_token("ct_");
             let hash = secrets::token_hash(&token);
             let name = name.unwrap_or_else(|| format!("{} token", scope.code()));
-            store
-                .write(move |conn, _| {
-                    let (account, user) = existing_user(conn, &account, &login)?;
-                    auth::create_token(conn, user, &name, scope, &hash)?;
-                    let detail = serde_json::json!({ "login": login, "name": name, "scope": scope });
-                    audit_command(conn, account.id, AuditAction::TokenCreated, user, detail)
-                })
-                .await?;
-            store.shutdown();
+            write_once(&data.data, move |conn, _| {
+                let (account, user) = existing_user(conn, &account, &login)?;
+                auth::create_token(conn, user, &name, scope, &hash)?;
+                let detail = serde_json::json!({ "login": login, "name": name, "scope": scope });
+                audit_command(conn, account.id, AuditAction::TokenCreated, user, detail)
+            })
+            .await?;
             println!("{token}");
             Ok(())
         }
@@ -224,17 +218,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             name,
             data,
         }) => {
-            let store = open(&data.data)?;
-            let revoked = store
-                .write(move |conn, _| {
-                    let (account, user) = existing_user(conn, &account, &login)?;
-                    let n = auth::revoke_tokens(conn, user, name.as_deref())?;
-                    let detail = serde_json::json!({ "login": login, "name": name, "revoked": n });
-                    audit_command(conn, account.id, AuditAction::TokenRevoked, user, detail)?;
-                    Ok(n)
-                })
-                .await?;
-            store.shutdown();
+            let revoked = write_once(&data.data, move |conn, _| {
+                let (account, user) = existing_user(conn, &account, &login)?;
+                let n = auth::revoke_tokens(conn, user, name.as_deref())?;
+                let detail = serde_json::json!({ "login": login, "name": name, "revoked": n });
+                audit_command(conn, account.id, AuditAction::TokenRevoked, user, detail)?;
+                Ok(n)
+            })
+            .await?;
             println!("revoked {revoked} token(s)");
             Ok(())
         }
@@ -277,6 +268,18 @@ fn existing_user(
         ))
     })?;
     Ok((account, user))
+}
+
+/// Runs one write on the data folder (beside a running server, if any) and lets go of it.
+async fn write_once<R, F>(data: &std::path::Path, job: F) -> Result<R, CliError>
+where
+    R: Send + 'static,
+    F: FnOnce(&rusqlite::Connection, &mut crate::store::WriteCache) -> Result<R, StoreError> + Send + 'static,
+{
+    let store = open(data)?;
+    let result = store.write(job).await;
+    store.shutdown();
+    Ok(result?)
 }
 
 fn open(data: &std::path::Path) -> Result<Store, CliError> {

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::extract::{ClientAddr, JsonBody, QueryPairs};
 use super::AppState;
-use crate::domain::access::Visible;
+use crate::domain::access::OperatorTest;
 use crate::domain::audit::AuditAction;
 use crate::domain::Principal;
 use crate::error::AppError;
@@ -85,7 +85,7 @@ pub async fn me(principal: Principal, State(state): State<AppState>) -> Result<J
         .await?;
     let reads = principal.may_read_calls();
     let permissions = Permissions {
-        call_history: reads && scope.visible != Visible::Operators(vec![]),
+        call_history: reads && scope.operator_test(&[]) != OperatorTest::Never,
         sees_all_calls: reads && scope.is_whole_account(),
         sees_price: reads && principal.role.sees_price(),
         call_details: reads && principal.role.sees_price(),

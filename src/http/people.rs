@@ -84,15 +84,21 @@ fn name_rule(field: &str, name: &str) -> Result<(), AppError> {
 
 /// The users a principal may see: everyone for the full roles; for a supervisor themself and
 /// the operators whose calls they see; for an operator, themself.
-fn visible_users(conn: &rusqlite::Connection, p: &Principal) -> Result<Vec<UserItem>, StoreError> {
+/// `None`: all of the account's.
+fn visible_user_ids(conn: &rusqlite::Connection, p: &Principal) -> Result<Option<Vec<i64>>, StoreError> {
     if p.role.sees_everything() {
-        return people::list_users(conn, p.account_id, Only::All);
+        return Ok(None);
     }
     let mut ids = vec![p.user_id.0];
     if p.role == Role::Supervisor {
         ids.extend(access::supervised_operators(conn, p.user_id.0)?);
     }
-    people::list_users(conn, p.account_id, Only::Ids(&ids))
+    Ok(Some(ids))
+}
+
+/// The groups a principal may see: all for the full roles, else those they belong to or supervise.
+fn visible_groups_of(p: &Principal) -> Option<i64> {
+    (!p.role.sees_everything()).then_some(p.user_id.0)
 }
 
 /// Lists the users this principal may see (people and the operators calls name).
@@ -104,7 +110,13 @@ pub async fn list_users(
     State(state): State<AppState>,
 ) -> Result<Json<Items<UserItem>>, AppError> {
     reader(&principal)?;
-    let items = state.store.read(move |conn| visible_users(conn, &principal)).await?;
+    let items = state
+        .store
+        .read(move |conn| match visible_user_ids(conn, &principal)? {
+            None => people::list_users(conn, principal.account_id, Only::All),
+            Some(ids) => people::list_users(conn, principal.account_id, Only::Ids(&ids)),
+        })
+        .await?;
     Ok(Json(Items { items }))
 }
 
@@ -121,11 +133,9 @@ pub async fn get_user(
     let id = path_id(&id)?;
     let user = state
         .store
-        .read(move |conn| {
-            visible_users(conn, &principal)?
-                .into_iter()
-                .find(|u| u.id == id.to_string())
-                .ok_or(StoreError::NotFound)
+        .read(move |conn| match visible_user_ids(conn, &principal)? {
+            Some(ids) if !ids.contains(&id) => Err(StoreError::NotFound),
+            _ => people::user(conn, principal.account_id, id),
         })
         .await?;
     Ok(Json(user))
@@ -325,7 +335,7 @@ pub async fn list_groups(
     State(state): State<AppState>,
 ) -> Result<Json<Items<GroupItem>>, AppError> {
     reader(&principal)?;
-    let only = (!principal.role.sees_everything()).then_some(principal.user_id.0);
+    let only = visible_groups_of(&principal);
     let account = principal.account_id;
     let items = state
         .store
@@ -345,16 +355,11 @@ pub async fn get_group(
 ) -> Result<Json<GroupItem>, AppError> {
     reader(&principal)?;
     let id = path_id(&id)?;
-    let only = (!principal.role.sees_everything()).then_some(principal.user_id.0);
+    let only = visible_groups_of(&principal);
     let account = principal.account_id;
     let group = state
         .store
-        .read(move |conn| {
-            people::list_groups(conn, account, only)?
-                .into_iter()
-                .find(|g| g.id == id.to_string())
-                .ok_or(StoreError::NotFound)
-        })
+        .read(move |conn| people::visible_group(conn, account, id, only))
         .await?;
     Ok(Json(group))
 }

@@ -102,14 +102,21 @@ pub fn list(
     let rows = conn
         .prepare(&sql)?
         .query_map(params_from_iter(args.iter()), |r| {
-            let action: String = r.get(4)?;
+            let code: String = r.get(4)?;
+            let action = AuditAction::parse(&code).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    4,
+                    rusqlite::types::Type::Text,
+                    format!("audit action {code:?}").into(),
+                )
+            })?;
             let detail: Option<String> = r.get(6)?;
             Ok(AuditEntry {
                 id: r.get::<_, i64>(0)?.to_string(),
                 at: super::view::format_time(r.get(1)?, None),
                 actor_id: r.get::<_, Option<i64>>(2)?.map(|i| i.to_string()),
                 actor_login: r.get(3)?,
-                action: AuditAction::parse(&action).unwrap_or(AuditAction::UserChanged),
+                action,
                 target: r.get(5)?,
                 detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
                 address: r.get(7)?,

@@ -208,14 +208,27 @@ pub fn check_refs(conn: &Connection, account: AccountId, refs: &[(DirectoryRef, 
             DirectoryRef::Tag => Dim::Tag.table(),
             DirectoryRef::Topic => Dim::Topic.table(),
         };
-        let mut stmt = conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ? AND account_id = ?"))?;
-        for id in ids.iter() {
-            if !stmt.exists(params![id, account.0])? {
-                return Err(StoreError::Invalid(FieldError::new(
-                    r.param(),
-                    format!("no {} with id {id} in this account", r.param()),
-                )));
-            }
+        check_ids(conn, account, table, ids, r.param(), r.param())?;
+    }
+    Ok(())
+}
+
+/// Fails naming `field` unless every id is a row of `table` in the account ("no `noun` with id …").
+pub fn check_ids(
+    conn: &Connection,
+    account: AccountId,
+    table: &str,
+    ids: &[i64],
+    field: &str,
+    noun: &str,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ? AND account_id = ?"))?;
+    for id in ids {
+        if !stmt.exists(params![id, account.0])? {
+            return Err(StoreError::Invalid(FieldError::new(
+                field,
+                format!("no {noun} with id {id} in this account"),
+            )));
         }
     }
     Ok(())

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::search::{in_clause, ints};
-use super::StoreError;
+use super::{directory, StoreError};
 use crate::domain::{AccountId, FieldError, Role, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -103,7 +103,7 @@ pub fn update_user(conn: &Connection, account: AccountId, id: UserId, c: &UserCh
         conn.execute("DELETE FROM group_supervisors WHERE user_id = ?", [id.0])?;
     }
     if let Some(groups) = &c.groups {
-        check_ids(conn, account, "groups", groups, "groups")?;
+        directory::check_ids(conn, account, "groups", groups, "groups", "group")?;
         conn.execute("DELETE FROM group_members WHERE user_id = ?", [id.0])?;
         for g in groups {
             conn.execute(
@@ -124,26 +124,6 @@ pub fn active_owners(conn: &Connection, account: AccountId) -> Result<i64, Store
     )?)
 }
 
-/// Fails naming `field` unless every id is a row of `table` in the account.
-pub fn check_ids(
-    conn: &Connection,
-    account: AccountId,
-    table: &str,
-    ids: &[i64],
-    field: &str,
-) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ? AND account_id = ?"))?;
-    for id in ids {
-        if !stmt.exists(params![id, account.0])? {
-            return Err(StoreError::Invalid(FieldError::new(
-                field,
-                format!("no {} with id {id} in this account", table.trim_end_matches('s')),
-            )));
-        }
-    }
-    Ok(())
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct GroupItem {
     pub id: String,
@@ -159,7 +139,17 @@ pub fn list_groups(conn: &Connection, account: AccountId, for_user: Option<i64>)
 }
 
 pub fn group(conn: &Connection, account: AccountId, id: i64) -> Result<GroupItem, StoreError> {
-    list_groups_where(conn, account, None, Some(id))?
+    visible_group(conn, account, id, None)
+}
+
+/// One group; with `for_user`, only if the user is a member of it or connected to it.
+pub fn visible_group(
+    conn: &Connection,
+    account: AccountId,
+    id: i64,
+    for_user: Option<i64>,
+) -> Result<GroupItem, StoreError> {
+    list_groups_where(conn, account, for_user, Some(id))?
         .pop()
         .ok_or(StoreError::NotFound)
 }
@@ -259,11 +249,11 @@ pub fn update_group(conn: &Connection, account: AccountId, id: i64, c: &GroupCha
         return Err(StoreError::NotFound);
     }
     if let Some(members) = &c.members {
-        check_ids(conn, account, "users", members, "members")?;
+        directory::check_ids(conn, account, "users", members, "members", "user")?;
         replace_links(conn, "group_members", id, members)?;
     }
     if let Some(supervisors) = &c.supervisors {
-        check_ids(conn, account, "users", supervisors, "supervisors")?;
+        directory::check_ids(conn, account, "users", supervisors, "supervisors", "user")?;
         let mut stmt = conn.prepare_cached("SELECT role FROM users WHERE id = ?")?;
         for s in supervisors {
             let role: String = stmt.query_row([s], |r| r.get(0))?;

@@ -6,12 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use calltrail::domain::{Role, TokenScope};
-use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use calltrail::config::AuthConfig;
 
-use crate::common::{temp_dir, TestApp};
+use crate::common::{collect_live, temp_dir, TestApp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Who {
@@ -694,37 +693,6 @@ async fn permission_matrix() {
     w.app.stop().await;
 }
 
-/// Reads a live stream until `want` calls (by external id) arrived, then `quiet` longer;
-/// returns every call seen.
-pub async fn collect_live(
-    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
-    want: usize,
-    quiet: Duration,
-) -> Vec<Value> {
-    let mut buf = String::new();
-    let mut seen = vec![];
-    loop {
-        while let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            if event.lines().any(|l| l == "event: call") {
-                let data: String = event.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
-                seen.push(serde_json::from_str(&data).unwrap());
-            }
-        }
-        let wait = if seen.len() >= want {
-            quiet
-        } else {
-            Duration::from_secs(10)
-        };
-        match tokio::time::timeout(wait, stream.next()).await {
-            Ok(Some(chunk)) => buf.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
-            Ok(None) => return seen,
-            Err(_) if seen.len() >= want => return seen,
-            Err(_) => panic!("only {} of {want} live events arrived: {seen:?}", seen.len()),
-        }
-    }
-}
-
 #[tokio::test]
 async fn live_events_respect_scope() {
     let w = world("matrix-live").await;
@@ -734,16 +702,7 @@ async fn live_events_respect_scope() {
         w.switches(sw).await;
         let mut streams = vec![];
         for who in [Who::Owner, Who::Manager, Who::Supervisor, Who::Op1, Who::Op2] {
-            let r = w
-                .app
-                .http
-                .get(format!("{}/api/v1/calls/live", w.app.base))
-                .bearer_auth(&w.tokens[&who])
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 200);
-            streams.push((who, r.bytes_stream()));
+            streams.push((who, w.app.live(&w.tokens[&who], "").await));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         // The same calls again with new ids: a2, b2, s2, n2 (round 0) or a3… (round 1).
@@ -791,15 +750,7 @@ async fn a_group_change_applies_at_once_to_lists_counts_and_streams() {
         (ids(&page), page["total"].clone()),
         (["a1".to_string()].into(), json!(1))
     );
-    let r = w
-        .app
-        .http
-        .get(format!("{}/api/v1/calls/live", w.app.base))
-        .bearer_auth(&sup)
-        .send()
-        .await
-        .unwrap();
-    let mut stream = r.bytes_stream();
+    let mut stream = w.app.live(&sup, "").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // op1 moves from alpha to beta, op2 from beta to alpha.

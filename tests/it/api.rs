@@ -671,23 +671,8 @@ async fn live_events_follow_the_filter() {
     }
     app.set_group(&owner, "sales", &["ivanova"], &["sup"], false).await;
     app.set_group(&owner, "support", &["petrov"], &["sup"], false).await;
-    let open = |token: String, query: &'static str| {
-        let app = &app;
-        async move {
-            let r = app
-                .http
-                .get(format!("{}/api/v1/calls/live?{query}", app.base))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 200);
-            assert_eq!(r.headers()["content-type"], "text/event-stream");
-            r.bytes_stream()
-        }
-    };
-    let mut incoming = open(owner.clone(), "direction=incoming").await;
-    let mut restricted = open(supervisor.clone(), "").await;
+    let mut incoming = app.live(&owner, "direction=incoming").await;
+    let mut restricted = app.live(&supervisor, "").await;
     // Give the subscriptions a moment to register before the writes.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let other = app.token("acme", "boss", Role::Owner, TokenScope::Full).await;

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crate::common::{temp_dir, TestApp};
+use crate::common::{session_cookie, temp_dir, TestApp};
 
 fn calltrail(args: &[&str], stdin: &str) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_calltrail"))
@@ -145,12 +145,8 @@ async fn users_and_tokens_from_the_command_line() {
     );
     // The first owner signs in with the password given on standard input.
     let r = app
-        .http
-        .post(format!("{}/api/v1/session", app.base))
-        .json(&serde_json::json!({"login": "boss", "password": "correct horse battery"}))
-        .send()
-        .await
-        .unwrap();
+        .sign_in(&serde_json::json!({"login": "boss", "password": "correct horse battery"}))
+        .await;
     assert_eq!(r.status().as_u16(), 200);
     // Creating a user in a new account creates the account; the audit log has both users.
     app.stop().await;
@@ -174,12 +170,8 @@ async fn users_and_tokens_from_the_command_line() {
     assert_eq!(code, 0, "{err}");
     let app = TestApp::start_in(dir.clone()).await;
     let r = app
-        .http
-        .post(format!("{}/api/v1/session", app.base))
-        .json(&serde_json::json!({"login": "chief", "password": "acme password", "account": "acme"}))
-        .send()
-        .await
-        .unwrap();
+        .sign_in(&serde_json::json!({"login": "chief", "password": "acme password", "account": "acme"}))
+        .await;
     assert_eq!(r.status().as_u16(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["account"]["name"], "acme");
@@ -281,20 +273,10 @@ async fn the_demo_fills_an_empty_folder_once() {
     let mut totals = vec![];
     for l in &logins {
         let r = app
-            .http
-            .post(format!("{}/api/v1/session", app.base))
-            .json(&serde_json::json!({"login": l.login, "password": l.password}))
-            .send()
-            .await
-            .unwrap();
+            .sign_in(&serde_json::json!({"login": l.login, "password": l.password}))
+            .await;
         assert_eq!(r.status().as_u16(), 200, "{}", l.login);
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
+        let cookie = session_cookie(&r).expect("a session cookie");
         let page: serde_json::Value = app
             .http
             .get(format!("{}/api/v1/calls?limit=1", app.base))
@@ -340,15 +322,7 @@ async fn a_revoked_token_stops_at_once_even_in_an_open_stream() {
     };
     let (wallboard, pbx) = (token("wallboard"), token("pbx"));
     let app = TestApp::start_in(dir.clone()).await;
-    let r = app
-        .http
-        .get(format!("{}/api/v1/calls/live", app.base))
-        .bearer_auth(&wallboard)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let mut stream = r.bytes_stream();
+    let mut stream = app.live(&wallboard, "").await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 
     // The command line works on the folder the server is serving.

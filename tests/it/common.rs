@@ -2,12 +2,14 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use calltrail::config::{AuthConfig, Config};
 use calltrail::domain::{Role, TokenScope};
 use calltrail::store::auth::{self, NewUser};
 use calltrail::store::{Store, StoreError};
 use calltrail::Server;
+use futures_util::StreamExt;
 use serde_json::Value;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -199,6 +201,30 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Posts a sign-in (`{"login","password"[,"account"]}`).
+    pub async fn sign_in(&self, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/session", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("sign-in request")
+    }
+
+    /// A live event stream of the calls matching `query`, as `token` may see them.
+    pub async fn live(
+        &self,
+        token: &str,
+        query: &str,
+    ) -> impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin {
+        open_live(
+            self.http
+                .get(format!("{}/api/v1/calls/live?{query}", self.base))
+                .bearer_auth(token),
+        )
+        .await
+    }
+
     /// The user id of `login`, as an administrator sees it.
     pub async fn user_id(&self, admin: &str, login: &str) -> String {
         self.dir_id(admin, "/api/v1/users", "login", login).await
@@ -256,6 +282,53 @@ impl TestApp {
             .expect("id")
             .to_string()
     }
+}
+
+/// Reads a live stream until `want` calls (by external id) arrived, then `quiet` longer;
+/// returns every call seen.
+pub async fn collect_live(
+    stream: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    want: usize,
+    quiet: Duration,
+) -> Vec<Value> {
+    let mut buf = String::new();
+    let mut seen = vec![];
+    loop {
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            if event.lines().any(|l| l == "event: call") {
+                let data: String = event.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+                seen.push(serde_json::from_str(&data).unwrap());
+            }
+        }
+        let wait = if seen.len() >= want {
+            quiet
+        } else {
+            Duration::from_secs(10)
+        };
+        match tokio::time::timeout(wait, stream.next()).await {
+            Ok(Some(chunk)) => buf.push_str(&String::from_utf8_lossy(&chunk.unwrap())),
+            Ok(None) => return seen,
+            Err(_) if seen.len() >= want => return seen,
+            Err(_) => panic!("only {} of {want} live events arrived: {seen:?}", seen.len()),
+        }
+    }
+}
+
+/// The `name=value` of the session cookie a response sets, if it sets one.
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    let set = r.headers().get(reqwest::header::SET_COOKIE)?.to_str().ok()?;
+    set.split(';').next().map(str::to_string)
+}
+
+/// Opens a live event stream with this request and checks that it is one.
+pub async fn open_live(
+    req: reqwest::RequestBuilder,
+) -> impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin {
+    let r = req.send().await.expect("live request");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    r.bytes_stream()
 }
 
 /// Error field and status of a failed request.

@@ -8,7 +8,7 @@ use calltrail::domain::{Role, TokenScope};
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::{json, Value};
 
-use crate::common::{error_field, temp_dir, TestApp};
+use crate::common::{collect_live, error_field, open_live, temp_dir, TestApp};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -30,13 +30,7 @@ async fn sign_in(app: &TestApp, login: &str, password: &str) -> Answer {
 }
 
 async fn sign_in_with(app: &TestApp, body: Value) -> Answer {
-    let r = app
-        .http
-        .post(format!("{}/api/v1/session", app.base))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = app.sign_in(&body).await;
     let header = |name| {
         r.headers()
             .get(name)
@@ -628,19 +622,15 @@ async fn an_open_live_stream_follows_demotion_and_sign_out() {
     let owner = people(&app).await;
     let mike = app.user_id(&owner, "mike").await;
     let b = browser(&app, "mike").await;
-    let r = app
+    let live = app
         .http
         .get(format!("{}/api/v1/calls/live", app.base))
-        .header(COOKIE, &b.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let mut stream = r.bytes_stream();
+        .header(COOKIE, &b.cookie);
+    let mut stream = open_live(live).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let call_record = |ext: &str| json!([{"external_id": ext, "kind": "incoming", "scenario_started_at": "2026-11-10T08:00:00Z", "price": "1", "currency": "RUB"}]);
     app.ingest_ok(&owner, call_record("seen")).await;
-    let seen = crate::access::collect_live(&mut stream, 1, Duration::from_millis(300)).await;
+    let seen = collect_live(&mut stream, 1, Duration::from_millis(300)).await;
     assert_eq!((seen.len(), seen[0]["price"].as_str()), (1, Some("1.0000")));
 
     // Demoted to operator (no call-history access): the open stream sends nothing more.
@@ -652,7 +642,7 @@ async fn an_open_live_stream_follows_demotion_and_sign_out() {
         200
     );
     app.ingest_ok(&owner, call_record("hidden")).await;
-    assert!(crate::access::collect_live(&mut stream, 0, Duration::from_millis(500))
+    assert!(collect_live(&mut stream, 0, Duration::from_millis(500))
         .await
         .is_empty());
 
