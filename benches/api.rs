@@ -153,6 +153,7 @@ async fn run_size(opts: &Opts, calls: usize) {
         data: dir.clone(),
         public_url: "http://127.0.0.1".into(),
         max_body_bytes: 256 * 1024 * 1024,
+        xlsx_sheet_rows: calltrail::export::xlsx::SHEET_ROWS,
         auth: Default::default(),
     };
     let server = Server::bind_with(config, store).await.expect("bind");

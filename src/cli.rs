@@ -322,7 +322,11 @@ async fn serve(args: ServeArgs, demo: Option<DemoArgs>) -> Result<(), CliError> 
             tokio::spawn(crate::demo::run_live(store, server.state.live.clone(), account));
         }
     }
-    println!("calltrail listening on {public_url}  (API: {public_url}/api/v1/openapi.json)");
+    let bound = server
+        .local_addr()
+        .map_err(|e| CliError::Failed(format!("cannot start: {e}")))?;
+    // The bound address, not the asked one: with port 0 the system picks the port.
+    println!("calltrail listening on http://{bound}  (page: {public_url}/, API: {public_url}/api/v1/openapi.json)");
     server
         .run(shutdown_signal())
         .await

@@ -73,6 +73,9 @@ pub struct Config {
     pub public_url: String,
     pub max_body_bytes: usize,
     pub auth: AuthConfig,
+    /// Rows per XLSX sheet before an export continues on the next (Excel's limit by default;
+    /// lowered only by tests).
+    pub xlsx_sheet_rows: u32,
 }
 
 impl ServeArgs {
@@ -107,6 +110,7 @@ impl ServeArgs {
                 trust_forwarded_for: self.trust_forwarded_for,
                 ..AuthConfig::default()
             },
+            xlsx_sheet_rows: crate::export::xlsx::SHEET_ROWS,
         })
     }
 }

@@ -6,8 +6,10 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+#[macro_use]
 pub mod domain;
 pub mod error;
+pub mod export;
 pub mod http;
 pub mod ingest;
 pub mod json;

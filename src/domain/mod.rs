@@ -7,12 +7,14 @@ pub mod call;
 // After `call`, whose `text_enum!` they use.
 pub mod access;
 pub mod audit;
+pub mod column;
 pub mod duration;
 pub mod filter;
 pub mod record;
 pub mod role;
 
 pub use access::CallScope;
+pub use column::Column;
 pub use call::{AttemptResult, CallKind, Direction, Lang, ScenarioKind};
 pub use filter::{CallFilter, SearchRequest};
 pub use record::{CallPatch, CallRecord};

@@ -23,7 +23,7 @@ const MAX_NOTE: usize = 10_000;
 const MAX_URL: usize = 2_000;
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,

@@ -18,7 +18,7 @@ use crate::domain::{AccountId, CallScope, Credential, Principal, SearchRequest};
 use crate::error::AppError;
 use crate::store::search::{self, Page};
 use crate::store::view::{self, CallDetailView};
-use crate::store::{access, auth, directory, Store};
+use crate::store::{access, auth, directory, preferences, Store};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,23 +38,30 @@ fn check_reader(p: &Principal) -> Result<(), AppError> {
 /// The principal's call scope as the directory says now, and the search parsed in the
 /// account's time zone, with every id it names checked and each topic widened to the topics
 /// nested below it.
-async fn prepare(
+pub(super) async fn prepare(
     store: &Store,
     principal: &Principal,
     pairs: Vec<(String, String)>,
-) -> Result<(CallScope, SearchRequest), AppError> {
+) -> Result<(CallScope, SearchRequest, Tz), AppError> {
     check_reader(principal)?;
     let principal = principal.clone();
     let prepared = store
         .read(move |conn| {
             let scope = access::scope_for(conn, &principal)?;
             let account = scope.account;
-            let tz: Tz = auth::account(conn, account)?.timezone.parse().unwrap_or(Tz::UTC);
+            // The default zone is the user's own, then the account's.
+            let tz: Tz = match preferences::get(conn, principal.user_id)?.timezone {
+                Some(own) => own,
+                None => auth::account(conn, account)?.timezone,
+            }
+            .parse()
+            .unwrap_or(Tz::UTC);
             let req = parse_search(&pairs, chrono::Utc::now(), tz).map_err(crate::store::StoreError::Invalid)?;
             directory::check_refs(conn, account, &req.filter.directory_refs())?;
             let mut req = req;
             req.filter.topics = directory::with_subtopics(conn, account, &req.filter.topics)?;
-            Ok((scope, req))
+            let tz = req.tz.unwrap_or(tz);
+            Ok((scope, req, tz))
         })
         .await?;
     Ok(prepared)
@@ -89,7 +96,7 @@ pub async fn list_calls(
     State(state): State<AppState>,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Page>, AppError> {
-    let (scope, req) = prepare(&state.store, &principal, pairs).await?;
+    let (scope, req, _) = prepare(&state.store, &principal, pairs).await?;
     let key = *state.store.cursor_key();
     let page = state
         .store
@@ -149,7 +156,7 @@ pub async fn live_calls(
     State(state): State<AppState>,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
-    let (scope, req) = prepare(&state.store, &principal, pairs).await?;
+    let (scope, req, _) = prepare(&state.store, &principal, pairs).await?;
     let every = Duration::from_secs(30);
     let stream = LiveStream {
         account: scope.account,

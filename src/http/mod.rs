@@ -4,11 +4,14 @@
 pub mod account;
 pub mod calls;
 pub mod directory;
+pub mod export;
 pub mod extract;
 pub mod ingest;
 pub mod meta;
 pub mod people;
+pub mod preferences;
 pub mod session;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -37,10 +40,13 @@ pub fn router(state: AppState) -> Router {
         .merge(meta::router())
         .merge(ingest::router())
         .merge(calls::router())
+        .merge(export::router())
         .merge(directory::router())
         .merge(people::router())
         .merge(session::router())
         .merge(account::router())
+        .merge(preferences::router())
+        .merge(web::router())
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(limit))
         .layer(TraceLayer::new_for_http())
@@ -53,13 +59,14 @@ pub fn router(state: AppState) -> Router {
     paths(
         meta::healthz, meta::openapi,
         ingest::ingest_calls,
-        calls::list_calls, calls::get_call, calls::live_calls,
+        calls::list_calls, calls::get_call, calls::live_calls, export::export_calls,
         directory::queues, directory::scenarios, directory::campaigns, directory::completion_codes,
         directory::tags, directory::topics,
         people::list_users, people::get_user, people::create_user, people::update_user,
         people::list_groups, people::get_group, people::create_group, people::update_group,
         session::sign_in, session::current, session::sign_out,
         account::me, account::settings, account::update_settings, account::audit_log,
+        preferences::get_preferences, preferences::put_preferences,
     ),
     modifiers(&BearerAuth)
 )]

@@ -16,6 +16,7 @@ pub mod directory;
 pub mod ingest;
 mod migrations;
 pub mod people;
+pub mod preferences;
 pub mod search;
 pub mod view;
 

@@ -157,10 +157,51 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
         .transpose()
         .map_err(StoreError::Invalid)?;
     let total = count(conn, scope, &req.filter)?;
+    let (calls, last, more) = batch(conn, scope, &req.filter, total, after, req.limit, req.tz)?;
+    let next_cursor = match last {
+        Some((ts, id)) if more => Some(encode_cursor(key, ts, id, &req.fingerprint)),
+        _ => None,
+    };
+    Ok(Page {
+        items: calls,
+        next_cursor,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
 
+/// Where a walk through the matches stands: the (start, id) of the last call taken.
+pub type Position = (i64, i64);
+
+/// The next `limit` matches after `after` (newest first), for exports that walk every match:
+/// the calls, where the walk stands, and whether more remain. `total` is the filter's count,
+/// taken once by the caller, which chooses the plan of every batch.
+pub fn scan(
+    conn: &Connection,
+    scope: &CallScope,
+    f: &CallFilter,
+    total: i64,
+    after: Option<Position>,
+    limit: u32,
+    tz: Option<Tz>,
+) -> Result<(Vec<CallView>, Option<Position>), StoreError> {
+    let (calls, last, more) = batch(conn, scope, f, total, after, limit, tz)?;
+    Ok((calls, last.filter(|_| more)))
+}
+
+/// One keyset step: the calls after `after`, the position of the last one, and whether more
+/// follow.
+fn batch(
+    conn: &Connection,
+    scope: &CallScope,
+    f: &CallFilter,
+    total: i64,
+    after: Option<Position>,
+    limit: u32,
+    tz: Option<Tz>,
+) -> Result<(Vec<CallView>, Option<Position>, bool), StoreError> {
     // After a cursor, the cursor's instant is the range's only upper bound (two upper bounds and
     // SQLite seeks by the wrong one); the OR then breaks ties between calls of the same instant.
-    let mut page_filter = req.filter.clone();
+    let mut page_filter = f.clone();
     if let Some((ts, _)) = after {
         page_filter.to = Some(page_filter.to.map_or(ts + 1, |to| to.min(ts + 1)));
     }
@@ -173,7 +214,7 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
     }
     // First the keys of the page (index-only where the indexes allow), then the rows with their
     // directory names: the joins then run for one page, not for every candidate the sort sees.
-    let (index, order) = match page_plan(conn, scope, &req.filter, total, req.limit)? {
+    let (index, order) = match page_plan(conn, scope, f, total, limit)? {
         PagePlan::WalkTime => (dialect::WALK_TIME_INDEX, "c.started_at DESC, c.id DESC"),
         // `+ 0` hides the order from the time index, so the planner picks the index that is most
         // selective for the filter and sorts the (few) matches.
@@ -182,25 +223,17 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
     let text = format!(
         "SELECT c.id, c.started_at FROM calls c{index}{} ORDER BY {order} LIMIT {}",
         sql.text,
-        req.limit + 1
+        limit + 1
     );
     let mut keys: Vec<(i64, i64)> = conn
         .prepare_cached(&text)?
         .query_map(params_from_iter(sql.args.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let more = keys.len() > req.limit as usize;
-    keys.truncate(req.limit as usize);
-    let next_cursor = match keys.last() {
-        Some((id, ts)) if more => Some(encode_cursor(key, *ts, *id, &req.fingerprint)),
-        _ => None,
-    };
+    let more = keys.len() > limit as usize;
+    keys.truncate(limit as usize);
+    let last = keys.last().map(|(id, ts)| (*ts, *id));
     let ids: Vec<i64> = keys.iter().map(|(id, _)| *id).collect();
-    let calls = load_views(conn, scope, &ids, req.tz)?;
-    Ok(Page {
-        items: calls,
-        next_cursor,
-        total: u64::try_from(total).unwrap_or(0),
-    })
+    Ok((load_views(conn, scope, &ids, tz)?, last, more))
 }
 
 /// How to find one page of a search.

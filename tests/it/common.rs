@@ -61,6 +61,7 @@ impl TestApp {
             data: dir.clone(),
             public_url: "http://127.0.0.1".into(),
             max_body_bytes: MAX_BODY,
+            xlsx_sheet_rows: calltrail::export::xlsx::SHEET_ROWS,
             auth: AuthConfig::default(),
         };
         adjust(&mut config);

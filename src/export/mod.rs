@@ -1,0 +1,209 @@
+//! Exports of the call history: the viewer's columns, in their language and time zone, written
+//! as CSV or XLSX while the calls are read, never held whole in memory.
+
+pub mod csv;
+pub mod xlsx;
+
+use chrono::{DateTime, NaiveDateTime};
+use chrono_tz::Tz;
+
+use crate::domain::{CallKind, Column, Lang};
+use crate::store::view::CallView;
+
+/// The file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Xlsx,
+}
+
+text_enum!(Format { Csv => "csv", Xlsx => "xlsx" });
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        }
+    }
+}
+
+/// What one export writes: which columns, in which words and zone.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub columns: Vec<Column>,
+    pub lang: Lang,
+    pub tz: Tz,
+    /// Where recordings are fetched from (`public_url`), for the Recording column.
+    pub base_url: String,
+}
+
+/// One cell, typed so each format writes it natively (durations as durations in XLSX and as
+/// seconds in CSV, times as dates, results with their colour).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Empty,
+    Text(String),
+    Time(NaiveDateTime),
+    Seconds(u32),
+    Count(u32),
+    Money(f64, String),
+    Result { label: &'static str, success: bool },
+}
+
+impl Layout {
+    /// The header of a column; times and durations say their zone and unit.
+    pub fn header(&self, column: Column, seconds_unit: bool) -> String {
+        let label = column.label(self.lang);
+        match column {
+            Column::Time => format!("{label} ({})", self.tz.name()),
+            Column::RingDuration | Column::TalkDuration if seconds_unit => match self.lang {
+                Lang::Ru => format!("{label}, с"),
+                Lang::En => format!("{label}, s"),
+            },
+            _ => label.to_string(),
+        }
+    }
+
+    /// The row of one call, column by column.
+    pub fn row(&self, call: &CallView) -> Vec<Cell> {
+        self.columns.iter().map(|c| self.cell(*c, call)).collect()
+    }
+
+    fn local(&self, rfc3339: &str) -> Option<NaiveDateTime> {
+        DateTime::parse_from_rfc3339(rfc3339)
+            .ok()
+            .map(|t| t.with_timezone(&self.tz).naive_local())
+    }
+
+    fn local_text(&self, rfc3339: &str) -> String {
+        self.local(rfc3339)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default()
+    }
+
+    fn cell(&self, column: Column, call: &CallView) -> Cell {
+        let text = |s: &str| if s.is_empty() { Cell::Empty } else { Cell::Text(s.to_string()) };
+        let names = |items: &[crate::store::view::Ref]| {
+            text(&items.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "))
+        };
+        let ru = self.lang == Lang::Ru;
+        match column {
+            Column::Time => self.local(&call.started_at).map_or(Cell::Empty, Cell::Time),
+            Column::Type => text(match (call.direction, ru) {
+                (crate::domain::Direction::Incoming, true) => "Входящий",
+                (crate::domain::Direction::Incoming, false) => "Incoming",
+                (crate::domain::Direction::Outgoing, true) => "Исходящий",
+                (crate::domain::Direction::Outgoing, false) => "Outgoing",
+            }),
+            Column::From => text(&call.from),
+            Column::To => text(&call.to),
+            Column::Operator => match &call.operator {
+                Some(o) if call.kind == CallKind::SoftphoneOutgoing => {
+                    Cell::Text(format!("{} ({})", o.name, if ru { "софтфон" } else { "softphone" }))
+                }
+                Some(o) => text(&o.name),
+                None => Cell::Empty,
+            },
+            Column::Queue => call.queue.as_ref().map_or(Cell::Empty, |q| text(&q.name)),
+            Column::RingDuration => call.ring_seconds.map_or(Cell::Empty, Cell::Seconds),
+            Column::TalkDuration => Cell::Seconds(call.talk_seconds),
+            Column::Recording if call.has_recording => {
+                Cell::Text(format!("{}/api/v1/calls/{}/recording", self.base_url, call.id))
+            }
+            Column::Recording => Cell::Empty,
+            // Absent in the restricted view: the column is never offered then, and stays empty
+            // even if asked for.
+            Column::Price => match (&call.price, &call.currency) {
+                (Some(Some(p)), currency) => match p.parse::<f64>() {
+                    Ok(v) => Cell::Money(v, currency.clone().flatten().unwrap_or_default()),
+                    Err(_) => text(p),
+                },
+                _ => Cell::Empty,
+            },
+            Column::Scenario => call.scenario.as_ref().map_or(Cell::Empty, |s| text(&s.name)),
+            Column::Campaign => call.campaign.as_ref().map_or(Cell::Empty, |c| text(&c.name)),
+            Column::Result => call.result.map_or(Cell::Empty, |r| Cell::Result {
+                label: r.label(self.lang),
+                success: r.is_success(),
+            }),
+            Column::CompletionCode => match &call.completion_code {
+                Some(code) => match &code.callback_at {
+                    Some(at) => Cell::Text(format!(
+                        "{} ({} {})",
+                        code.name,
+                        if ru { "перезвонить" } else { "call back" },
+                        self.local_text(at)
+                    )),
+                    None => text(&code.name),
+                },
+                None => Cell::Empty,
+            },
+            Column::Attempts if call.kind == CallKind::OperatorCampaign => {
+                call.attempts.map_or(Cell::Empty, Cell::Count)
+            }
+            Column::Attempts => Cell::Empty,
+            Column::Tags => names(&call.tags),
+            Column::Topics => names(&call.topics),
+            Column::Notes => text(
+                &call
+                    .notes
+                    .iter()
+                    .map(|n| {
+                        format!(
+                            "{} {}: {}",
+                            self.local_text(&n.at),
+                            n.author.as_deref().unwrap_or("—"),
+                            n.text
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+        }
+    }
+}
+
+/// A file name that says what and when: `calls_2026-11-01_2026-11-25_exported_2026-11-26_0930.csv`.
+pub fn file_name(from: Option<NaiveDateTime>, to_exclusive: Option<NaiveDateTime>, now: NaiveDateTime, format: Format) -> String {
+    let day = |t: NaiveDateTime| t.format("%Y-%m-%d").to_string();
+    let range = match (from, to_exclusive) {
+        (Some(a), Some(b)) => {
+            // The range's last day, as people say it (the API's end is exclusive).
+            let last = b - chrono::Duration::milliseconds(1);
+            if day(a) == day(last) {
+                day(a)
+            } else {
+                format!("{}_{}", day(a), day(last))
+            }
+        }
+        (Some(a), None) => format!("from_{}", day(a)),
+        (None, Some(b)) => format!("until_{}", day(b - chrono::Duration::milliseconds(1))),
+        (None, None) => "all".to_string(),
+    };
+    format!("calls_{range}_exported_{}.{}", now.format("%Y-%m-%d_%H%M"), format.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn at(d: u32, h: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 11, d).unwrap().and_hms_opt(h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn file_names_say_the_range_and_when() {
+        let now = at(26, 9);
+        assert_eq!(
+            file_name(Some(at(1, 0)), Some(at(26, 0)), now, Format::Csv),
+            "calls_2026-11-01_2026-11-25_exported_2026-11-26_0900.csv"
+        );
+        assert_eq!(
+            file_name(Some(at(25, 0)), Some(at(26, 0)), now, Format::Xlsx),
+            "calls_2026-11-25_exported_2026-11-26_0900.xlsx"
+        );
+        assert_eq!(file_name(None, None, now, Format::Csv), "calls_all_exported_2026-11-26_0900.csv");
+    }
+}

@@ -1,0 +1,1010 @@
+// calltrail's call-history page. Plain JavaScript, no build step, no third-party code.
+//
+// The page is a view of the API: the address bar holds the same filter parameters as
+// GET /api/v1/calls, so a view can be bookmarked and shared, and the server decides what each
+// person sees. Rows arrive in pages that follow the API's cursor and live over Server-Sent Events.
+'use strict';
+
+// ---------------------------------------------------------------------------------------------
+// Words. Russian labels are the reference product's.
+
+const WORDS = {
+  ru: {
+    title: 'История звонков', calls: 'Звонки', sign_in: 'Войти', login: 'Логин', password: 'Пароль',
+    sign_in_sub: 'История звонков контакт-центра', sign_out: 'Выйти',
+    bad_login: 'Неверный логин или пароль', throttled: 'Слишком много попыток. Попробуйте позже.',
+    settings: 'Настройки', filters: 'Фильтры', view: 'Вид', apply: 'Применить', reset: 'Сбросить', cancel: 'Отмена',
+    save: 'Сохранить', defaults: 'По умолчанию', close: 'Закрыть',
+    pause: 'Пауза', resume: 'Продолжить', waiting: n => `${n} ${plural(n, 'новый звонок', 'новых звонка', 'новых звонков')}`,
+    live_on: 'Обновление в реальном времени', live_paused: 'Пауза', live_off: 'Нет связи, переподключение…',
+    found: 'Найдено звонков:', loading: 'Загрузка…', empty: 'Звонков не найдено. Измените период или фильтры.',
+    the_end: 'Больше звонков нет', retry: 'Повторить', error: 'Ошибка',
+    no_access: 'История звонков вам недоступна. Доступ включает администратор КЦ.',
+    export: 'Экспортировать', export_xlsx: 'Экспортировать как XLS файл', export_csv: 'Экспортировать как CSV файл',
+    calendar: 'Календарь', custom: 'Произвольный период', date_from: 'С', date_to: 'По',
+    today: 'Сегодня', yesterday: 'Вчера', last_7_days: 'Последние 7 дней', last_30_days: 'Последние 30 дней',
+    this_week: 'Эта неделя', this_month: 'Этот месяц', last_month: 'Прошлый месяц', all_time: 'Всё время',
+    f_type: 'Тип', f_number: 'Номер', f_talk: 'Длительность разговора', f_groups: 'Группы', f_operators: 'Операторы',
+    f_queues: 'Очереди', f_results: 'Результаты попыток', f_codes: 'Коды завершения', f_tags: 'Теги',
+    f_scenarios: 'Сценарии', f_campaigns: 'Кампании', f_topics: 'Тематики',
+    all: 'Все', incoming: 'Входящий', outgoing: 'Исходящий', incoming_pl: 'Входящие', outgoing_pl: 'Исходящие',
+    automated: 'Автоматизированные', operator_sc: 'Операторские',
+    number_hint: 'Часть номера звонящего или вызываемого абонента', number_short: 'Введите минимум 3 символа',
+    talk_from: 'от', talk_to: 'до', talk_hint: 'м:сс или ч:мм:сс, от 0 до 24 ч', talk_bad: 'Укажите время от 0:00 до 24:00:00',
+    talk_order: '«от» больше, чем «до»',
+    search: 'Поиск', selected: n => `выбрано: ${n}`, more: n => `и ещё ${n} — уточните поиск`, nothing: 'Ничего не найдено',
+    columns_hint: 'Выберите столбцы таблицы. Выбор сохраняется для вашей учётной записи.',
+    columns_none: 'Выберите хотя бы один столбец',
+    softphone: 'софтфон', softphone_tip: 'Исходящий звонок с софтфона',
+    callback_tip: 'Перезвонить', notes_n: n => `${n} ${plural(n, 'заметка', 'заметки', 'заметок')}`, hide: 'Свернуть',
+    play: 'Прослушать', no_recording: 'Запись недоступна',
+    details: 'Информация о звонке', flow: 'Смотреть схему звонка', flow_hide: 'Скрыть схему звонка', flow_empty: 'Схема звонка не записана',
+    d_external: 'Внешний ID', d_kind: 'Тип звонка', d_group: 'Группа', d_dial: 'Начало дозвона', d_answered: 'Ответ',
+    d_scenario: 'Запуск сценария', d_amd: 'Автоответчик обнаружен', d_ended: 'Окончание', d_notes: 'Заметки',
+    k_incoming: 'Входящий', k_softphone_outgoing: 'Исходящий с софтфона', k_auto_campaign: 'Автоматизированная кампания',
+    k_operator_campaign: 'Операторская кампания',
+    tz: 'Часовой пояс', lang: 'Язык',
+    role_owner: 'Владелец', role_admin: 'Администратор', role_manager: 'Менеджер', role_supervisor: 'Супервизор', role_operator: 'Оператор',
+    col: {
+      time: 'Время', type: 'Тип', from: 'Звонок с', to: 'Звонок к', operator: 'Оператор', queue: 'Очередь',
+      ring_duration: 'Длительность дозвона', talk_duration: 'Длительность разговора', recording: 'Запись', price: 'Цена',
+      scenario: 'Сценарий', campaign: 'Кампания', result: 'Результат попытки', completion_code: 'Код завершения',
+      attempts: 'Попытки', tags: 'Теги', topics: 'Тематики', notes: 'Заметки',
+    },
+    result: {
+      other_error: 'Ошибка дозвона', unavailable: 'Номер недоступен', request_cancelled: 'Запрос отменен',
+      voicemail: 'Автоответчик', invalid_number: 'Неправильный номер', busy: 'Номер занят', no_answer: 'Абонент не отвечает',
+      answered: 'Вызов принят', insufficient_funds: 'Недостаточно средств', lost_by_operator: 'Потерян оператором',
+      rejected: 'Вызов отклонен', blocked_dnc: 'Заблокирован DNC', abandoned: 'Брошенный', ended_in_ivr: 'Завершен в IVR',
+    },
+  },
+  en: {
+    title: 'Call history', calls: 'Calls', sign_in: 'Sign in', login: 'Login', password: 'Password',
+    sign_in_sub: 'Contact-center call history', sign_out: 'Sign out',
+    bad_login: 'Wrong login or password', throttled: 'Too many attempts. Try again later.',
+    settings: 'Settings', filters: 'Filters', view: 'View', apply: 'Apply', reset: 'Reset', cancel: 'Cancel',
+    save: 'Save', defaults: 'Defaults', close: 'Close',
+    pause: 'Pause', resume: 'Resume', waiting: n => `${n} new ${n === 1 ? 'call' : 'calls'}`,
+    live_on: 'Live updates', live_paused: 'Paused', live_off: 'Disconnected, reconnecting…',
+    found: 'Calls found:', loading: 'Loading…', empty: 'No calls found. Change the period or the filters.',
+    the_end: 'No more calls', retry: 'Retry', error: 'Error',
+    no_access: 'Call history is not available to you. An administrator can turn access on.',
+    export: 'Export', export_xlsx: 'Export as XLSX file', export_csv: 'Export as CSV file',
+    calendar: 'Calendar', custom: 'Custom range', date_from: 'From', date_to: 'To',
+    today: 'Today', yesterday: 'Yesterday', last_7_days: 'Last 7 days', last_30_days: 'Last 30 days',
+    this_week: 'This week', this_month: 'This month', last_month: 'Last month', all_time: 'All time',
+    f_type: 'Type', f_number: 'Number', f_talk: 'Talk duration', f_groups: 'Groups', f_operators: 'Operators',
+    f_queues: 'Queues', f_results: 'Attempt results', f_codes: 'Completion codes', f_tags: 'Tags',
+    f_scenarios: 'Scenarios', f_campaigns: 'Campaigns', f_topics: 'Topics',
+    all: 'All', incoming: 'Incoming', outgoing: 'Outgoing', incoming_pl: 'Incoming', outgoing_pl: 'Outgoing',
+    automated: 'Automated', operator_sc: 'Operator',
+    number_hint: "Any part of the caller's or callee's number", number_short: 'Enter at least 3 characters',
+    talk_from: 'from', talk_to: 'to', talk_hint: 'm:ss or h:mm:ss, 0 to 24 h', talk_bad: 'Enter a time from 0:00 to 24:00:00',
+    talk_order: '“from” is greater than “to”',
+    search: 'Search', selected: n => `${n} selected`, more: n => `and ${n} more — refine the search`, nothing: 'Nothing found',
+    columns_hint: 'Choose the columns of the table. The choice is kept for your account.',
+    columns_none: 'Choose at least one column',
+    softphone: 'softphone', softphone_tip: 'Outgoing call from the softphone',
+    callback_tip: 'Call back', notes_n: n => `${n} ${n === 1 ? 'note' : 'notes'}`, hide: 'Collapse',
+    play: 'Play', no_recording: 'Recording unavailable',
+    details: 'Call details', flow: 'View call flow', flow_hide: 'Hide call flow', flow_empty: 'No call flow recorded',
+    d_external: 'External id', d_kind: 'Call kind', d_group: 'Group', d_dial: 'Dialling started', d_answered: 'Answered',
+    d_scenario: 'Scenario started', d_amd: 'Answering machine detected', d_ended: 'Ended', d_notes: 'Notes',
+    k_incoming: 'Incoming', k_softphone_outgoing: 'Softphone outgoing', k_auto_campaign: 'Automated campaign',
+    k_operator_campaign: 'Operator campaign',
+    tz: 'Time zone', lang: 'Language',
+    role_owner: 'Owner', role_admin: 'Administrator', role_manager: 'Manager', role_supervisor: 'Supervisor', role_operator: 'Operator',
+    col: {
+      time: 'Time', type: 'Type', from: 'From', to: 'To', operator: 'Operator', queue: 'Queue',
+      ring_duration: 'Ring duration', talk_duration: 'Talk duration', recording: 'Recording', price: 'Price',
+      scenario: 'Scenario', campaign: 'Campaign', result: 'Attempt result', completion_code: 'Completion code',
+      attempts: 'Attempts', tags: 'Tags', topics: 'Topics', notes: 'Notes',
+    },
+    result: {
+      other_error: 'Dial error', unavailable: 'Number unavailable', request_cancelled: 'Request cancelled',
+      voicemail: 'Answering machine', invalid_number: 'Invalid number', busy: 'Number busy', no_answer: 'No answer',
+      answered: 'Answered', insufficient_funds: 'Insufficient funds', lost_by_operator: 'Lost by operator',
+      rejected: 'Rejected', blocked_dnc: 'Blocked: DNC', abandoned: 'Abandoned', ended_in_ivr: 'Ended in IVR',
+    },
+  },
+};
+
+const COLUMNS = ['time', 'type', 'from', 'to', 'operator', 'queue', 'ring_duration', 'talk_duration', 'recording',
+  'price', 'scenario', 'campaign', 'result', 'completion_code', 'attempts', 'tags', 'topics', 'notes'];
+const PRESETS = ['today', 'yesterday', 'last_7_days', 'last_30_days', 'this_week', 'this_month', 'last_month'];
+const DEFAULT_PRESET = 'last_7_days';
+// The search parameters the address bar may carry; everything else is ignored.
+const FILTER_KEYS = ['from', 'to', 'preset', 'direction', 'kind', 'number', 'talk_min', 'talk_max', 'group', 'operator',
+  'queue', 'campaign', 'scenario', 'completion_code', 'tag', 'topic', 'scenario_kind', 'result'];
+const PAGE = 50;
+
+function plural(n, one, few, many) {
+  const m10 = n % 10, m100 = n % 100;
+  if (m10 === 1 && m100 !== 11) return one;
+  if (m10 >= 2 && m10 <= 4 && (m100 < 12 || m100 > 14)) return few;
+  return many;
+}
+
+// ---------------------------------------------------------------------------------------------
+// State: who is signed in, what they chose, and what the table shows.
+
+const S = {
+  csrf: null, me: null, prefs: null, lang: 'ru', tz: 'UTC',
+  dirs: null,                 // filter choices, loaded when the settings open
+  list: null,                 // { gen, items: Map id → {call, tr}, cursor, total, done, loading, error }
+  live: { source: null, paused: false, waiting: new Map(), resync: false, connected: false, retry: null },
+};
+
+function t(key, ...args) {
+  const w = WORDS[S.lang][key];
+  return typeof w === 'function' ? w(...args) : (w ?? key);
+}
+
+// ---------------------------------------------------------------------------------------------
+// DOM: every text goes in as text, never as markup.
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k in el && typeof v !== 'string') el[k] = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+// Line icons drawn here: no icon font, no emoji the machine may lack.
+const ICONS = {
+  calendar: 'M4 6h16v14H4zM4 10h16M9 3v5M15 3v5',
+  gear: 'M12 9a3 3 0 1 0 0 6 3 3 0 0 0 0-6zM12 2v3M12 19v3M2 12h3M19 12h3M4.9 4.9l2.1 2.1M17 17l2.1 2.1M4.9 19.1 7 17M17 7l2.1-2.1',
+  pause: 'M8 5v14M16 5v14',
+  play: 'M7 5l12 7-12 7z',
+  download: 'M12 4v11M7 10l5 5 5-5M5 20h14',
+  phone: 'M6 3h3l2 5-2.5 1.5a11 11 0 0 0 6 6L16 13l5 2v3a2 2 0 0 1-2 2A17 17 0 0 1 4 5a2 2 0 0 1 2-2z',
+};
+function icon(name) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('class', `icon icon-${name}`);
+  svg.setAttribute('aria-hidden', 'true');
+  const p = document.createElementNS(ns, 'path');
+  p.setAttribute('d', ICONS[name]);
+  svg.append(p);
+  return svg;
+}
+const app = () => document.getElementById('app');
+
+// ---------------------------------------------------------------------------------------------
+// The API.
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const e = (body && body.error) || {};
+    super(e.message || `HTTP ${status}`);
+    this.status = status; this.code = e.code; this.field = e.field;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET' && S.csrf) headers['X-CSRF-Token'] = S.csrf;
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
+  const data = res.status === 204 ? null : await res.json().catch(() => null);
+  if (!res.ok) {
+    if (res.status === 401 && S.me && path !== '/api/v1/session') signedOut();
+    throw new ApiError(res.status, data);
+  }
+  return data;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Formatting, in the viewer's language and zone.
+
+function duration(s) {
+  if (s === null || s === undefined) return '';
+  const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
+  const p = n => String(n).padStart(2, '0');
+  return hh > 0 ? `${hh}:${p(mm)}:${p(ss)}` : `${mm}:${p(ss)}`;
+}
+
+function parseDuration(text) {
+  const v = text.trim();
+  if (v === '') return null;
+  if (!/^\d+(:\d{1,2}){0,2}$/.test(v)) return NaN;
+  const parts = v.split(':').map(Number);
+  if (parts.slice(1).some(n => n > 59)) return NaN;
+  const s = parts.reduce((acc, n) => acc * 60 + n, 0);
+  return s > 86400 ? NaN : s;
+}
+
+const formatters = new Map();
+function fmt(kind) {
+  const key = `${kind}|${S.lang}|${S.tz}`;
+  if (!formatters.has(key)) {
+    const locale = S.lang === 'ru' ? 'ru-RU' : 'en-GB';
+    const opts = kind === 'time'
+      ? { timeZone: S.tz, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' }
+      : { timeZone: S.tz, hour: '2-digit', minute: '2-digit', second: '2-digit' };
+    formatters.set(key, new Intl.DateTimeFormat(locale, opts));
+  }
+  return formatters.get(key);
+}
+const when = iso => (iso ? fmt('time').format(new Date(iso)) : '');
+const clock = iso => (iso ? fmt('clock').format(new Date(iso)) : '');
+
+function money(amount, currency) {
+  if (amount === null || amount === undefined) return '';
+  try {
+    return new Intl.NumberFormat(S.lang === 'ru' ? 'ru-RU' : 'en-GB', { style: 'currency', currency: currency || 'RUB', minimumFractionDigits: 2, maximumFractionDigits: 4 }).format(Number(amount));
+  } catch { return `${amount} ${currency || ''}`.trim(); }
+}
+
+// The calendar's date in the viewer's zone, as YYYY-MM-DD.
+function zoneDate(d) {
+  const parts = new Intl.DateTimeFormat('en-CA', { timeZone: S.tz, year: 'numeric', month: '2-digit', day: '2-digit' }).format(d);
+  return parts;
+}
+function addDays(ymd, n) {
+  const d = new Date(`${ymd}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + n);
+  return d.toISOString().slice(0, 10);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The address bar is the view: filters in, API query out.
+
+function viewParams() {
+  const url = new URLSearchParams(location.search);
+  const p = new URLSearchParams();
+  for (const [k, v] of url) if (FILTER_KEYS.includes(k) && v !== '') p.append(k, v);
+  if (!p.has('preset') && !p.has('from') && !p.has('to')) p.set('preset', DEFAULT_PRESET);
+  return p;
+}
+
+function setView(params, replace) {
+  const q = params.toString();
+  const url = location.pathname + (q ? `?${q}` : '');
+  if (replace) history.replaceState(null, '', url); else history.pushState(null, '', url);
+  loadCalls();
+}
+
+function apiQuery(extra) {
+  const p = viewParams();
+  p.set('tz', S.tz);
+  for (const [k, v] of Object.entries(extra || {})) p.set(k, v);
+  return p.toString();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start: signed in → the history; otherwise the sign-in form.
+
+async function boot() {
+  try {
+    const session = await api('GET', '/api/v1/session');
+    S.csrf = session.csrf_token;
+    await enter();
+  } catch (e) {
+    if (e.status === 401) showLogin(); else showFatal(e);
+  }
+}
+
+async function enter() {
+  const [me, prefs] = await Promise.all([api('GET', '/api/v1/me'), api('GET', '/api/v1/me/preferences')]);
+  S.me = me; S.prefs = prefs;
+  S.lang = prefs.lang || browserLang();
+  S.tz = prefs.timezone || me.settings.timezone || 'UTC';
+  document.documentElement.lang = S.lang;
+  showMain();
+}
+
+function browserLang() {
+  const stored = localStorage.getItem('calltrail.lang');
+  if (stored === 'ru' || stored === 'en') return stored;
+  return (navigator.language || 'ru').toLowerCase().startsWith('en') ? 'en' : 'ru';
+}
+
+function signedOut() {
+  stopLive();
+  S.me = null; S.csrf = null; S.list = null; S.dirs = null;
+  showLogin();
+}
+
+function showFatal(e) {
+  app().replaceChildren(h('div', { class: 'login' }, h('h1', {}, t('error')), h('p', {}, e.message),
+    h('button', { class: 'primary', onclick: () => location.reload() }, t('retry'))));
+}
+
+function showLogin(message) {
+  S.lang = browserLang();
+  document.documentElement.lang = S.lang;
+  document.title = `${t('sign_in')} · calltrail`;
+  const error = h('p', { class: 'field error', role: 'alert', hidden: !message }, message || '');
+  const login = h('input', { id: 'login', name: 'login', autocomplete: 'username', required: true, autofocus: true });
+  const password = h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const submit = h('button', { class: 'primary', type: 'submit' }, t('sign_in'));
+  const form = h('form', {
+    class: 'login', onsubmit: async ev => {
+      ev.preventDefault();
+      submit.disabled = true; error.hidden = true;
+      try {
+        const s = await api('POST', '/api/v1/session', { login: login.value.trim(), password: password.value });
+        S.csrf = s.csrf_token;
+        await enter();
+      } catch (e) {
+        error.textContent = e.status === 401 ? t('bad_login') : e.status === 429 ? t('throttled') : e.message;
+        error.hidden = false; submit.disabled = false; password.select();
+      }
+    },
+  },
+  h('h1', {}, 'calltrail'), h('p', { class: 'sub' }, t('sign_in_sub')),
+  h('label', { for: 'login' }, t('login')), login,
+  h('label', { for: 'password' }, t('password')), password,
+  error, submit,
+  h('div', { class: 'langs' }, langSwitch(lang => { localStorage.setItem('calltrail.lang', lang); showLogin(); })));
+  app().replaceChildren(form);
+}
+
+function langSwitch(onpick) {
+  return h('div', { class: 'seg', role: 'group', 'aria-label': t('lang') },
+    ['ru', 'en'].map(l => h('button', { type: 'button', 'aria-pressed': String(S.lang === l), dataset: { lang: l }, onclick: () => onpick(l) }, l.toUpperCase())));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The main view.
+
+function visibleColumns() {
+  return S.prefs.columns.filter(c => COLUMNS.includes(c));
+}
+
+function showMain() {
+  document.title = `${t('title')} · calltrail`;
+  const me = S.me;
+  const header = h('header', { class: 'top' },
+    h('div', { class: 'brand' }, h('img', { src: '/assets/icon.svg', alt: '' }), 'calltrail'),
+    h('nav', {}, `${t('title')} › ${t('calls')}`),
+    h('div', { class: 'spacer' }),
+    h('span', { class: 'who' }, h('b', { id: 'who' }, me.user.name), ` · ${t(`role_${me.user.role}`)}`),
+    tzSelect(),
+    langSwitch(async lang => { await savePrefs({ lang }); S.lang = lang; localStorage.setItem('calltrail.lang', lang); document.documentElement.lang = lang; showMain(); }),
+    h('button', { class: 'btn', id: 'sign-out', onclick: signOut }, t('sign_out')));
+  if (!me.permissions.call_history) {
+    stopLive();
+    app().replaceChildren(header, h('div', { class: 'table-wrap' }, h('table', { class: 'calls' },
+      h('tbody', {}, h('tr', { class: 'state-row' }, h('td', {}, t('no_access')))))));
+    return;
+  }
+  const count = h('span', { class: 'count', id: 'count' });
+  const toolbar = h('div', { class: 'toolbar' },
+    calendar(),
+    h('button', { class: 'btn', id: 'open-settings', onclick: () => openSettings('filters') }, icon('gear'), t('settings')),
+    count,
+    h('div', { class: 'spacer' }),
+    h('span', { class: 'live-state', id: 'live-state' }),
+    h('button', { class: 'btn', id: 'pause', 'aria-pressed': String(S.live.paused), onclick: togglePause }),
+    exportMenu());
+  const table = h('table', { class: 'calls', id: 'calls' }, h('thead', {}, h('tr', {}, visibleColumns().map(c => h('th', { dataset: { col: c } }, t('col')[c])))), h('tbody', {}));
+  const sentinel = h('div', { id: 'sentinel' });
+  app().replaceChildren(header, toolbar, h('div', { class: 'chips', id: 'chips' }), h('div', { class: 'table-wrap' }, table), sentinel);
+  new IntersectionObserver(entries => { if (entries.some(e => e.isIntersecting)) loadMore(); }, { rootMargin: '600px' }).observe(sentinel);
+  renderPause();
+  loadCalls();
+}
+
+function tzSelect() {
+  const zones = new Set([S.tz, S.me.settings.timezone, Intl.DateTimeFormat().resolvedOptions().timeZone, 'UTC']);
+  for (const z of (Intl.supportedValuesOf ? Intl.supportedValuesOf('timeZone') : [])) zones.add(z);
+  const sel = h('select', { class: 'tz', id: 'tz', 'aria-label': t('tz'), title: t('tz'), onchange: async () => {
+    await savePrefs({ timezone: sel.value });
+    S.tz = sel.value;
+    showMain();
+  } }, [...zones].filter(Boolean).map(z => h('option', { value: z, selected: z === S.tz }, z)));
+  return sel;
+}
+
+async function savePrefs(change) {
+  S.prefs = await api('PUT', '/api/v1/me/preferences', change);
+}
+
+async function signOut() {
+  try { await api('DELETE', '/api/v1/session'); } catch { /* the session may be gone already */ }
+  signedOut();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calendar: presets and a custom range, in the viewer's zone.
+
+function rangeLabel(p) {
+  if (p.get('preset')) return t(p.get('preset'));
+  const from = p.get('from'), to = p.get('to');
+  if (!from && !to) return t('all_time');
+  const show = d => (d ? new Date(`${d.slice(0, 10)}T12:00:00Z`).toLocaleDateString(S.lang === 'ru' ? 'ru-RU' : 'en-GB', { timeZone: 'UTC' }) : '…');
+  // `to` is exclusive on the API; people read the last day included.
+  return `${show(from)} – ${show(to && to.length === 10 ? addDays(to, -1) : to)}`;
+}
+
+function calendar() {
+  const p = viewParams();
+  const pop = h('div', { class: 'pop', id: 'calendar-pop', hidden: true });
+  const button = h('button', { class: 'btn', id: 'calendar', 'aria-haspopup': 'true', onclick: ev => { ev.stopPropagation(); togglePop(pop); } }, icon('calendar'), h('span', {}, rangeLabel(p)));
+  const pick = params => {
+    const next = viewParams();
+    for (const k of ['preset', 'from', 'to']) next.delete(k);
+    for (const [k, v] of Object.entries(params)) next.set(k, v);
+    pop.hidden = true;
+    button.lastChild.textContent = rangeLabel(next);
+    setView(next);
+  };
+  const today = zoneDate(new Date());
+  const from = h('input', { type: 'date', id: 'date-from', value: (p.get('from') || addDays(today, -6)).slice(0, 10), max: today });
+  const to = h('input', { type: 'date', id: 'date-to', value: p.get('to') && p.get('to').length === 10 ? addDays(p.get('to'), -1) : today, max: today });
+  pop.append(h('div', { class: 'calendar' },
+    h('div', { class: 'presets' }, PRESETS.map(k => h('button', { class: 'item', dataset: { preset: k }, 'aria-pressed': String(p.get('preset') === k), onclick: () => pick({ preset: k }) }, t(k)))),
+    h('div', { class: 'custom' }, h('b', {}, t('custom')),
+      h('label', {}, t('date_from'), ' ', from), h('label', {}, t('date_to'), ' ', to),
+      h('button', { class: 'primary', id: 'date-apply', onclick: () => {
+        if (!from.value || !to.value) return;
+        const [a, b] = from.value <= to.value ? [from.value, to.value] : [to.value, from.value];
+        pick({ from: a, to: addDays(b, 1) });
+      } }, t('apply')))));
+  pop.addEventListener('click', ev => ev.stopPropagation());
+  return h('div', { class: 'pop-wrap' }, button, pop);
+}
+
+function togglePop(pop) {
+  const open = pop.hidden;
+  document.querySelectorAll('.pop').forEach(p => { p.hidden = true; });
+  pop.hidden = !open;
+}
+document.addEventListener('click', () => document.querySelectorAll('.pop').forEach(p => { p.hidden = true; }));
+document.addEventListener('keydown', ev => {
+  if (ev.key !== 'Escape') return;
+  document.querySelectorAll('.pop').forEach(p => { p.hidden = true; });
+  closeSettings();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Export: the current filtered view, in the viewer's language, zone and columns.
+
+function exportMenu() {
+  const href = format => `/api/v1/calls/export?${apiQuery({ format, lang: S.lang, columns: visibleColumns().join(',') })}`;
+  const item = (format, label) => h('a', { class: 'item', id: `export-${format}`, href: '#', onclick: ev => {
+    ev.preventDefault();
+    pop.hidden = true;
+    // A plain navigation: the browser streams the file to disk, nothing is held in the page.
+    const a = h('a', { href: href(format), download: '' });
+    document.body.append(a); a.click(); a.remove();
+  } }, label);
+  const pop = h('div', { class: 'pop right', id: 'export-pop', hidden: true }, item('xlsx', t('export_xlsx')), item('csv', t('export_csv')));
+  pop.addEventListener('click', ev => ev.stopPropagation());
+  return h('div', { class: 'pop-wrap' }, h('button', { class: 'btn', id: 'export', 'aria-haspopup': 'true', onclick: ev => { ev.stopPropagation(); togglePop(pop); } }, icon('download'), t('export'), ' ▾'), pop);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The list: pages that follow the cursor, rows that live events update in place.
+
+async function loadCalls() {
+  const gen = (S.list?.gen || 0) + 1;
+  S.list = { gen, items: new Map(), cursor: null, total: null, done: false, loading: false, error: null };
+  S.live.waiting.clear(); S.live.resync = false;
+  const tbody = $('#calls tbody');
+  if (!tbody) return;
+  tbody.replaceChildren();
+  renderChips();
+  renderCount();
+  renderPause();
+  startLive();
+  await loadMore();
+}
+
+async function loadMore() {
+  const L = S.list;
+  if (!L || L.loading || L.done || L.error) return;
+  L.loading = true;
+  renderState();
+  try {
+    const extra = { limit: PAGE };
+    if (L.cursor) extra.cursor = L.cursor;
+    const page = await api('GET', `/api/v1/calls?${apiQuery(extra)}`);
+    if (S.list !== L) return;
+    if (L.total === null || !L.cursor) L.total = page.total;
+    appendRows(page.items);
+    L.cursor = page.next_cursor; L.done = !page.next_cursor;
+  } catch (e) {
+    if (S.list !== L) return;
+    L.error = e;
+  } finally {
+    if (S.list === L) {
+      L.loading = false;
+      renderState(); renderCount();
+    }
+  }
+  // A short first page on a tall screen: keep filling while the sentinel is in sight.
+  const s = $('#sentinel');
+  if (S.list === L && !L.done && !L.error && s && s.getBoundingClientRect().top < innerHeight + 600) loadMore();
+}
+
+function renderCount() {
+  const c = $('#count');
+  if (!c || !S.list) return;
+  c.replaceChildren(t('found'), ' ', h('b', { id: 'total' }, S.list.total === null ? '…' : S.list.total.toLocaleString(S.lang === 'ru' ? 'ru-RU' : 'en-GB')));
+}
+
+function renderState() {
+  const tbody = $('#calls tbody');
+  if (!tbody) return;
+  tbody.querySelectorAll('tr.state-row').forEach(r => r.remove());
+  const L = S.list, span = visibleColumns().length;
+  let row = null;
+  if (L.error) {
+    row = h('tr', { class: 'state-row error' }, h('td', { colspan: span }, `${t('error')}: ${L.error.message} `,
+      h('button', { class: 'btn', onclick: () => { L.error = null; loadMore(); } }, t('retry'))));
+  } else if (L.loading) {
+    row = h('tr', { class: 'state-row loading' }, h('td', { colspan: span }, t('loading')));
+  } else if (L.items.size === 0) {
+    row = h('tr', { class: 'state-row empty' }, h('td', { colspan: span }, t('empty')));
+  } else if (L.done) {
+    row = h('tr', { class: 'state-row end' }, h('td', { colspan: span }, t('the_end')));
+  }
+  if (row) tbody.append(row);
+}
+
+function appendRows(calls) {
+  const tbody = $('#calls tbody');
+  const before = tbody.querySelector('tr.state-row');
+  for (const call of calls) {
+    if (S.list.items.has(call.id)) continue;
+    const tr = callRow(call);
+    S.list.items.set(call.id, { call, tr });
+    tbody.insertBefore(tr, before);
+  }
+}
+
+// Newest first: by start, then by id, like the API.
+function newer(a, b) {
+  if (a.started_at !== b.started_at) return a.started_at > b.started_at;
+  return BigInt(a.id) > BigInt(b.id);
+}
+
+// A call from the live stream: updated in place if shown, else put where the order says.
+function upsertLive(call) {
+  const L = S.list;
+  const known = L.items.get(call.id);
+  if (known) {
+    known.call = call;
+    const tr = callRow(call);
+    tr.classList.toggle('open', known.tr.classList.contains('open'));
+    known.tr.replaceWith(tr);
+    known.tr = tr;
+    return;
+  }
+  const tbody = $('#calls tbody');
+  let anchor = null;
+  for (const { call: other, tr } of L.items.values()) {
+    if (newer(call, other) && (!anchor || newer(other, anchor.call))) anchor = { call: other, tr };
+  }
+  // Older than everything loaded while pages remain: its page will bring it.
+  if (!anchor && !L.done) return;
+  const tr = callRow(call);
+  tr.classList.add('fresh');
+  L.items.set(call.id, { call, tr });
+  tbody.insertBefore(tr, anchor ? anchor.tr : tbody.querySelector('tr.state-row'));
+  renderState();
+  refreshTotal();
+}
+
+let totalTimer = null;
+function refreshTotal() {
+  clearTimeout(totalTimer);
+  const L = S.list;
+  totalTimer = setTimeout(async () => {
+    try {
+      const page = await api('GET', `/api/v1/calls?${apiQuery({ limit: 1 })}`);
+      if (S.list === L) { L.total = page.total; renderCount(); }
+    } catch { /* the next arrival tries again */ }
+  }, 300);
+}
+
+// ---------------------------------------------------------------------------------------------
+// One row.
+
+function callRow(call) {
+  const expandable = S.me.permissions.call_details;
+  const tr = h('tr', { class: `call${expandable ? ' expandable' : ''}`, dataset: { id: call.id } },
+    visibleColumns().map(c => h('td', { dataset: { col: c }, class: ['ring_duration', 'talk_duration', 'price', 'attempts', 'time'].includes(c) ? 'num' : null }, cell(c, call))));
+  if (expandable) tr.addEventListener('click', ev => { if (!ev.target.closest('button, a, audio, .notes-full')) toggleDetail(call.id); });
+  return tr;
+}
+
+function ref(r) { return r ? r.name : ''; }
+
+function cell(column, c) {
+  switch (column) {
+    case 'time': return when(c.started_at);
+    case 'type': return h('span', { title: t(`k_${c.kind}`) }, t(c.direction));
+    case 'from': return c.from || '';
+    case 'to': return c.to || '';
+    case 'operator': return [ref(c.operator), c.kind === 'softphone_outgoing' ? h('span', { class: 'softphone', title: t('softphone_tip') }, t('softphone')) : null];
+    case 'queue': return ref(c.queue);
+    case 'ring_duration': return duration(c.ring_seconds);
+    case 'talk_duration': return duration(c.talk_seconds);
+    case 'recording': return c.has_recording ? recordingCell(c) : '';
+    case 'price': return c.price === undefined ? '' : money(c.price, c.currency);
+    case 'scenario': {
+      if (!c.scenario) return '';
+      return c.scenario.url ? h('a', { href: c.scenario.url, target: '_blank', rel: 'noopener noreferrer' }, c.scenario.name) : c.scenario.name;
+    }
+    case 'campaign': return ref(c.campaign);
+    case 'result': return c.result ? h('span', { class: `result ${c.success ? 'ok' : 'bad'}` }, t('result')[c.result] || c.result) : '';
+    case 'completion_code': {
+      const code = c.completion_code;
+      if (!code) return '';
+      return code.callback_at ? h('span', { class: 'has-tip', title: `${t('callback_tip')}: ${when(code.callback_at)}` }, code.name) : code.name;
+    }
+    case 'attempts': return c.kind === 'operator_campaign' && c.attempts !== null ? String(c.attempts) : '';
+    case 'tags': return c.tags.map(x => h('span', { class: 'tag' }, x.name));
+    case 'topics': return c.topics.map(x => h('span', { class: 'tag' }, x.name));
+    case 'notes': return notesCell(c.notes);
+    default: return '';
+  }
+}
+
+function recordingCell(c) {
+  return h('button', { class: 'btn play', title: t('play'), 'aria-label': t('play'), onclick: ev => {
+    ev.stopPropagation();
+    const audio = h('audio', { controls: true, autoplay: true, preload: 'none', src: `/api/v1/calls/${c.id}/recording` });
+    audio.addEventListener('error', () => audio.replaceWith(h('span', { class: 'muted' }, t('no_recording'))));
+    ev.currentTarget.replaceWith(audio);
+  } }, icon('play'));
+}
+
+function notesCell(notes) {
+  if (!notes.length) return '';
+  const wrap = h('div', { class: 'notes-cell' });
+  const full = h('div', { class: 'notes-full', hidden: true }, notes.map(n =>
+    h('div', { class: 'note' }, h('div', { class: 'meta' }, `${n.author || '—'} · ${when(n.at)}`), h('div', {}, n.text))));
+  const first = notes[0].text.length > 40 ? `${notes[0].text.slice(0, 40)}…` : notes[0].text;
+  const toggle = h('button', { class: 'toggle', 'aria-expanded': 'false', onclick: ev => {
+    ev.stopPropagation();
+    full.hidden = !full.hidden;
+    toggle.setAttribute('aria-expanded', String(!full.hidden));
+    toggle.textContent = full.hidden ? label : t('hide');
+  } });
+  const label = notes.length > 1 ? `${first} (${t('notes_n', notes.length)})` : first;
+  toggle.textContent = label;
+  wrap.append(toggle, full);
+  return wrap;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A call, expanded (full roles only; the server refuses the others anyway).
+
+async function toggleDetail(id) {
+  const entry = S.list.items.get(id);
+  if (!entry) return;
+  const next = entry.tr.nextElementSibling;
+  if (next && next.classList.contains('detail')) {
+    next.remove(); entry.tr.classList.remove('open');
+    return;
+  }
+  entry.tr.classList.add('open');
+  const td = h('td', { colspan: visibleColumns().length }, t('loading'));
+  const row = h('tr', { class: 'detail', dataset: { for: id } }, td);
+  entry.tr.after(row);
+  try {
+    const d = await api('GET', `/api/v1/calls/${encodeURIComponent(id)}?tz=${encodeURIComponent(S.tz)}`);
+    td.replaceChildren(detailView(d));
+  } catch (e) {
+    td.replaceChildren(h('span', { class: 'muted' }, `${t('error')}: ${e.message}`));
+  }
+}
+
+function detailView(d) {
+  const x = d.details;
+  const item = (label, value) => (value ? [h('dt', {}, label), h('dd', {}, value)] : []);
+  const flowList = h('div', { class: 'flow-wrap', hidden: true }, x.flow.length === 0 ? h('p', { class: 'muted' }, t('flow_empty')) :
+    h('ol', { class: 'flow' }, x.flow.map((step, i) => {
+      const prev = i > 0 ? x.flow[i - 1].at : null;
+      const gap = prev ? ` (+${duration(Math.max(0, Math.round((new Date(step.at) - new Date(prev)) / 1000)))})` : '';
+      return h('li', {}, h('b', {}, step.block), h('span', { class: 'when' }, `${clock(step.at)}${gap}`));
+    })));
+  const flowBtn = h('button', { class: 'btn', dataset: { action: 'flow' }, onclick: () => {
+    flowList.hidden = !flowList.hidden;
+    flowBtn.textContent = flowList.hidden ? t('flow') : t('flow_hide');
+  } }, t('flow'));
+  return h('div', { class: 'detail' },
+    h('dl', { class: 'detail-grid' },
+      item(t('d_external'), d.external_id), item(t('d_kind'), t(`k_${d.kind}`)), item(t('d_group'), ref(d.group)),
+      item(t('d_dial'), when(x.dial_started_at)), item(t('d_scenario'), when(x.scenario_started_at)),
+      item(t('d_answered'), when(x.answered_at)), item(t('d_amd'), when(x.amd_detected_at)), item(t('d_ended'), when(x.ended_at))),
+    d.notes.length ? [h('h4', {}, t('d_notes')), h('div', { class: 'notes-full' }, d.notes.map(n =>
+      h('div', { class: 'note' }, h('div', { class: 'meta' }, `${n.author || '—'} · ${when(n.at)}`), h('div', {}, n.text))))] : null,
+    h('div', { class: 'actions' }, flowBtn),
+    flowList);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live: new and changed calls over Server-Sent Events; Pause holds them back.
+
+function startLive() {
+  stopLive();
+  const source = new EventSource(`/api/v1/calls/live?${apiQuery()}`);
+  S.live.source = source;
+  source.addEventListener('open', () => {
+    const wasDown = S.live.connected === false && S.live.everConnected;
+    S.live.connected = true; S.live.everConnected = true;
+    renderPause();
+    // Calls that finished while the stream was down: the first page brings them.
+    if (wasDown) catchUp();
+  });
+  source.addEventListener('call', ev => {
+    let call;
+    try { call = JSON.parse(ev.data); } catch { return; }
+    if (S.live.paused) {
+      S.live.waiting.set(call.id, call);
+      renderPause();
+    } else upsertLive(call);
+  });
+  source.addEventListener('resync', () => {
+    if (S.live.paused) { S.live.resync = true; renderPause(); } else catchUp();
+  });
+  source.addEventListener('error', () => {
+    S.live.connected = false;
+    renderPause();
+    if (source.readyState === EventSource.CLOSED) {
+      // Refused (signed out, or access changed): ask who we are before trying again.
+      clearTimeout(S.live.retry);
+      S.live.retry = setTimeout(async () => {
+        try { await api('GET', '/api/v1/session'); if (S.live.source === source) startLive(); } catch { /* signedOut() took over */ }
+      }, 3000);
+    }
+  });
+}
+
+function stopLive() {
+  clearTimeout(S.live.retry);
+  if (S.live.source) S.live.source.close();
+  S.live.source = null; S.live.connected = false; S.live.everConnected = false;
+}
+
+async function catchUp() {
+  const L = S.list;
+  try {
+    const page = await api('GET', `/api/v1/calls?${apiQuery({ limit: PAGE })}`);
+    if (S.list !== L) return;
+    for (const call of page.items.slice().reverse()) upsertLive(call);
+    L.total = page.total; renderCount();
+  } catch { /* the next event or reconnect tries again */ }
+}
+
+function togglePause() {
+  S.live.paused = !S.live.paused;
+  if (!S.live.paused) {
+    const waiting = [...S.live.waiting.values()].sort((a, b) => (newer(a, b) ? 1 : -1));
+    S.live.waiting.clear();
+    for (const call of waiting) upsertLive(call);
+    if (S.live.resync) { S.live.resync = false; catchUp(); }
+  }
+  renderPause();
+}
+
+function renderPause() {
+  const b = $('#pause'), st = $('#live-state');
+  if (!b || !st) return;
+  const n = S.live.waiting.size;
+  b.setAttribute('aria-pressed', String(S.live.paused));
+  b.replaceChildren(icon(S.live.paused ? 'play' : 'pause'), S.live.paused ? t('resume') : t('pause'));
+  if (n) b.append(h('span', { class: 'badge', id: 'waiting' }, String(n)));
+  st.className = `live-state${S.live.paused ? ' paused' : ''}${S.live.connected || S.live.paused ? '' : ' off'}`;
+  st.replaceChildren(h('span', { class: 'dot' }),
+    S.live.paused ? (n || S.live.resync ? `${t('live_paused')} · ${t('waiting', n)}` : t('live_paused')) : S.live.connected ? t('live_on') : t('live_off'));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The active filters as chips under the toolbar.
+
+function renderChips() {
+  const box = $('#chips');
+  if (!box) return;
+  const p = viewParams();
+  const chips = [];
+  const dir = p.getAll('direction');
+  if (dir.length === 1) chips.push(t(`${dir[0]}_pl`));
+  if (p.get('number')) chips.push(`${t('f_number')}: ${p.get('number')}`);
+  if (p.get('talk_min') || p.get('talk_max')) chips.push(`${t('f_talk')}: ${duration(Number(p.get('talk_min') || 0))} – ${p.get('talk_max') ? duration(Number(p.get('talk_max'))) : '…'}`);
+  for (const [key, label] of [['group', 'f_groups'], ['operator', 'f_operators'], ['queue', 'f_queues'], ['result', 'f_results'], ['completion_code', 'f_codes'], ['tag', 'f_tags'], ['scenario', 'f_scenarios'], ['campaign', 'f_campaigns'], ['topic', 'f_topics']]) {
+    const n = p.getAll(key).length;
+    if (n) chips.push(`${t(label)}: ${n}`);
+  }
+  if (p.get('scenario_kind')) chips.push(`${t('f_scenarios')}: ${t(p.get('scenario_kind') === 'automated' ? 'automated' : 'operator_sc')}`);
+  box.replaceChildren(...chips.map(c => h('span', { class: 'chip' }, c)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings: Filters and View.
+
+async function loadDirs() {
+  if (S.dirs) return S.dirs;
+  const get = path => api('GET', path).then(r => r.items).catch(() => []);
+  const [groups, users, queues, codes, tags, scenarios, campaigns, topics] = await Promise.all(
+    ['/api/v1/groups', '/api/v1/users', '/api/v1/queues', '/api/v1/completion-codes', '/api/v1/tags', '/api/v1/scenarios', '/api/v1/campaigns', '/api/v1/topics'].map(get));
+  S.dirs = { groups, users, queues, codes, tags, scenarios, campaigns, topics };
+  return S.dirs;
+}
+
+function closeSettings() {
+  document.querySelectorAll('.drawer, .drawer-back').forEach(e => e.remove());
+}
+
+async function openSettings(tab) {
+  closeSettings();
+  const body = h('div', { class: 'body' }, t('loading'));
+  const foot = h('div', { class: 'foot' });
+  const tabs = h('div', { class: 'tabs', role: 'tablist' },
+    ['filters', 'view'].map(k => h('button', { role: 'tab', id: `tab-${k}`, 'aria-selected': String(k === tab), onclick: () => openSettings(k) }, t(k))));
+  const drawer = h('aside', { class: 'drawer', role: 'dialog', 'aria-label': t('settings') },
+    h('div', { class: 'head' }, h('h2', {}, t('settings')), h('button', { class: 'btn', 'aria-label': t('close'), onclick: closeSettings }, '✕')),
+    tabs, body, foot);
+  document.body.append(h('div', { class: 'drawer-back', onclick: closeSettings }), drawer);
+  if (tab === 'view') return viewTab(body, foot);
+  await loadDirs();
+  filtersTab(body, foot);
+}
+
+function filtersTab(body, foot) {
+  const p = viewParams();
+  const d = S.dirs;
+  // Type
+  const dir = p.getAll('direction').length === 1 ? p.get('direction') : '';
+  const type = h('div', { class: 'radios' }, [['', 'all'], ['incoming', 'incoming_pl'], ['outgoing', 'outgoing_pl']].map(([v, label]) =>
+    h('label', {}, h('input', { type: 'radio', name: 'direction', value: v, checked: v === dir }), ' ', t(label))));
+  // Number
+  const numberError = h('div', { class: 'error', id: 'number-error', role: 'alert', hidden: true });
+  const number = h('input', { type: 'text', id: 'f-number', inputmode: 'tel', value: p.get('number') || '', placeholder: t('number_hint'), 'aria-describedby': 'number-error',
+    oninput: () => checkNumber() });
+  const checkNumber = () => {
+    const v = number.value.trim();
+    const bad = v.length > 0 && v.length < 3;
+    number.classList.toggle('invalid', bad);
+    numberError.hidden = !bad; numberError.textContent = bad ? t('number_short') : '';
+    return !bad;
+  };
+  // Talk duration
+  const talkError = h('div', { class: 'error', id: 'talk-error', role: 'alert', hidden: true });
+  const talkMin = h('input', { type: 'text', id: 'f-talk-min', placeholder: '0:00', value: p.get('talk_min') ? duration(Number(p.get('talk_min'))) : '' });
+  const talkMax = h('input', { type: 'text', id: 'f-talk-max', placeholder: '24:00:00', value: p.get('talk_max') ? duration(Number(p.get('talk_max'))) : '' });
+  const checkTalk = () => {
+    const a = parseDuration(talkMin.value), b = parseDuration(talkMax.value);
+    let msg = '';
+    if (Number.isNaN(a) || Number.isNaN(b)) msg = t('talk_bad');
+    else if (a !== null && b !== null && a > b) msg = t('talk_order');
+    talkError.hidden = !msg; talkError.textContent = msg;
+    talkMin.classList.toggle('invalid', Number.isNaN(a)); talkMax.classList.toggle('invalid', Number.isNaN(b));
+    return msg ? null : [a, b];
+  };
+  // Scenarios: kind first, then which.
+  const kind = p.get('scenario_kind') || '';
+  const scenarioKind = h('div', { class: 'radios' }, [['', 'all'], ['automated', 'automated'], ['operator', 'operator_sc']].map(([v, label]) =>
+    h('label', {}, h('input', { type: 'radio', name: 'scenario_kind', value: v, checked: v === kind, onchange: () => scenarios.filterKind(v) }), ' ', t(label))));
+  const results = Object.keys(WORDS.en.result).map(code => ({ id: code, name: t('result')[code] }));
+  const groups = multi('group', d.groups, p);
+  const operators = multi('operator', d.users, p);
+  const queues = multi('queue', d.queues, p);
+  const resultsMs = multi('result', results, p);
+  const codes = multi('completion_code', d.codes, p);
+  const tags = multi('tag', d.tags, p);
+  const scenarios = multi('scenario', d.scenarios, p, kind);
+  const campaigns = multi('campaign', d.campaigns, p);
+  const topics = multi('topic', topicTree(d.topics), p);
+  const field = (key, label, ...content) => h('div', { class: 'field', dataset: { filter: key } }, h('div', { class: 'label' }, t(label)), ...content);
+  body.replaceChildren(
+    field('direction', 'f_type', type),
+    h('div', { class: 'field', dataset: { filter: 'number' } }, h('label', { for: 'f-number' }, t('f_number')), number, numberError),
+    field('talk', 'f_talk', h('div', { class: 'range' }, t('talk_from'), talkMin, t('talk_to'), talkMax), h('div', { class: 'muted' }, t('talk_hint')), talkError),
+    field('group', 'f_groups', groups.el), field('operator', 'f_operators', operators.el), field('queue', 'f_queues', queues.el),
+    field('result', 'f_results', resultsMs.el), field('completion_code', 'f_codes', codes.el), field('tag', 'f_tags', tags.el),
+    field('scenario', 'f_scenarios', scenarioKind, scenarios.el), field('campaign', 'f_campaigns', campaigns.el), field('topic', 'f_topics', topics.el));
+  checkNumber();
+  const apply = () => {
+    const talk = checkTalk();
+    if (!checkNumber() || !talk) return;
+    const next = new URLSearchParams();
+    for (const k of ['preset', 'from', 'to']) for (const v of p.getAll(k)) next.append(k, v);
+    const dirValue = body.querySelector('input[name=direction]:checked').value;
+    if (dirValue) next.set('direction', dirValue);
+    if (number.value.trim()) next.set('number', number.value.trim());
+    if (talk[0] !== null && talk[0] > 0) next.set('talk_min', talk[0]);
+    if (talk[1] !== null) next.set('talk_max', talk[1]);
+    const sk = body.querySelector('input[name=scenario_kind]:checked').value;
+    if (sk) next.set('scenario_kind', sk);
+    for (const m of [groups, operators, queues, resultsMs, codes, tags, scenarios, campaigns, topics]) for (const id of m.selected()) next.append(m.key, id);
+    closeSettings();
+    setView(next);
+  };
+  foot.replaceChildren(
+    h('button', { class: 'btn', id: 'filters-reset', onclick: () => {
+      const next = new URLSearchParams();
+      for (const k of ['preset', 'from', 'to']) for (const v of p.getAll(k)) next.append(k, v);
+      closeSettings(); setView(next);
+    } }, t('reset')),
+    h('button', { class: 'primary', id: 'filters-apply', onclick: apply }, t('apply')));
+  body.addEventListener('keydown', ev => { if (ev.key === 'Enter' && ev.target.tagName === 'INPUT' && ev.target.type === 'text') apply(); });
+}
+
+// Topics nest: show each under its parent.
+function topicTree(topics) {
+  const children = new Map();
+  for (const tp of topics) {
+    const k = tp.parent_id || '';
+    if (!children.has(k)) children.set(k, []);
+    children.get(k).push(tp);
+  }
+  const out = [];
+  const walk = (parent, depth) => (children.get(parent) || []).forEach(tp => { out.push({ ...tp, depth }); walk(tp.id, depth + 1); });
+  walk('', 0);
+  // Anything whose parent is not listed still shows.
+  for (const tp of topics) if (!out.some(o => o.id === tp.id)) out.push({ ...tp, depth: 0 });
+  return out;
+}
+
+// A multi-select that stays usable with tens of thousands of choices: searchable, and it draws
+// at most a few hundred rows (selected first).
+function multi(key, options, params, kindFilter) {
+  const chosen = new Set(params.getAll(key));
+  let kind = kindFilter || '';
+  const LIMIT = 200;
+  const summary = h('summary', {}, h('span', {}, t('all')), h('span', { class: 'sel' }));
+  const search = h('input', { type: 'search', placeholder: t('search'), 'aria-label': `${t('search')}: ${key}` });
+  const list = h('div', { class: 'list' });
+  const draw = () => {
+    const q = search.value.trim().toLowerCase();
+    const fits = o => (!kind || !o.kind || o.kind === kind) && (!q || o.name.toLowerCase().includes(q) || (o.login || '').toLowerCase().includes(q));
+    const shown = options.filter(o => chosen.has(o.id)).concat(options.filter(o => !chosen.has(o.id) && fits(o)));
+    list.replaceChildren(...shown.slice(0, LIMIT).map(o => h('label', { class: o.depth ? `nested depth-${Math.min(o.depth, 3)}` : null },
+      h('input', { type: 'checkbox', value: o.id, checked: chosen.has(o.id), onchange: ev => { if (ev.target.checked) chosen.add(o.id); else chosen.delete(o.id); sum(); } }),
+      o.name)));
+    if (shown.length > LIMIT) list.append(h('div', { class: 'more' }, t('more', shown.length - LIMIT)));
+    if (shown.length === 0) list.append(h('div', { class: 'more' }, t('nothing')));
+  };
+  const sum = () => { summary.lastChild.textContent = chosen.size ? t('selected', chosen.size) : ''; };
+  search.addEventListener('input', draw);
+  const el = h('details', { class: 'ms', dataset: { ms: key } }, summary, h('div', { class: 'inner' }, search, list));
+  el.addEventListener('toggle', () => { if (el.open) draw(); });
+  sum();
+  return {
+    el, key,
+    selected: () => [...chosen].filter(id => !kind || key !== 'scenario' || (options.find(o => o.id === id) || {}).kind === kind || !(options.find(o => o.id === id) || {}).kind),
+    filterKind: k => { kind = k; if (el.open) draw(); },
+  };
+}
+
+function viewTab(body, foot) {
+  const allowed = COLUMNS.filter(c => c !== 'price' || S.me.permissions.sees_price);
+  const shown = new Set(visibleColumns());
+  const error = h('div', { class: 'error', role: 'alert', hidden: true }, t('columns_none'));
+  body.replaceChildren(h('p', { class: 'muted' }, t('columns_hint')),
+    h('div', { class: 'columns-list' }, allowed.map(c => h('label', {},
+      h('input', { type: 'checkbox', name: 'column', value: c, checked: shown.has(c) }), t('col')[c]))),
+    error);
+  foot.replaceChildren(
+    h('button', { class: 'btn', id: 'columns-default', onclick: async () => { await savePrefs({ columns: null }); closeSettings(); showMain(); } }, t('defaults')),
+    h('button', { class: 'primary', id: 'columns-save', onclick: async () => {
+      const columns = [...body.querySelectorAll('input[name=column]:checked')].map(i => i.value);
+      if (!columns.length) { error.hidden = false; return; }
+      try { await savePrefs({ columns }); } catch (e) { error.textContent = e.message; error.hidden = false; return; }
+      closeSettings(); showMain();
+    } }, t('save')));
+}
+
+window.addEventListener('popstate', () => { if (S.me && S.me.permissions.call_history) showMain(); });
+document.addEventListener('DOMContentLoaded', boot);
