@@ -222,7 +222,10 @@ impl Generator {
             let ivr = rng.random_range(5..60);
             flow.push(step(t, 0, "Начало"));
             flow.push(step(t, 2, "Голосовое меню"));
-            flow.push(step(t, ivr, "Очередь"));
+            // Calls that end in the menu never reach the queue.
+            if matches!(result, Answered | LostByOperator | Abandoned) {
+                flow.push(step(t, ivr, "Очередь"));
+            }
             end = match result {
                 Answered => {
                     handled_by_operator = true;

@@ -98,10 +98,16 @@ impl Column {
             let code = code.as_ref().trim();
             let column = Column::parse(code).ok_or_else(|| {
                 let known: Vec<&str> = Column::ALL.iter().map(|c| c.code()).collect();
-                FieldError::new(field, format!("unknown column {code:?}; columns are {}", known.join(", ")))
+                FieldError::new(
+                    field,
+                    format!("unknown column {code:?}; columns are {}", known.join(", ")),
+                )
             })?;
             if !column.visible_to(role) {
-                return Err(FieldError::new(field, format!("the column {code} is not available to your role")));
+                return Err(FieldError::new(
+                    field,
+                    format!("the column {code} is not available to your role"),
+                ));
             }
             if columns.contains(&column) {
                 return Err(FieldError::new(field, format!("the column {code} is listed twice")));
@@ -125,8 +131,24 @@ mod tests {
         assert_eq!(
             codes,
             [
-                "time", "type", "from", "to", "operator", "queue", "ring_duration", "talk_duration", "recording",
-                "price", "scenario", "campaign", "result", "completion_code", "attempts", "tags", "topics", "notes"
+                "time",
+                "type",
+                "from",
+                "to",
+                "operator",
+                "queue",
+                "ring_duration",
+                "talk_duration",
+                "recording",
+                "price",
+                "scenario",
+                "campaign",
+                "result",
+                "completion_code",
+                "attempts",
+                "tags",
+                "topics",
+                "notes"
             ]
         );
         assert_eq!(Column::Result.label(Lang::Ru), "Результат попытки");

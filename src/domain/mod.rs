@@ -14,8 +14,8 @@ pub mod record;
 pub mod role;
 
 pub use access::CallScope;
-pub use column::Column;
 pub use call::{AttemptResult, CallKind, Direction, Lang, ScenarioKind};
+pub use column::Column;
 pub use filter::{CallFilter, SearchRequest};
 pub use record::{CallPatch, CallRecord};
 pub use role::{Credential, Principal, Role, TokenScope};

@@ -83,7 +83,13 @@ impl Layout {
     }
 
     fn cell(&self, column: Column, call: &CallView) -> Cell {
-        let text = |s: &str| if s.is_empty() { Cell::Empty } else { Cell::Text(s.to_string()) };
+        let text = |s: &str| {
+            if s.is_empty() {
+                Cell::Empty
+            } else {
+                Cell::Text(s.to_string())
+            }
+        };
         let names = |items: &[crate::store::view::Ref]| {
             text(&items.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "))
         };
@@ -129,12 +135,8 @@ impl Layout {
             }),
             Column::CompletionCode => match &call.completion_code {
                 Some(code) => match &code.callback_at {
-                    Some(at) => Cell::Text(format!(
-                        "{} ({} {})",
-                        code.name,
-                        if ru { "перезвонить" } else { "call back" },
-                        self.local_text(at)
-                    )),
+                    // The callback's date-time, which the page shows in a tooltip.
+                    Some(at) => Cell::Text(format!("{} ({})", code.name, self.local_text(at))),
                     None => text(&code.name),
                 },
                 None => Cell::Empty,
@@ -165,7 +167,12 @@ impl Layout {
 }
 
 /// A file name that says what and when: `calls_2026-11-01_2026-11-25_exported_2026-11-26_0930.csv`.
-pub fn file_name(from: Option<NaiveDateTime>, to_exclusive: Option<NaiveDateTime>, now: NaiveDateTime, format: Format) -> String {
+pub fn file_name(
+    from: Option<NaiveDateTime>,
+    to_exclusive: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+    format: Format,
+) -> String {
     let day = |t: NaiveDateTime| t.format("%Y-%m-%d").to_string();
     let range = match (from, to_exclusive) {
         (Some(a), Some(b)) => {
@@ -181,7 +188,11 @@ pub fn file_name(from: Option<NaiveDateTime>, to_exclusive: Option<NaiveDateTime
         (None, Some(b)) => format!("until_{}", day(b - chrono::Duration::milliseconds(1))),
         (None, None) => "all".to_string(),
     };
-    format!("calls_{range}_exported_{}.{}", now.format("%Y-%m-%d_%H%M"), format.code())
+    format!(
+        "calls_{range}_exported_{}.{}",
+        now.format("%Y-%m-%d_%H%M"),
+        format.code()
+    )
 }
 
 #[cfg(test)]
@@ -190,7 +201,10 @@ mod tests {
     use chrono::NaiveDate;
 
     fn at(d: u32, h: u32) -> NaiveDateTime {
-        NaiveDate::from_ymd_opt(2026, 11, d).unwrap().and_hms_opt(h, 0, 0).unwrap()
+        NaiveDate::from_ymd_opt(2026, 11, d)
+            .unwrap()
+            .and_hms_opt(h, 0, 0)
+            .unwrap()
     }
 
     #[test]
@@ -204,6 +218,9 @@ mod tests {
             file_name(Some(at(25, 0)), Some(at(26, 0)), now, Format::Xlsx),
             "calls_2026-11-25_exported_2026-11-26_0900.xlsx"
         );
-        assert_eq!(file_name(None, None, now, Format::Csv), "calls_all_exported_2026-11-26_0900.csv");
+        assert_eq!(
+            file_name(None, None, now, Format::Csv),
+            "calls_all_exported_2026-11-26_0900.csv"
+        );
     }
 }

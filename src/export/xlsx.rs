@@ -42,8 +42,12 @@ impl XlsxWriter {
             time: Format::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
             duration: Format::new().set_num_format("[h]:mm:ss"),
             money: Format::new().set_num_format("#,##0.00##"),
-            ok: Format::new().set_font_color(Color::RGB(0x137A3A)).set_background_color(Color::RGB(0xE5F5EB)),
-            bad: Format::new().set_font_color(Color::RGB(0xB42318)).set_background_color(Color::RGB(0xFDECEA)),
+            ok: Format::new()
+                .set_font_color(Color::RGB(0x137A3A))
+                .set_background_color(Color::RGB(0xE5F5EB)),
+            bad: Format::new()
+                .set_font_color(Color::RGB(0xB42318))
+                .set_background_color(Color::RGB(0xFDECEA)),
             wrap: Format::new().set_text_wrap(),
         };
         let mut w = XlsxWriter {

@@ -56,10 +56,16 @@ fn split(pairs: Vec<(String, String)>) -> Result<(Options, Vec<(String, String)>
         match k.as_str() {
             "format" => {
                 format = Some(
-                    Format::parse(&v).ok_or_else(|| AppError::invalid("format", format!("unknown format {v:?}; use csv or xlsx")))?,
+                    Format::parse(&v)
+                        .ok_or_else(|| AppError::invalid("format", format!("unknown format {v:?}; use csv or xlsx")))?,
                 )
             }
-            "lang" => o.lang = Some(Lang::parse(&v).ok_or_else(|| AppError::invalid("lang", format!("unknown language {v:?}; use ru or en")))?),
+            "lang" => {
+                o.lang = Some(
+                    Lang::parse(&v)
+                        .ok_or_else(|| AppError::invalid("lang", format!("unknown language {v:?}; use ru or en")))?,
+                )
+            }
             "columns" => o.columns = Some(v),
             "delimiter" => {
                 o.delimiter = Some(match v.as_str() {
@@ -69,7 +75,10 @@ fn split(pairs: Vec<(String, String)>) -> Result<(Options, Vec<(String, String)>
                 })
             }
             "limit" | "cursor" => {
-                return Err(AppError::invalid(k, "an export has every matching call; it takes no paging parameters"))
+                return Err(AppError::invalid(
+                    k,
+                    "an export has every matching call; it takes no paging parameters",
+                ))
             }
             _ => filters.push((k, v)),
         }
@@ -133,7 +142,11 @@ pub async fn export_calls(
         .write(move |conn, _| audit::record(conn, &actor, AuditAction::Export, None, Some(detail)))
         .await?;
 
-    let local = |ms: i64| Utc.timestamp_millis_opt(ms).single().map(|t| t.with_timezone(&tz).naive_local());
+    let local = |ms: i64| {
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .map(|t| t.with_timezone(&tz).naive_local())
+    };
     let name = file_name(
         filter.from.and_then(local),
         filter.to.and_then(local),
@@ -150,10 +163,13 @@ pub async fn export_calls(
     let (tx, rx) = mpsc::channel::<Chunk>(4);
     match options.format {
         Format::Csv => {
-            let writer = CsvWriter::new(&layout, options.delimiter.unwrap_or(match lang {
-                Lang::Ru => b';',
-                Lang::En => b',',
-            }));
+            let writer = CsvWriter::new(
+                &layout,
+                options.delimiter.unwrap_or(match lang {
+                    Lang::Ru => b';',
+                    Lang::En => b',',
+                }),
+            );
             tokio::spawn(stream_csv(walk, layout, writer, tx));
         }
         Format::Xlsx => {
@@ -163,12 +179,13 @@ pub async fn export_calls(
             tokio::task::spawn_blocking(move || build_xlsx(handle, walk, layout, dir, rows, tx));
         }
     }
-    let disposition = format!(
-        "attachment; filename=\"{name}\"; filename*=UTF-8''{name}",
-    );
+    let disposition = format!("attachment; filename=\"{name}\"; filename*=UTF-8''{name}",);
     let mut response = Body::from_stream(ReceiverStream::new(rx)).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(options.format.content_type()));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(options.format.content_type()),
+    );
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -186,7 +203,10 @@ struct Walk {
 }
 
 impl Walk {
-    async fn next(&self, after: Option<Position>) -> Result<(Vec<crate::store::view::CallView>, Option<Position>), StoreError> {
+    async fn next(
+        &self,
+        after: Option<Position>,
+    ) -> Result<(Vec<crate::store::view::CallView>, Option<Position>), StoreError> {
         let (scope, filter, total, tz) = (self.scope.clone(), self.filter.clone(), self.total, self.tz);
         self.store
             .read(move |conn| search::scan(conn, &scope, &filter, total, after, BATCH, Some(tz)))

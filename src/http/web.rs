@@ -49,14 +49,20 @@ static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
         .iter()
         .map(|a| {
             let digest = Sha256::digest(a.body);
-            format!("\"{}\"", &base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, digest)[..22])
+            format!(
+                "\"{}\"",
+                &base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, digest)[..22]
+            )
         })
         .collect()
 });
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|headers: HeaderMap| async move { serve("index.html", &headers) }))
+        .route(
+            "/",
+            get(|headers: HeaderMap| async move { serve("index.html", &headers) }),
+        )
         .route(
             "/assets/{name}",
             get(|Path(name): Path<String>, headers: HeaderMap| async move { serve(&name, &headers) }),

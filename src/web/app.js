@@ -711,7 +711,7 @@ async function toggleDetail(id) {
 
 function detailView(d) {
   const x = d.details;
-  const item = (label, value) => (value ? [h('dt', {}, label), h('dd', {}, value)] : []);
+  const item = (label, value) => (value ? h('div', {}, h('dt', {}, label), h('dd', {}, value)) : null);
   const flowList = h('div', { class: 'flow-wrap', hidden: true }, x.flow.length === 0 ? h('p', { class: 'muted' }, t('flow_empty')) :
     h('ol', { class: 'flow' }, x.flow.map((step, i) => {
       const prev = i > 0 ? x.flow[i - 1].at : null;

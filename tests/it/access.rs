@@ -103,6 +103,9 @@ enum Check {
     UpdateSettings,
     Audit,
     Me,
+    Preferences,
+    UpdatePreferences,
+    Export,
     SignIn,
     SessionRead,
     SignOut,
@@ -164,6 +167,9 @@ const MATRIX: &[Row] = &[
     row("PUT", "/api/v1/settings", Check::UpdateSettings),
     row("GET", "/api/v1/audit", Check::Audit),
     row("GET", "/api/v1/me", Check::Me),
+    row("GET", "/api/v1/me/preferences", Check::Preferences),
+    row("PUT", "/api/v1/me/preferences", Check::UpdatePreferences),
+    row("GET", "/api/v1/calls/export", Check::Export),
     row("POST", "/api/v1/session", Check::SignIn),
     row("GET", "/api/v1/session", Check::SessionRead),
     row("DELETE", "/api/v1/session", Check::SignOut),
@@ -393,6 +399,14 @@ impl World {
 
     /// Every value of `column` in `table` for the first account, read from the database itself
     /// (not through the API under test).
+    async fn name_of(&self, login: &'static str) -> String {
+        self.app
+            .store
+            .read(move |conn| Ok(conn.query_row("SELECT name FROM users WHERE login = ? AND account_id = (SELECT id FROM accounts WHERE name = 'default')", [login], |r| r.get(0))?))
+            .await
+            .unwrap()
+    }
+
     async fn all_of(&self, table: &'static str, column: &'static str) -> BTreeSet<String> {
         self.app
             .store
@@ -643,6 +657,75 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
                 assert_eq!(body["permissions"]["sees_price"], reads && who.full_view(), "{ctx}");
                 assert_eq!(body["permissions"]["manage_users"], administrator, "{ctx}");
                 assert_eq!(body["permissions"]["manage_groups"], who.full_view(), "{ctx}");
+            }
+        }
+        Check::Preferences => {
+            let (status, body) = w.request(who, "GET", &path, None).await;
+            assert_eq!(status, gate(who).unwrap_or(200), "{ctx}");
+            if status == 200 {
+                // Never chosen: every column the role may see.
+                let columns = body["columns"].as_array().unwrap();
+                assert_eq!(columns.len(), if who.full_view() { 18 } else { 17 }, "{ctx}");
+                assert_eq!(columns.contains(&json!("price")), who.full_view(), "{ctx}");
+            }
+        }
+        Check::UpdatePreferences => {
+            // Price is a column only the full roles may choose; a choice is one's own.
+            let (status, body) = w
+                .request(who, "PUT", &path, Some(json!({"columns": ["time", "price"]})))
+                .await;
+            let allowed = gate(who).unwrap_or(if who.full_view() { 200 } else { 400 });
+            assert_eq!(status, allowed, "{ctx}: {body}");
+            if status == 400 {
+                assert_eq!(body["error"]["field"], "columns", "{ctx}");
+            }
+            let (status, body) = w.request(who, "PUT", &path, Some(json!({"columns": null}))).await;
+            assert_eq!(status, gate(who).unwrap_or(200), "{ctx}: {body}");
+        }
+        Check::Export => {
+            let url = format!("{}{path}?format=csv&lang=en&tz=UTC&columns=time,operator", w.app.base);
+            let mut req = w.app.http.get(&url);
+            if let Some(t) = w.tokens.get(&who) {
+                req = req.bearer_auth(t);
+            }
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap();
+            if let Some(s) = gate(who) {
+                assert_eq!(status, s, "{ctx}");
+                return;
+            }
+            assert_eq!(status, 200, "{ctx}: {text}");
+            // Exactly the calls the viewer may see: one line each, with their operator.
+            let lines: Vec<&str> = text.trim_start_matches('\u{feff}').trim_end().split("\r\n").collect();
+            assert_eq!(lines[0], "Time (UTC),Operator", "{ctx}");
+            let mut seen: Vec<String> = lines[1..]
+                .iter()
+                .map(|l| l.split(',').nth(1).unwrap().to_string())
+                .collect();
+            let mut expected: Vec<String> = Vec::new();
+            for ext in visible(who, sw) {
+                let login = CALLS.iter().find(|(e, _)| *e == ext).unwrap().1;
+                expected.push(match login {
+                    Some(l) => w.name_of(l).await,
+                    None => String::new(),
+                });
+            }
+            seen.sort();
+            expected.sort();
+            assert_eq!(seen, expected, "{ctx}");
+            // A restricted role cannot ask for the Price column.
+            let (status, body) = w
+                .request(who, "GET", &format!("{path}?format=csv&columns=price"), None)
+                .await;
+            if who.full_view() {
+                assert_eq!(status, 200, "{ctx}");
+            } else {
+                assert_eq!(
+                    (status, body["error"]["field"].as_str()),
+                    (400, Some("columns")),
+                    "{ctx}"
+                );
             }
         }
         Check::SignIn => {
