@@ -291,16 +291,21 @@ function apiQuery(extra) {
 
 async function boot() {
   try {
-    const session = await api('GET', '/api/v1/session');
+    // One round trip: who is signed in, what they may do, what they chose.
+    const [session, me, prefs] = await Promise.all(['/api/v1/session', '/api/v1/me', '/api/v1/me/preferences'].map(p => api('GET', p)));
     S.csrf = session.csrf_token;
-    await enter();
+    enter(me, prefs);
   } catch (e) {
     if (e.status === 401) showLogin(); else showFatal(e);
   }
 }
 
-async function enter() {
+async function signedIn() {
   const [me, prefs] = await Promise.all([api('GET', '/api/v1/me'), api('GET', '/api/v1/me/preferences')]);
+  enter(me, prefs);
+}
+
+function enter(me, prefs) {
   S.me = me; S.prefs = prefs;
   S.lang = prefs.lang || browserLang();
   S.tz = prefs.timezone || me.settings.timezone || 'UTC';
@@ -340,7 +345,7 @@ function showLogin(message) {
       try {
         const s = await api('POST', '/api/v1/session', { login: login.value.trim(), password: password.value });
         S.csrf = s.csrf_token;
-        await enter();
+        await signedIn();
       } catch (e) {
         error.textContent = e.status === 401 ? t('bad_login') : e.status === 429 ? t('throttled') : e.message;
         error.hidden = false; submit.disabled = false; password.select();
@@ -622,7 +627,11 @@ function callRow(call) {
   const expandable = S.me.permissions.call_details;
   const tr = h('tr', { class: `call${expandable ? ' expandable' : ''}`, dataset: { id: call.id } },
     visibleColumns().map(c => h('td', { dataset: { col: c }, class: ['ring_duration', 'talk_duration', 'price', 'attempts', 'time'].includes(c) ? 'num' : null }, cell(c, call))));
-  if (expandable) tr.addEventListener('click', ev => { if (!ev.target.closest('button, a, audio, .notes-full')) toggleDetail(call.id); });
+  if (expandable) {
+    tr.tabIndex = 0;
+    tr.addEventListener('click', ev => { if (!ev.target.closest('button, a, audio, .notes-full')) toggleDetail(call.id); });
+    tr.addEventListener('keydown', ev => { if (ev.key === 'Enter' && ev.target === tr) toggleDetail(call.id); });
+  }
   return tr;
 }
 

@@ -322,6 +322,7 @@ test('the chosen columns are kept on the server and survive a reload', async () 
   await page.waitForSelector('input[name=column]');
   for (const c of ['queue', 'price', 'recording', 'notes']) await page.uncheck(`input[name=column][value=${c}]`);
   await page.click('#columns-save');
+  await page.waitForFunction(() => document.querySelectorAll('#calls thead th').length === 14);
   await settled(page);
   const chosen = ALL_COLUMNS.filter(c => !['queue', 'price', 'recording', 'notes'].includes(c));
   assert.deepEqual((await shown(page)).headers, chosen);
@@ -335,6 +336,7 @@ test('the chosen columns are kept on the server and survive a reload', async () 
   await page.click('#open-settings');
   await page.click('#tab-view');
   await page.click('#columns-default');
+  await page.waitForFunction(() => document.querySelectorAll('#calls thead th').length === 18);
   await settled(page);
   assert.deepEqual((await shown(page)).headers, ALL_COLUMNS);
   await page.context().close();
