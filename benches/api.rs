@@ -154,6 +154,8 @@ async fn run_size(opts: &Opts, calls: usize) {
         public_url: "http://127.0.0.1".into(),
         max_body_bytes: 256 * 1024 * 1024,
         xlsx_sheet_rows: calltrail::export::xlsx::SHEET_ROWS,
+        export_keep_ms: 24 * 3_600_000,
+        export_stretch: calltrail::export::walk::STRETCH,
         auth: Default::default(),
     };
     let server = Server::bind_with(config, store).await.expect("bind");

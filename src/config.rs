@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// Failed sign-ins from one address, within the throttle window, before it is refused for a while.
     #[arg(long, env = "CALLTRAIL_LOGIN_FAILURES_PER_ADDRESS", default_value_t = 30)]
     pub login_failures_per_address: u32,
+    /// How long a finished background export's file is kept for download before it is deleted.
+    #[arg(long, env = "CALLTRAIL_EXPORT_KEEP_HOURS", default_value_t = 24)]
+    pub export_keep_hours: u32,
     /// The client address is the last one in X-Forwarded-For (set only behind your own proxy).
     #[arg(long, env = "CALLTRAIL_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
@@ -76,6 +79,10 @@ pub struct Config {
     /// Rows per XLSX sheet before an export continues on the next (Excel's limit by default;
     /// lowered only by tests).
     pub xlsx_sheet_rows: u32,
+    /// How long a background export's file is kept, in milliseconds.
+    pub export_keep_ms: i64,
+    /// Calls per read of an export (lowered only by tests, to watch a job in the middle).
+    pub export_stretch: u32,
 }
 
 impl ServeArgs {
@@ -111,6 +118,8 @@ impl ServeArgs {
                 ..AuthConfig::default()
             },
             xlsx_sheet_rows: crate::export::xlsx::SHEET_ROWS,
+            export_keep_ms: i64::from(self.export_keep_hours.max(1)) * 3_600_000,
+            export_stretch: crate::export::walk::STRETCH,
         })
     }
 }

@@ -45,6 +45,7 @@ impl Server {
             store,
             live: LiveHub::default(),
             config: Arc::new(config),
+            jobs: Default::default(),
         };
         Ok(Server { state, listener })
     }
@@ -83,6 +84,11 @@ impl Server {
                 }
             }
         });
+        let worker = tokio::spawn(crate::export::jobs::run_worker(
+            store.clone(),
+            self.state.config.clone(),
+            self.state.jobs.clone(),
+        ));
         let app = http::router(self.state);
         // Open event streams would hold the graceful shutdown forever: end them first.
         let shutdown = async move {
@@ -96,6 +102,7 @@ impl Server {
         .with_graceful_shutdown(shutdown)
         .await;
         maintenance.abort();
+        worker.abort();
         store.shutdown();
         result
     }

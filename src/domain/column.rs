@@ -90,6 +90,21 @@ impl Column {
         Column::ALL.iter().copied().filter(|c| c.visible_to(role)).collect()
     }
 
+    /// A choice as a role sees it now: what the role may not see is left out (a choice made
+    /// under a wider role); nothing left means the role's defaults. Unknown codes are skipped.
+    pub fn kept_for<S: AsRef<str>>(codes: &[S], role: Role) -> Vec<Column> {
+        let kept: Vec<Column> = codes
+            .iter()
+            .filter_map(|c| Column::parse(c.as_ref()))
+            .filter(|c| c.visible_to(role))
+            .collect();
+        if kept.is_empty() {
+            Column::all_for(role)
+        } else {
+            kept
+        }
+    }
+
     /// A chosen list of column codes, checked: known, not repeated, allowed to the role, and
     /// at least one. `field` names the input in errors.
     pub fn parse_choice<S: AsRef<str>>(codes: &[S], role: Role, field: &str) -> Result<Vec<Column>, FieldError> {

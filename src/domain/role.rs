@@ -107,6 +107,9 @@ pub enum Credential {
     Session { id: i64 },
     /// An API token (`Authorization: Bearer`).
     Token { id: i64, scope: TokenScope },
+    /// A background job (an export) acting for the user who started it, with their scope as the
+    /// directory says when it runs.
+    Job { id: i64 },
 }
 
 /// Who is asking: the authenticated user, their account, role and credential.
@@ -123,7 +126,7 @@ impl Principal {
     /// What the credential allows: a session may do all its user may.
     pub fn scope(&self) -> TokenScope {
         match self.credential {
-            Credential::Session { .. } => TokenScope::Full,
+            Credential::Session { .. } | Credential::Job { .. } => TokenScope::Full,
             Credential::Token { scope, .. } => scope,
         }
     }

@@ -2,6 +2,9 @@
 //! as CSV or XLSX while the calls are read, never held whole in memory.
 
 pub mod csv;
+pub mod file;
+pub mod jobs;
+pub mod walk;
 pub mod xlsx;
 
 use chrono::{DateTime, NaiveDateTime};

@@ -115,6 +115,23 @@ impl XlsxWriter {
         Ok(())
     }
 
+    /// The small last sheet that says what the export holds.
+    pub fn about(&mut self, lang: crate::domain::Lang, lines: &[(String, String)]) -> Result<(), XlsxError> {
+        let name = match lang {
+            crate::domain::Lang::Ru => "О выгрузке",
+            crate::domain::Lang::En => "About",
+        };
+        let sheet = self.book.add_worksheet_with_constant_memory()?;
+        sheet.set_name(name)?;
+        sheet.set_column_width(0, 18)?;
+        sheet.set_column_width(1, 80)?;
+        for (i, (key, value)) in lines.iter().enumerate() {
+            sheet.write_string_with_format(i as u32, 0, key, &self.f.header)?;
+            sheet.write_string(i as u32, 1, value)?;
+        }
+        Ok(())
+    }
+
     /// Writes the finished workbook to `path`.
     pub fn save(mut self, path: &Path) -> Result<(), XlsxError> {
         self.book.save(path)

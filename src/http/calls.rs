@@ -13,12 +13,11 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::extract::QueryPairs;
 use super::AppState;
-use crate::domain::filter::parse_search;
 use crate::domain::{AccountId, CallScope, Credential, Principal, SearchRequest};
 use crate::error::AppError;
 use crate::store::search::{self, Page};
 use crate::store::view::{self, CallDetailView};
-use crate::store::{access, auth, directory, preferences, Store};
+use crate::store::{access, auth, Store};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,9 +34,7 @@ fn check_reader(p: &Principal) -> Result<(), AppError> {
     Ok(())
 }
 
-/// The principal's call scope as the directory says now, and the search parsed in the
-/// account's time zone, with every id it names checked and each topic widened to the topics
-/// nested below it.
+/// The principal's call scope and the search, as `access::prepare_search` reads them now.
 pub(super) async fn prepare(
     store: &Store,
     principal: &Principal,
@@ -45,26 +42,10 @@ pub(super) async fn prepare(
 ) -> Result<(CallScope, SearchRequest, Tz), AppError> {
     check_reader(principal)?;
     let principal = principal.clone();
-    let prepared = store
-        .read(move |conn| {
-            let scope = access::scope_for(conn, &principal)?;
-            let account = scope.account;
-            // The default zone is the user's own, then the account's.
-            let tz: Tz = match preferences::get(conn, principal.user_id)?.timezone {
-                Some(own) => own,
-                None => auth::account(conn, account)?.timezone,
-            }
-            .parse()
-            .unwrap_or(Tz::UTC);
-            let req = parse_search(&pairs, chrono::Utc::now(), tz).map_err(crate::store::StoreError::Invalid)?;
-            directory::check_refs(conn, account, &req.filter.directory_refs())?;
-            let mut req = req;
-            req.filter.topics = directory::with_subtopics(conn, account, &req.filter.topics)?;
-            let tz = req.tz.unwrap_or(tz);
-            Ok((scope, req, tz))
-        })
-        .await?;
-    Ok(prepared)
+    let now = chrono::Utc::now();
+    Ok(store
+        .read(move |conn| access::prepare_search(conn, &principal, &pairs, now))
+        .await?)
 }
 
 /// Searches calls, newest first, with the exact number of matches. Filters repeat for OR.

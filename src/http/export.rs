@@ -1,8 +1,6 @@
 //! `GET /api/v1/calls/export`: the filtered calls as a CSV or XLSX file, streamed as it is
 //! written. What the viewer may see decides what is written, exactly as for a search.
 
-use std::io::Read;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
@@ -10,24 +8,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{TimeZone, Utc};
-use chrono_tz::Tz;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::extract::{ClientAddr, QueryPairs};
 use super::AppState;
 use crate::domain::audit::AuditAction;
-use crate::domain::{CallFilter, CallScope, Column, Lang, Principal};
+use crate::domain::{CallScope, Column, Lang, Principal, SearchRequest};
 use crate::error::AppError;
 use crate::export::csv::CsvWriter;
-use crate::export::xlsx::XlsxWriter;
+use crate::export::file::{about, write_file, FileSpec};
+use crate::export::walk::Walk;
 use crate::export::{file_name, Format, Layout};
 use crate::store::audit::{self, Actor};
-use crate::store::search::{self, Position};
-use crate::store::{preferences, Store, StoreError};
-
-/// Calls read per step; each step is one short read, so writers are never held up.
-const BATCH: u32 = 1000;
+use crate::store::preferences;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/calls/export", get(export_calls))
@@ -36,11 +30,11 @@ pub fn router() -> Router<AppState> {
 type Chunk = Result<Vec<u8>, std::io::Error>;
 
 /// The export's own parameters, split from the search filters.
-struct Options {
-    format: Format,
-    lang: Option<Lang>,
-    columns: Option<String>,
-    delimiter: Option<u8>,
+pub(super) struct Options {
+    pub format: Format,
+    pub lang: Option<Lang>,
+    pub columns: Option<String>,
+    pub delimiter: Option<u8>,
 }
 
 fn split(pairs: Vec<(String, String)>) -> Result<(Options, Vec<(String, String)>), AppError> {
@@ -87,6 +81,53 @@ fn split(pairs: Vec<(String, String)>) -> Result<(Options, Vec<(String, String)>
     Ok((o, filters))
 }
 
+/// An export as asked, checked: the file's options, how it reads, and the search behind it.
+pub(super) struct Asked {
+    pub options: Options,
+    pub layout: Layout,
+    pub delimiter: u8,
+    pub scope: CallScope,
+    pub req: SearchRequest,
+    /// The search parameters alone (for a job to run later).
+    pub filters: Vec<(String, String)>,
+}
+
+/// Checks an export request (the export's options and the search filters, as query pairs) as
+/// the principal asks it: their scope, their preferred language and columns as defaults.
+pub(super) async fn ask(
+    state: &AppState,
+    principal: &Principal,
+    pairs: Vec<(String, String)>,
+) -> Result<Asked, AppError> {
+    let (options, filters) = split(pairs)?;
+    let (scope, req, tz) = super::calls::prepare(&state.store, principal, filters.clone()).await?;
+    let user = principal.user_id;
+    let chosen = state.store.read(move |conn| preferences::get(conn, user)).await?;
+    let lang = options.lang.or(chosen.lang).unwrap_or_default();
+    let columns = match &options.columns {
+        Some(text) => Column::parse_choice(&text.split(',').collect::<Vec<_>>(), principal.role, "columns")?,
+        None => chosen.columns_for(principal.role),
+    };
+    let delimiter = options.delimiter.unwrap_or(match lang {
+        Lang::Ru => b';',
+        Lang::En => b',',
+    });
+    let layout = Layout {
+        columns,
+        lang,
+        tz,
+        base_url: state.config.public_url.clone(),
+    };
+    Ok(Asked {
+        options,
+        layout,
+        delimiter,
+        scope,
+        req,
+        filters,
+    })
+}
+
 /// Streams the calls matching the filters as CSV or XLSX, in the viewer's columns, language and
 /// time zone. Every export is written to the audit log.
 #[utoipa::path(
@@ -108,27 +149,25 @@ pub async fn export_calls(
     ClientAddr(address): ClientAddr,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, AppError> {
-    let (options, filters) = split(pairs)?;
-    let (scope, req, tz) = super::calls::prepare(&state.store, &principal, filters).await?;
-    let user = principal.user_id;
-    let chosen = state.store.read(move |conn| preferences::get(conn, user)).await?;
-    let lang = options.lang.or(chosen.lang).unwrap_or_default();
-    let columns = match &options.columns {
-        Some(text) => Column::parse_choice(&text.split(',').collect::<Vec<_>>(), principal.role, "columns")?,
-        None => chosen.columns_for(principal.role),
-    };
-    let layout = Layout {
-        columns,
-        lang,
-        tz,
-        base_url: state.config.public_url.clone(),
-    };
+    let Asked {
+        options,
+        layout,
+        delimiter,
+        scope,
+        req,
+        ..
+    } = ask(&state, &principal, pairs).await?;
+    let tz = layout.tz;
     let filter = req.filter.clone();
-    let (count_scope, count_filter) = (scope.clone(), filter.clone());
-    let total = state
-        .store
-        .read(move |conn| search::count(conn, &count_scope, &count_filter))
-        .await?;
+    let walk = Walk::start(
+        &state.store,
+        scope,
+        filter.clone(),
+        &layout,
+        state.config.export_stretch,
+    )
+    .await?;
+    let total = walk.total;
 
     let actor = Actor::of(&principal, address);
     let detail = serde_json::json!({
@@ -153,30 +192,28 @@ pub async fn export_calls(
         Utc::now().with_timezone(&tz).naive_local(),
         options.format,
     );
-    let walk = Walk {
-        store: state.store.clone(),
-        scope,
-        filter,
-        total,
-        tz,
-    };
     let (tx, rx) = mpsc::channel::<Chunk>(4);
     match options.format {
         Format::Csv => {
-            let writer = CsvWriter::new(
-                &layout,
-                options.delimiter.unwrap_or(match lang {
-                    Lang::Ru => b';',
-                    Lang::En => b',',
-                }),
-            );
+            let writer = CsvWriter::new(&layout, delimiter);
             tokio::spawn(stream_csv(walk, layout, writer, tx));
         }
         Format::Xlsx => {
-            let dir = state.config.data.join("exports");
-            let rows = state.config.xlsx_sheet_rows;
-            let handle = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || build_xlsx(handle, walk, layout, dir, rows, tx));
+            let now = Utc::now().with_timezone(&tz).naive_local();
+            let spec = FileSpec {
+                format: Format::Xlsx,
+                delimiter,
+                sheet_rows: state.config.xlsx_sheet_rows,
+                about: about(
+                    &layout,
+                    &req.fingerprint,
+                    filter.from.and_then(local),
+                    filter.to.and_then(local),
+                    now,
+                ),
+                layout,
+            };
+            tokio::spawn(stream_xlsx(walk, spec, state.config.data.join("exports"), tx));
         }
     }
     let disposition = format!("attachment; filename=\"{name}\"; filename*=UTF-8''{name}",);
@@ -193,41 +230,20 @@ pub async fn export_calls(
     Ok(response)
 }
 
-/// A walk through every match, newest first, one batch at a time.
-struct Walk {
-    store: Store,
-    scope: CallScope,
-    filter: CallFilter,
-    total: i64,
-    tz: Tz,
-}
-
-impl Walk {
-    async fn next(
-        &self,
-        after: Option<Position>,
-    ) -> Result<(Vec<crate::store::view::CallView>, Option<Position>), StoreError> {
-        let (scope, filter, total, tz) = (self.scope.clone(), self.filter.clone(), self.total, self.tz);
-        self.store
-            .read(move |conn| search::scan(conn, &scope, &filter, total, after, BATCH, Some(tz)))
-            .await
-    }
-}
-
 fn failed(e: impl std::fmt::Display) -> std::io::Error {
     tracing::warn!(error = %e, "export failed");
     std::io::Error::other(e.to_string())
 }
 
-async fn stream_csv(walk: Walk, layout: Layout, writer: CsvWriter, tx: mpsc::Sender<Chunk>) {
+async fn stream_csv(mut walk: Walk, layout: Layout, writer: CsvWriter, tx: mpsc::Sender<Chunk>) {
     let head = writer.head(&layout).map_err(failed);
     if tx.send(head).await.is_err() {
         return;
     }
-    let mut after = None;
     loop {
-        let (calls, next) = match walk.next(after).await {
-            Ok(batch) => batch,
+        let calls = match walk.next().await {
+            Ok(Some(calls)) => calls,
+            Ok(None) => return,
             Err(e) => {
                 let _ = tx.send(Err(failed(e))).await;
                 return;
@@ -239,72 +255,55 @@ async fn stream_csv(walk: Walk, layout: Layout, writer: CsvWriter, tx: mpsc::Sen
         if tx.send(chunk).await.is_err() || stop {
             return;
         }
-        match next {
-            Some(p) => after = Some(p),
-            None => return,
-        }
     }
 }
 
-/// Builds the workbook in temporary files (constant memory), then streams the finished file.
-/// Runs on a blocking thread: the XLSX writer does file I/O and compression.
-fn build_xlsx(
-    handle: tokio::runtime::Handle,
-    walk: Walk,
-    layout: Layout,
-    dir: std::path::PathBuf,
-    sheet_rows: u32,
-    tx: mpsc::Sender<Chunk>,
-) {
-    let built = (|| -> Result<Option<tempfile::NamedTempFile>, std::io::Error> {
+/// Builds the workbook in temporary files (constant memory) on a blocking thread — the XLSX
+/// writer does file I/O and compression —, then streams the finished file.
+async fn stream_xlsx(mut walk: Walk, spec: FileSpec, dir: std::path::PathBuf, tx: mpsc::Sender<Chunk>) {
+    let handle = tokio::runtime::Handle::current();
+    let closed = tx.clone();
+    let built = tokio::task::spawn_blocking(move || -> std::io::Result<Option<tempfile::NamedTempFile>> {
         std::fs::create_dir_all(&dir)?;
-        let mut book = XlsxWriter::new(&layout, &dir, sheet_rows).map_err(failed)?;
-        let mut after = None;
-        loop {
-            if tx.is_closed() {
-                return Ok(None);
-            }
-            let (calls, next) = handle.block_on(walk.next(after)).map_err(failed)?;
-            book.rows(&layout, &calls).map_err(failed)?;
-            match next {
-                Some(p) => after = Some(p),
-                None => break,
-            }
-        }
         let file = tempfile::Builder::new()
             .prefix("export-")
             .suffix(".xlsx")
             .tempfile_in(&dir)?;
-        book.save(file.path()).map_err(failed)?;
-        Ok(Some(file))
-    })();
-    let file = match built {
-        Ok(Some(file)) => file,
-        Ok(None) => return,
+        // A closed channel: the client went away; stop building.
+        let written = write_file(&handle, &mut walk, &spec, file.path(), |_| !closed.is_closed())?;
+        Ok(written.map(|_| file))
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+    match built {
+        // The temporary file is deleted when `file` drops, after the last chunk.
+        Ok(Some(file)) => match file.reopen() {
+            Ok(f) => send_file(tokio::fs::File::from_std(f), tx).await,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+            }
+        },
+        Ok(None) => {}
         Err(e) => {
-            let _ = tx.blocking_send(Err(e));
-            return;
+            let _ = tx.send(Err(failed(e))).await;
         }
-    };
-    // The temporary file is deleted when `file` drops, after the last chunk.
-    let mut reader = match file.reopen() {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-    };
+    }
+}
+
+/// Sends a file in chunks as the receiver takes them.
+pub(super) async fn send_file(mut file: tokio::fs::File, tx: mpsc::Sender<Chunk>) {
+    use tokio::io::AsyncReadExt;
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        match reader.read(&mut buf) {
+        match file.read(&mut buf).await {
             Ok(0) => return,
             Ok(n) => {
-                if tx.blocking_send(Ok(buf[..n].to_vec())).is_err() {
+                if tx.send(Ok(buf[..n].to_vec())).await.is_err() {
                     return;
                 }
             }
             Err(e) => {
-                let _ = tx.blocking_send(Err(e));
+                let _ = tx.send(Err(e)).await;
                 return;
             }
         }

@@ -5,6 +5,7 @@ pub mod account;
 pub mod calls;
 pub mod directory;
 pub mod export;
+pub mod exports;
 pub mod extract;
 pub mod ingest;
 pub mod meta;
@@ -32,6 +33,7 @@ pub struct AppState {
     pub store: Store,
     pub live: LiveHub,
     pub config: Arc<Config>,
+    pub jobs: crate::export::jobs::JobQueue,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -41,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::router())
         .merge(calls::router())
         .merge(export::router())
+        .merge(exports::router())
         .merge(directory::router())
         .merge(people::router())
         .merge(session::router())
@@ -60,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         meta::healthz, meta::openapi,
         ingest::ingest_calls,
         calls::list_calls, calls::get_call, calls::live_calls, export::export_calls,
+        exports::start_export, exports::list_exports, exports::get_export, exports::cancel_export, exports::export_file,
         directory::queues, directory::scenarios, directory::campaigns, directory::completion_codes,
         directory::tags, directory::topics,
         people::list_users, people::get_user, people::create_user, people::update_user,

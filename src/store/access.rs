@@ -3,9 +3,13 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{auth, StoreError};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use super::{auth, directory, preferences, StoreError};
 use crate::domain::access::ScopeFacts;
-use crate::domain::{CallScope, Principal, Role};
+use crate::domain::filter::parse_search;
+use crate::domain::{CallScope, Principal, Role, SearchRequest};
 
 /// The principal's scope as the directory says now — its role and blocked flag included, so a
 /// long-lived request (a live stream) follows a demotion or a block.
@@ -67,4 +71,29 @@ pub fn supervised_operators(conn: &Connection, supervisor: i64) -> Result<Vec<i6
         .query_map([supervisor], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     Ok(ids)
+}
+
+/// A search as a principal asks it: their scope as the directory says now, the parameters parsed
+/// with presets and dates in their zone (the user's own, then the account's) as of `now`, every
+/// id checked, each topic widened to the topics nested below it. Also the zone the results are
+/// shown in.
+pub fn prepare_search(
+    conn: &Connection,
+    principal: &Principal,
+    pairs: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Result<(CallScope, SearchRequest, Tz), StoreError> {
+    let scope = scope_for(conn, principal)?;
+    let account = scope.account;
+    let tz: Tz = match preferences::get(conn, principal.user_id)?.timezone {
+        Some(own) => own,
+        None => auth::account(conn, account)?.timezone,
+    }
+    .parse()
+    .unwrap_or(Tz::UTC);
+    let mut req = parse_search(pairs, now, tz).map_err(StoreError::Invalid)?;
+    directory::check_refs(conn, account, &req.filter.directory_refs())?;
+    req.filter.topics = directory::with_subtopics(conn, account, &req.filter.topics)?;
+    let tz = req.tz.unwrap_or(tz);
+    Ok((scope, req, tz))
 }

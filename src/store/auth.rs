@@ -165,6 +165,8 @@ pub fn credential_live(conn: &Connection, credential: &Credential, now: i64, idl
         Credential::Token { id, .. } => conn
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM api_tokens WHERE id = ? AND revoked_at IS NULL)")?
             .query_row([id], |r| r.get(0))?,
+        // A job outlives the request that started it; its user's block still stops it (scope).
+        Credential::Job { .. } => true,
     };
     Ok(live)
 }

@@ -13,6 +13,8 @@ pub mod counts;
 pub mod cursor;
 pub mod dialect;
 pub mod directory;
+pub mod export;
+pub mod exports;
 pub mod ingest;
 mod migrations;
 pub mod people;

@@ -24,9 +24,9 @@ pub struct Page {
 
 /// SQL text with its arguments, built up clause by clause.
 #[derive(Default)]
-struct Sql {
-    text: String,
-    args: Vec<Value>,
+pub(super) struct Sql {
+    pub(super) text: String,
+    pub(super) args: Vec<Value>,
 }
 
 impl Sql {
@@ -172,22 +172,6 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
 /// Where a walk through the matches stands: the (start, id) of the last call taken.
 pub type Position = (i64, i64);
 
-/// The next `limit` matches after `after` (newest first), for exports that walk every match:
-/// the calls, where the walk stands, and whether more remain. `total` is the filter's count,
-/// taken once by the caller, which chooses the plan of every batch.
-pub fn scan(
-    conn: &Connection,
-    scope: &CallScope,
-    f: &CallFilter,
-    total: i64,
-    after: Option<Position>,
-    limit: u32,
-    tz: Option<Tz>,
-) -> Result<(Vec<CallView>, Option<Position>), StoreError> {
-    let (calls, last, more) = batch(conn, scope, f, total, after, limit, tz)?;
-    Ok((calls, last.filter(|_| more)))
-}
-
 /// One keyset step: the calls after `after`, the position of the last one, and whether more
 /// follow.
 fn batch(
@@ -199,27 +183,10 @@ fn batch(
     limit: u32,
     tz: Option<Tz>,
 ) -> Result<(Vec<CallView>, Option<Position>, bool), StoreError> {
-    // After a cursor, the cursor's instant is the range's only upper bound (two upper bounds and
-    // SQLite seeks by the wrong one); the OR then breaks ties between calls of the same instant.
-    let mut page_filter = f.clone();
-    if let Some((ts, _)) = after {
-        page_filter.to = Some(page_filter.to.map_or(ts + 1, |to| to.min(ts + 1)));
-    }
-    let mut sql = where_clause(scope, &page_filter);
-    if let Some((ts, id)) = after {
-        sql.and(
-            "(c.started_at < ? OR c.id < ?)",
-            [Value::Integer(ts), Value::Integer(id)],
-        );
-    }
+    let sql = matches_after(scope, f, after);
     // First the keys of the page (index-only where the indexes allow), then the rows with their
     // directory names: the joins then run for one page, not for every candidate the sort sees.
-    let (index, order) = match page_plan(conn, scope, f, total, limit)? {
-        PagePlan::WalkTime => (dialect::WALK_TIME_INDEX, "c.started_at DESC, c.id DESC"),
-        // `+ 0` hides the order from the time index, so the planner picks the index that is most
-        // selective for the filter and sorts the (few) matches.
-        PagePlan::SortMatches => ("", "c.started_at + 0 DESC, c.id DESC"),
-    };
+    let (index, order) = page_plan(conn, scope, f, total, limit)?.order();
     let text = format!(
         "SELECT c.id, c.started_at FROM calls c{index}{} ORDER BY {order} LIMIT {}",
         sql.text,
@@ -236,6 +203,24 @@ fn batch(
     Ok((load_views(conn, scope, &ids, tz)?, last, more))
 }
 
+/// The WHERE clause of the matches that come after `after`, newest first.
+pub(super) fn matches_after(scope: &CallScope, f: &CallFilter, after: Option<Position>) -> Sql {
+    // After a cursor, the cursor's instant is the range's only upper bound (two upper bounds and
+    // SQLite seeks by the wrong one); the OR then breaks ties between calls of the same instant.
+    let mut page_filter = f.clone();
+    if let Some((ts, _)) = after {
+        page_filter.to = Some(page_filter.to.map_or(ts + 1, |to| to.min(ts + 1)));
+    }
+    let mut sql = where_clause(scope, &page_filter);
+    if let Some((ts, id)) = after {
+        sql.and(
+            "(c.started_at < ? OR c.id < ?)",
+            [Value::Integer(ts), Value::Integer(id)],
+        );
+    }
+    sql
+}
+
 /// How to find one page of a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PagePlan {
@@ -243,6 +228,18 @@ pub enum PagePlan {
     WalkTime,
     /// Collect every match through the filter's most selective index, then sort them.
     SortMatches,
+}
+
+impl PagePlan {
+    /// The index hint (after `FROM calls c`) and the ORDER BY of the plan.
+    pub(super) fn order(self) -> (&'static str, &'static str) {
+        match self {
+            PagePlan::WalkTime => (dialect::WALK_TIME_INDEX, "c.started_at DESC, c.id DESC"),
+            // `+ 0` hides the order from the time index, so the planner picks the index that is
+            // most selective for the filter and sorts the (few) matches.
+            PagePlan::SortMatches => ("", "c.started_at + 0 DESC, c.id DESC"),
+        }
+    }
 }
 
 /// Chooses the plan from exact counts rather than the planner's guesses. If matches are spread

@@ -106,6 +106,11 @@ enum Check {
     Preferences,
     UpdatePreferences,
     Export,
+    StartExport,
+    Exports,
+    ExportJob,
+    CancelExport,
+    ExportFile,
     SignIn,
     SessionRead,
     SignOut,
@@ -170,6 +175,11 @@ const MATRIX: &[Row] = &[
     row("GET", "/api/v1/me/preferences", Check::Preferences),
     row("PUT", "/api/v1/me/preferences", Check::UpdatePreferences),
     row("GET", "/api/v1/calls/export", Check::Export),
+    row("POST", "/api/v1/exports", Check::StartExport),
+    row("GET", "/api/v1/exports", Check::Exports),
+    row("GET", "/api/v1/exports/{id}", Check::ExportJob),
+    row("DELETE", "/api/v1/exports/{id}", Check::CancelExport),
+    row("GET", "/api/v1/exports/{id}/file", Check::ExportFile),
     row("POST", "/api/v1/session", Check::SignIn),
     row("GET", "/api/v1/session", Check::SessionRead),
     row("DELETE", "/api/v1/session", Check::SignOut),
@@ -399,6 +409,17 @@ impl World {
 
     /// Every value of `column` in `table` for the first account, read from the database itself
     /// (not through the API under test).
+    /// A finished export job of the owner, made for this check (so a cancel by the owner in an
+    /// earlier row does not matter).
+    async fn owner_job(&self) -> String {
+        let token = &self.tokens[&Who::Owner];
+        self.app.finished_export(token).await
+    }
+
+    async fn other_account_job(&self) -> String {
+        self.app.finished_export(&self.other_owner).await
+    }
+
     async fn name_of(&self, login: &'static str) -> String {
         self.app
             .store
@@ -726,6 +747,61 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
                     (400, Some("columns")),
                     "{ctx}"
                 );
+            }
+        }
+        Check::StartExport => {
+            let body =
+                json!({"format": "csv", "lang": "en", "columns": ["time", "operator"], "filters": {"tz": "UTC"}});
+            let (status, job) = w.request(who, "POST", &path, Some(body)).await;
+            if let Some(s) = gate(who) {
+                assert_eq!(status, s, "{ctx}");
+                return;
+            }
+            assert_eq!(status, 202, "{ctx}: {job}");
+            let token = &w.tokens[&who];
+            let done = w.app.finished_job(token, job["id"].as_str().unwrap()).await;
+            assert_eq!(done["state"], "done", "{ctx}: {done}");
+            let visible = visible(who, sw).len();
+            assert_eq!(done["rows_total"], visible, "{ctx}");
+            let file = w.app.download(token, done["file_url"].as_str().unwrap()).await;
+            assert_eq!(file.0, 200, "{ctx}");
+            assert_eq!(
+                file.1.trim_end().split("\r\n").count(),
+                1 + visible,
+                "{ctx}: {}",
+                file.1
+            );
+            // A restricted role cannot ask for Price in a job either.
+            let body = json!({"format": "csv", "columns": ["price"]});
+            let (status, answer) = w.request(who, "POST", &path, Some(body)).await;
+            let expected = if who.full_view() { 202 } else { 400 };
+            assert_eq!(status, expected, "{ctx}: {answer}");
+        }
+        Check::Exports => {
+            let owner_job = w.owner_job().await;
+            let (status, body) = w.request(who, "GET", &path, None).await;
+            assert_eq!(status, gate(who).unwrap_or(200), "{ctx}");
+            if status == 200 {
+                // Only one's own jobs: the owner's latest is listed to the owner alone.
+                let ids: BTreeSet<String> = names(&body, "id");
+                assert_eq!(ids.contains(&owner_job), who == Who::Owner, "{ctx}: {ids:?}");
+                assert!(!ids.is_empty(), "{ctx}: the job the StartExport row made");
+            }
+        }
+        Check::ExportJob | Check::ExportFile | Check::CancelExport => {
+            let suffix = match r.check {
+                Check::ExportFile => "/file",
+                _ => "",
+            };
+            // The owner's job and the other account's: nobody else's to see, fetch or cancel.
+            for (job, mine) in [
+                (w.owner_job().await, who == Who::Owner),
+                (w.other_account_job().await, false),
+            ] {
+                let path = format!("/api/v1/exports/{job}{suffix}");
+                let (status, body) = w.request(who, r.method, &path, None).await;
+                let expected = gate(who).unwrap_or(if mine { 200 } else { 404 });
+                assert_eq!(status, expected, "{ctx}: {path}: {body}");
             }
         }
         Check::SignIn => {

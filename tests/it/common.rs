@@ -62,6 +62,8 @@ impl TestApp {
             public_url: "http://127.0.0.1".into(),
             max_body_bytes: MAX_BODY,
             xlsx_sheet_rows: calltrail::export::xlsx::SHEET_ROWS,
+            export_keep_ms: 24 * 3_600_000,
+            export_stretch: calltrail::export::walk::STRETCH,
             auth: AuthConfig::default(),
         };
         adjust(&mut config);
@@ -200,6 +202,49 @@ impl TestApp {
         let r = req.send().await.expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits for a background export to end (done, failed or cancelled) and returns it.
+    pub async fn finished_job(&self, token: &str, id: &str) -> Value {
+        for _ in 0..200 {
+            let (status, job) = self.get(token, &format!("/api/v1/exports/{id}")).await;
+            assert_eq!(status, 200, "{job}");
+            if !matches!(job["state"].as_str(), Some("queued" | "running")) {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("export {id} did not finish");
+    }
+
+    /// Starts a small CSV export and waits for it to finish; its id.
+    pub async fn finished_export(&self, token: &str) -> String {
+        let (status, job) = self
+            .send(
+                "POST",
+                token,
+                "/api/v1/exports",
+                Some(serde_json::json!({"format": "csv"})),
+            )
+            .await;
+        assert_eq!(status, 202, "{job}");
+        let id = job["id"].as_str().expect("job id").to_string();
+        let done = self.finished_job(token, &id).await;
+        assert_eq!(done["state"], "done", "{done}");
+        id
+    }
+
+    /// GETs a path and returns the status and the body as text.
+    pub async fn download(&self, token: &str, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("download");
+        let status = r.status().as_u16();
+        (status, r.text().await.expect("body"))
     }
 
     /// Posts a sign-in (`{"login","password"[,"account"]}`).

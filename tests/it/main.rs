@@ -6,5 +6,6 @@ mod api;
 mod cli;
 mod common;
 mod counts;
+mod exports;
 mod session;
 mod view;

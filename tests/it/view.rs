@@ -338,7 +338,21 @@ async fn xlsx_export_reads_back_with_durations_times_and_coloured_results() {
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     );
     let mut book: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes)).unwrap();
-    assert_eq!(book.sheet_names(), ["Calls"]);
+    assert_eq!(book.sheet_names(), ["Calls", "About"]);
+    // The last sheet says what the file holds.
+    let about: Vec<(String, String)> = book
+        .worksheet_range("About")
+        .unwrap()
+        .rows()
+        .map(|r| (r[0].to_string(), r[1].to_string()))
+        .collect();
+    let line = |k: &str| about.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap();
+    assert_eq!(line("Time zone"), "UTC");
+    assert_eq!(line("Rows"), "3");
+    assert_eq!(line("Period"), "all time");
+    assert_eq!(line("Filters"), "tz=UTC");
+    assert_eq!(line("Columns"), "Time, Talk duration, Attempt result, Price, Notes");
+    assert!(line("Generated at").starts_with("20"), "{about:?}");
     let sheet = book.worksheet_range("Calls").unwrap();
     let rows: Vec<Vec<Data>> = sheet.rows().map(|r| r.to_vec()).collect();
     assert_eq!(
@@ -383,7 +397,7 @@ async fn xlsx_continues_on_the_next_sheet_when_one_is_full() {
     let (status, _, bytes) = download(&app, &owner, "format=xlsx&lang=ru&tz=UTC&columns=from").await;
     assert_eq!(status, 200);
     let mut book: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes)).unwrap();
-    assert_eq!(book.sheet_names(), ["Звонки", "Звонки 2"]);
+    assert_eq!(book.sheet_names(), ["Звонки", "Звонки 2", "О выгрузке"]);
     let first: Vec<Data> = book
         .worksheet_range("Звонки")
         .unwrap()

@@ -1,0 +1,217 @@
+//! Background exports: a job is asked for (`POST /api/v1/exports`), kept in the database, and
+//! run by one worker per server, one at a time, into a file in `DATA/exports/` that is kept for
+//! `--export-keep-hours`. A job that was running when the server stopped starts again from its
+//! first row when the server comes back (three times at most, then it fails saying so). A cancel
+//! is seen between two stretches of rows.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use chrono_tz::Tz;
+use tokio::sync::Notify;
+
+use super::file::{about, write_file, FileSpec};
+use super::walk::Walk;
+use super::{file_name, Format, Layout};
+use crate::config::Config;
+use crate::domain::{Column, Credential, Lang, Principal};
+use crate::store::auth::now_ms;
+use crate::store::exports::{self, Job, Outcome};
+use crate::store::{access, people, Store, StoreError};
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+text_enum!(JobState {
+    Queued => "queued",
+    Running => "running",
+    Done => "done",
+    Failed => "failed",
+    Cancelled => "cancelled",
+});
+
+/// A job interrupted this many times by a stopping server fails instead of starting again.
+pub const MAX_ATTEMPTS: i64 = 3;
+
+/// Wakes the worker when a job is queued.
+#[derive(Clone, Default)]
+pub struct JobQueue {
+    wake: Arc<Notify>,
+}
+
+impl JobQueue {
+    pub fn queued(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// The file of a finished job.
+pub fn file_path(config: &Config, job: &Job) -> PathBuf {
+    let ext = Format::parse(&job.format).unwrap_or(Format::Csv).code();
+    config.data.join("exports").join(format!("job-{}.{ext}", job.id))
+}
+
+/// The worker: runs queued jobs one by one, and deletes files past their time. Runs until the
+/// server stops.
+pub async fn run_worker(store: Store, config: Arc<Config>, queue: JobQueue) {
+    match store
+        .write(|conn, _| exports::requeue_interrupted(conn, MAX_ATTEMPTS, now_ms()))
+        .await
+    {
+        Ok((0, 0)) => {}
+        Ok((requeued, failed)) => tracing::info!(requeued, failed, "exports interrupted by the last stop"),
+        Err(e) => tracing::warn!(error = %e, "could not look at interrupted exports"),
+    }
+    loop {
+        delete_expired(&store, &config).await;
+        loop {
+            let claimed = store.write(|conn, _| exports::claim_next(conn, now_ms())).await;
+            let job = match claimed {
+                Ok(Some(job)) => job,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not take the next export");
+                    break;
+                }
+            };
+            let id = job.id;
+            let outcome = run(&store, &config, job).await;
+            let finished = store
+                .write(move |conn, _| {
+                    let o = match &outcome {
+                        Ok(Some((name, bytes, rows, expires))) => Outcome::Done {
+                            file_name: name,
+                            bytes: *bytes,
+                            rows: *rows,
+                            expires_at: *expires,
+                        },
+                        // Cancelled while running: the state already says so.
+                        Ok(None) => return Ok(()),
+                        Err(reason) => Outcome::Failed(reason),
+                    };
+                    exports::finish(conn, id, o, now_ms())
+                })
+                .await;
+            if let Err(e) = finished {
+                tracing::warn!(job = id, error = %e, "could not record the end of an export");
+            }
+        }
+        tokio::select! {
+            _ = queue.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
+}
+
+async fn delete_expired(store: &Store, config: &Config) {
+    let jobs = match store.read(|conn| exports::expired_files(conn, now_ms())).await {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list expired exports");
+            return;
+        }
+    };
+    for job in jobs {
+        let path = file_path(config, &job);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(job = job.id, error = %e, "could not delete an expired export");
+                continue;
+            }
+        }
+        let id = job.id;
+        let _ = store.write(move |conn, _| exports::file_deleted(conn, id)).await;
+    }
+}
+
+type Finished = Option<(String, i64, i64, i64)>;
+
+/// One run of a job: `Ok(Some(file name, bytes, rows, expires at))`, `Ok(None)` if cancelled,
+/// `Err(reason)` if it failed.
+async fn run(store: &Store, config: &Arc<Config>, job: Job) -> Result<Finished, String> {
+    let id = job.id;
+    let spec = job.clone();
+    let prepared = store
+        .read(move |conn| {
+            let user = people::user(conn, spec.account, spec.user.0)?;
+            let principal = Principal {
+                account_id: spec.account,
+                user_id: spec.user,
+                login: user.login,
+                role: user.role,
+                credential: Credential::Job { id: spec.id },
+            };
+            let pairs: Vec<(String, String)> = serde_json::from_str(&spec.query)
+                .map_err(|e| StoreError::Conflict(format!("the stored search is unreadable: {e}")))?;
+            let asked = Utc
+                .timestamp_millis_opt(spec.created_at)
+                .single()
+                .unwrap_or_else(Utc::now);
+            let (scope, req, _) = access::prepare_search(conn, &principal, &pairs, asked)?;
+            Ok((scope, req, user.role))
+        })
+        .await;
+    let (scope, req, role) = prepared.map_err(|e| format!("the export cannot start: {e}"))?;
+    let tz: Tz = job.tz.parse().unwrap_or(Tz::UTC);
+    let codes: Vec<&str> = job.columns.split(',').collect();
+    let layout = Layout {
+        // The role as it is now: a user who lost a column since asking does not get it.
+        columns: Column::kept_for(&codes, role),
+        lang: Lang::parse(&job.lang).unwrap_or_default(),
+        tz,
+        base_url: config.public_url.clone(),
+    };
+    let format = Format::parse(&job.format).ok_or_else(|| format!("unknown format {}", job.format))?;
+    let local = |ms: i64| {
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .map(|t| t.with_timezone(&tz).naive_local())
+    };
+    let (from, to) = (req.filter.from.and_then(local), req.filter.to.and_then(local));
+    let now = Utc::now().with_timezone(&tz).naive_local();
+    let name = file_name(from, to, now, format);
+    let mut walk = Walk::start(store, scope, req.filter.clone(), &layout, config.export_stretch)
+        .await
+        .map_err(|e| format!("the export cannot start: {e}"))?;
+    let total = walk.total;
+    let _ = store.write(move |conn, _| exports::progress(conn, id, 0, total)).await;
+    let spec = FileSpec {
+        format,
+        delimiter: job.delimiter.bytes().next().unwrap_or(b';'),
+        sheet_rows: config.xlsx_sheet_rows,
+        about: about(&layout, &req.fingerprint, from, to, now),
+        layout,
+    };
+    let path = file_path(config, &job);
+    let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+    let (store2, handle) = (store.clone(), tokio::runtime::Handle::current());
+    let written = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)?;
+        write_file(&handle, &mut walk, &spec, &path, |rows| {
+            let rows = rows as i64;
+            // Progress, and the one place a cancel is seen.
+            let state = handle.block_on(store2.write(move |conn, _| {
+                exports::progress(conn, id, rows, total)?;
+                exports::state(conn, id)
+            }));
+            !matches!(state, Ok(JobState::Cancelled))
+        })
+        .map(|rows| rows.map(|r| (r, std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0))))
+    })
+    .await
+    .map_err(|e| format!("the export stopped: {e}"))?
+    .map_err(|e| format!("the export failed: {e}"))?;
+    Ok(written.map(|(rows, bytes)| (name, bytes as i64, rows as i64, now_ms() + config.export_keep_ms)))
+}

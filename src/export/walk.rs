@@ -1,0 +1,90 @@
+//! Every call an export writes, read in stretches: the exact count first (for progress), one plan
+//! for the whole walk, then stretch after stretch by keyset, each stretch one short read so that
+//! searches and ingest are never held up by a long export.
+
+use chrono_tz::Tz;
+
+use super::Layout;
+use crate::domain::{CallFilter, CallScope, Column};
+use crate::store::export::{self, Sets};
+use crate::store::search::{self, PagePlan, Position};
+use crate::store::view::CallView;
+use crate::store::{Store, StoreError};
+
+/// Calls per stretch: ~5 MB of rows in memory at most.
+pub const STRETCH: u32 = 5_000;
+
+pub struct Walk {
+    store: Store,
+    scope: CallScope,
+    filter: CallFilter,
+    plan: PagePlan,
+    sets: Sets,
+    tz: Tz,
+    stretch: u32,
+    after: Option<Position>,
+    done: bool,
+    /// The exact number of calls the walk will give (as counted when it started).
+    pub total: i64,
+}
+
+impl Walk {
+    pub async fn start(
+        store: &Store,
+        scope: CallScope,
+        filter: CallFilter,
+        layout: &Layout,
+        stretch: u32,
+    ) -> Result<Walk, StoreError> {
+        let stretch = stretch.max(1);
+        let (s, f) = (scope.clone(), filter.clone());
+        let (total, plan) = store
+            .read(move |conn| {
+                let total = search::count(conn, &s, &f)?;
+                Ok((total, export::plan(conn, &s, &f, total, stretch)?))
+            })
+            .await?;
+        let has = |c: Column| layout.columns.contains(&c);
+        Ok(Walk {
+            store: store.clone(),
+            scope,
+            filter,
+            plan,
+            sets: Sets {
+                tags: has(Column::Tags),
+                topics: has(Column::Topics),
+                notes: has(Column::Notes),
+            },
+            tz: layout.tz,
+            stretch,
+            after: None,
+            done: total == 0,
+            total,
+        })
+    }
+
+    /// The next stretch, or `None` when every call has been given.
+    pub async fn next(&mut self) -> Result<Option<Vec<CallView>>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let (scope, filter, plan, after, sets, tz, limit) = (
+            self.scope.clone(),
+            self.filter.clone(),
+            self.plan,
+            self.after,
+            self.sets,
+            self.tz,
+            self.stretch,
+        );
+        let (calls, next) = self
+            .store
+            .read(move |conn| export::stretch(conn, &scope, &filter, plan, after, limit, sets, tz))
+            .await?;
+        match next {
+            Some(p) => self.after = Some(p),
+            None => self.done = true,
+        }
+        Ok(if calls.is_empty() { None } else { Some(calls) })
+    }
+}
