@@ -84,9 +84,23 @@ pub fn prepare_search(
     now: DateTime<Utc>,
 ) -> Result<(CallScope, SearchRequest, Tz), StoreError> {
     let scope = scope_for(conn, principal)?;
+    let own = preferences::get(conn, principal.user_id)?.timezone;
+    let (req, tz) = parse_in(conn, &scope, own, pairs, now)?;
+    Ok((scope, req, tz))
+}
+
+/// A search within a scope: the parameters parsed with presets and dates in `zone` (else the
+/// account's zone) as of `now`, every id checked, each topic widened to its nested topics.
+pub fn parse_in(
+    conn: &Connection,
+    scope: &CallScope,
+    zone: Option<String>,
+    pairs: &[(String, String)],
+    now: DateTime<Utc>,
+) -> Result<(SearchRequest, Tz), StoreError> {
     let account = scope.account;
-    let tz: Tz = match preferences::get(conn, principal.user_id)?.timezone {
-        Some(own) => own,
+    let tz: Tz = match zone {
+        Some(z) => z,
         None => auth::account(conn, account)?.timezone,
     }
     .parse()
@@ -95,5 +109,5 @@ pub fn prepare_search(
     directory::check_refs(conn, account, &req.filter.directory_refs())?;
     req.filter.topics = directory::with_subtopics(conn, account, &req.filter.topics)?;
     let tz = req.tz.unwrap_or(tz);
-    Ok((scope, req, tz))
+    Ok((req, tz))
 }

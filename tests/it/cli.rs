@@ -360,3 +360,126 @@ async fn a_revoked_token_stops_at_once_even_in_an_open_stream() {
     assert_eq!(log["items"][0]["detail"]["name"], "wallboard");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn export_from_the_command_line_matches_the_api() {
+    let dir = temp_dir("cli-export");
+    let app = TestApp::start_in(dir.clone()).await;
+    let owner = app.owner().await;
+    let calls: Vec<serde_json::Value> = (0..30)
+        .map(|i| {
+            serde_json::json!({
+                "external_id": format!("c{i}"), "kind": "incoming", "from": format!("+7916000{i:04}"), "to": "+74950000001",
+                "scenario_started_at": format!("2026-11-10T{:02}:00:00Z", i % 24), "ended_at": format!("2026-11-10T{:02}:01:00Z", i % 24),
+                "result": if i % 2 == 0 { "answered" } else { "busy" }, "operator": if i % 3 == 0 { "op1" } else { "op2" },
+            })
+        })
+        .collect();
+    app.ingest_ok(&owner, serde_json::Value::Array(calls)).await;
+    let (_, page) = app
+        .get(
+            &owner,
+            "/api/v1/calls?from=2026-11-10&to=2026-11-11&tz=UTC&result=answered&limit=500",
+        )
+        .await;
+    let data = dir.to_str().unwrap();
+    let out = dir.join("answered.csv");
+    let (code, _, err) = calltrail(
+        &[
+            "export",
+            "--data",
+            data,
+            "--format",
+            "csv",
+            "--lang",
+            "en",
+            "--columns",
+            "from,result",
+            "--from",
+            "2026-11-10",
+            "--to",
+            "2026-11-11",
+            "--tz",
+            "UTC",
+            "--result",
+            "answered",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        err.trim_end().lines().last().unwrap(),
+        "exported 15 of 15 calls to ".to_string() + out.to_str().unwrap()
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.trim_start_matches('\u{feff}').trim_end().split("\r\n").collect();
+    assert_eq!(lines[0], "From,Attempt result");
+    let expected: Vec<String> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{},Answered", c["from"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        lines[1..],
+        expected[..],
+        "the same calls in the same order as the search"
+    );
+
+    // As a user: their scope. op1's calls only, for op1 with call-history access on.
+    app.send(
+        "PUT",
+        &owner,
+        "/api/v1/settings",
+        Some(serde_json::json!({"call_history_access": true})),
+    )
+    .await;
+    let xlsx = dir.join("op1.xlsx");
+    let (code, _, err) = calltrail(
+        &[
+            "export",
+            "--data",
+            data,
+            "--format",
+            "xlsx",
+            "--login",
+            "op1",
+            "-o",
+            xlsx.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("exported 10 of 10 calls"), "{err}");
+    assert_eq!(&std::fs::read(&xlsx).unwrap()[..2], b"PK");
+
+    // Wrong flags: exit 2, the flag named, no file.
+    for (args, flag) in [
+        (vec!["--format", "pdf"], "--format"),
+        (vec!["--format", "csv", "--number", "12"], "--number"),
+        (vec!["--format", "csv", "--talk-max", "90000"], "--talk-max"),
+        (vec!["--format", "csv", "--columns", "time,nope"], "--columns"),
+        (vec!["--format", "csv", "--login", "nobody"], "--login"),
+        (vec!["--format", "csv", "--operator", "999999"], "--operator"),
+    ] {
+        let bad = dir.join("bad.csv");
+        let mut all = vec!["export", "--data", data, "-o", bad.to_str().unwrap()];
+        all.extend(args.iter().copied());
+        let (code, _, err) = calltrail(&all, "");
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+        assert!(!bad.exists(), "{args:?}");
+    }
+    // Both exports are in the audit log, by the command line.
+    let (_, audit) = app.get(&owner, "/api/v1/audit?action=export").await;
+    let by: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["actor_login"].as_str().unwrap())
+        .collect();
+    assert_eq!(by, ["(command line)", "(command line)"]);
+    app.stop().await;
+}

@@ -1,5 +1,8 @@
-//! The command line (api.md): `serve`, `demo`, `user add`, `token create`, `token revoke`.
-//! Exit codes: 0 done, 2 bad arguments or input (the message names what), 1 anything else.
+//! The command line (api.md): `serve`, `demo`, `user add`, `token create`, `token revoke`,
+//! `export`. Exit codes: 0 done, 2 bad arguments or input (the message names what), 1 anything
+//! else.
+
+mod export;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -35,6 +38,8 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Export the filtered calls to a CSV or XLSX file, as the page does.
+    Export(export::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +155,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve(args, None).await,
         Command::Demo(args) => serve(args.serve.clone(), Some(args)).await,
+        Command::Export(args) => export::run(args).await,
         Command::User(UserCommand::Add {
             login,
             role,
