@@ -39,7 +39,7 @@ pub enum Command {
     #[command(subcommand)]
     Token(TokenCommand),
     /// Export the filtered calls to a CSV or XLSX file, as the page does.
-    Export(export::ExportArgs),
+    Export(Box<export::ExportArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -155,7 +155,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve(args, None).await,
         Command::Demo(args) => serve(args.serve.clone(), Some(args)).await,
-        Command::Export(args) => export::run(args).await,
+        Command::Export(args) => export::run(*args).await,
         Command::User(UserCommand::Add {
             login,
             role,
