@@ -21,6 +21,8 @@ const WORDS = {
     the_end: 'Больше звонков нет', retry: 'Повторить', error: 'Ошибка',
     no_access: 'История звонков вам недоступна. Доступ включает администратор КЦ.',
     export: 'Экспортировать', export_xlsx: 'Экспортировать как XLS файл', export_csv: 'Экспортировать как CSV файл',
+    export_title: 'Выгрузка', job_queued: 'В очереди…', job_progress: (a, b) => `${a} из ${b} строк`, job_done: n => `Готово: ${n} строк.`,
+    job_failed: 'Не удалось', job_cancelled: 'Отменено', download: 'Скачать',
     calendar: 'Календарь', custom: 'Произвольный период', date_from: 'С', date_to: 'По',
     today: 'Сегодня', yesterday: 'Вчера', last_7_days: 'Последние 7 дней', last_30_days: 'Последние 30 дней',
     this_week: 'Эта неделя', this_month: 'Этот месяц', last_month: 'Прошлый месяц', all_time: 'Всё время',
@@ -70,6 +72,8 @@ const WORDS = {
     the_end: 'No more calls', retry: 'Retry', error: 'Error',
     no_access: 'Call history is not available to you. An administrator can turn access on.',
     export: 'Export', export_xlsx: 'Export as XLSX file', export_csv: 'Export as CSV file',
+    export_title: 'Export', job_queued: 'Queued…', job_progress: (a, b) => `${a} of ${b} rows`, job_done: n => `Done: ${n} rows.`,
+    job_failed: 'Failed', job_cancelled: 'Cancelled', download: 'Download',
     calendar: 'Calendar', custom: 'Custom range', date_from: 'From', date_to: 'To',
     today: 'Today', yesterday: 'Yesterday', last_7_days: 'Last 7 days', last_30_days: 'Last 30 days',
     this_week: 'This week', this_month: 'This month', last_month: 'Last month', all_time: 'All time',
@@ -481,18 +485,79 @@ document.addEventListener('keydown', ev => {
 // ---------------------------------------------------------------------------------------------
 // Export: the current filtered view, in the viewer's language, zone and columns.
 
+// Views this large (and every XLSX, which is built whole before it can be sent) become a
+// background job with progress; smaller CSVs stream straight to the browser.
+const STREAM_CSV_UP_TO = 100_000;
+
 function exportMenu() {
-  const href = format => `/api/v1/calls/export?${apiQuery({ format, lang: S.lang, columns: visibleColumns().join(',') })}`;
+  const columns = () => visibleColumns().join(',');
   const item = (format, label) => h('a', { class: 'item', id: `export-${format}`, href: '#', onclick: ev => {
     ev.preventDefault();
     pop.hidden = true;
-    // A plain navigation: the browser streams the file to disk, nothing is held in the page.
-    const a = h('a', { href: href(format), download: '' });
-    document.body.append(a); a.click(); a.remove();
+    const total = S.list?.total ?? Infinity;
+    if (format === 'csv' && total <= STREAM_CSV_UP_TO) {
+      // A plain navigation: the browser streams the file to disk, nothing is held in the page.
+      download(`/api/v1/calls/export?${apiQuery({ format, lang: S.lang, columns: columns() })}`);
+    } else {
+      startExportJob(format);
+    }
   } }, label);
   const pop = h('div', { class: 'pop right', id: 'export-pop', hidden: true }, item('xlsx', t('export_xlsx')), item('csv', t('export_csv')));
   pop.addEventListener('click', ev => ev.stopPropagation());
   return h('div', { class: 'pop-wrap' }, h('button', { class: 'btn', id: 'export', 'aria-haspopup': 'true', onclick: ev => { ev.stopPropagation(); togglePop(pop); } }, icon('download'), t('export'), ' ▾'), pop);
+}
+
+function download(href) {
+  const a = h('a', { href, download: '' });
+  document.body.append(a); a.click(); a.remove();
+}
+
+// The view's filters as the job API wants them: an object of strings and lists.
+function filtersObject() {
+  const out = {};
+  for (const [k, v] of viewParams()) (out[k] = out[k] || []).push(v);
+  return out;
+}
+
+async function startExportJob(format) {
+  const panel = h('div', { class: 'job', id: 'export-job', role: 'status' });
+  document.querySelectorAll('#export-job').forEach(e => e.remove());
+  document.body.append(panel);
+  const bar = h('progress', { max: 1, value: 0 });
+  const text = h('div', { class: 'muted' }, t('job_queued'));
+  let job;
+  const cancel = h('button', { class: 'btn', id: 'export-cancel', onclick: async () => {
+    if (job) await api('DELETE', `/api/v1/exports/${job.id}`).catch(() => null);
+    panel.remove();
+  } }, t('cancel'));
+  panel.append(h('b', {}, `${t('export_title')} ${format.toUpperCase()}`), bar, text, cancel);
+  try {
+    job = await api('POST', '/api/v1/exports', { format, lang: S.lang, tz: S.tz, columns: visibleColumns(), filters: filtersObject() });
+  } catch (e) {
+    text.textContent = `${t('error')}: ${e.message}`;
+    return;
+  }
+  const locale = S.lang === 'ru' ? 'ru-RU' : 'en-GB';
+  while (document.body.contains(panel)) {
+    try { job = await api('GET', `/api/v1/exports/${job.id}`); } catch (e) { text.textContent = `${t('error')}: ${e.message}`; return; }
+    if (job.rows_total !== null) { bar.max = Math.max(job.rows_total, 1); bar.value = job.rows_done; }
+    if (job.state === 'done') {
+      bar.value = bar.max;
+      text.replaceChildren(t('job_done', job.rows_done.toLocaleString(locale)), ' ',
+        h('a', { href: job.file_url, id: 'export-file', download: '' }, t('download')));
+      cancel.textContent = t('close');
+      download(job.file_url);
+      return;
+    }
+    if (job.state === 'failed' || job.state === 'cancelled') {
+      text.textContent = job.error || t(`job_${job.state}`);
+      cancel.textContent = t('close');
+      return;
+    }
+    text.textContent = job.state === 'queued' ? t('job_queued')
+      : t('job_progress', job.rows_done.toLocaleString(locale), (job.rows_total ?? 0).toLocaleString(locale));
+    await new Promise(r => setTimeout(r, 400));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -407,11 +407,19 @@ test('export downloads the filtered view as CSV and XLSX files named after the r
   // One line per call (no call in this view has a multi-line note field with the result filter
   // alone? notes may hold line breaks, so count the records by their quoted-aware parse).
   assert.equal(countCsvRecords(text.slice(1)) - 1, want.total);
+  // XLSX is built whole before it can be sent: a background job with its progress on screen.
   await page.click('#export');
   const [xlsx] = await Promise.all([page.waitForEvent('download'), page.click('#export-xlsx')]);
-  assert.match(xlsx.suggestedFilename(), /\.xlsx$/);
+  assert.match(xlsx.suggestedFilename(), /^calls_.*\.xlsx$/);
   const bytes = readFileSync(await xlsx.path());
   assert.equal(bytes.subarray(0, 2).toString(), 'PK', 'an XLSX file is a zip');
+  await page.waitForSelector('#export-job #export-file');
+  assert.equal(await page.textContent('#export-job .muted'), `Готово: ${want.total.toLocaleString('ru-RU')} строк. Скачать`);
+  const jobs = await (await sessionFetch('manager'))('/api/v1/exports');
+  assert.equal(jobs.items[0].state, 'done');
+  assert.equal(jobs.items[0].rows_total, want.total);
+  assert.equal(jobs.items[0].format, 'xlsx');
+  await screenshot(page, '09-export-job');
   await page.context().close();
 });
 
