@@ -26,7 +26,9 @@ run() {
   local out; out=$(curl -sf -H "Authorization: Bearer $token" -o /tmp/export-speed.out -w '%{time_total} %{size_download}' \
     "http://127.0.0.1:$port/api/v1/calls/export?$query")
   local peak; peak=$(kb VmHWM)
-  local rows; rows=$(curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/calls?limit=1&${query#*&}" | grep -o '"total":[0-9]*' | cut -d: -f2)
+  # The same search without the export's own parameters gives the row count.
+  local search; search=$(echo "$query" | tr '&' '\n' | grep -Ev '^(format|lang|columns|delimiter)=' | paste -sd'&')
+  local rows; rows=$(curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/v1/calls?limit=1&$search" | grep -o '"total":[0-9]*' | cut -d: -f2)
   set -- $out
   printf '| %s | %s | %.2f | %.1f | %d → %d (+%d) |\n' "$label" "$rows" "$1" "$(echo "$2/1048576" | bc -l)" \
     $((before / 1024)) $((peak / 1024)) $(((peak - before) / 1024))

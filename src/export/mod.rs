@@ -98,7 +98,8 @@ impl Layout {
         };
         let ru = self.lang == Lang::Ru;
         match column {
-            Column::Time => self.local(&call.started_at).map_or(Cell::Empty, Cell::Time),
+            Column::Time => chrono::DateTime::from_timestamp_millis(call.started_ms)
+                .map_or(Cell::Empty, |t| Cell::Time(t.with_timezone(&self.tz).naive_local())),
             Column::Type => text(match (call.direction, ru) {
                 (crate::domain::Direction::Incoming, true) => "Входящий",
                 (crate::domain::Direction::Incoming, false) => "Incoming",

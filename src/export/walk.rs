@@ -23,6 +23,8 @@ pub struct Walk {
     tz: Tz,
     stretch: u32,
     after: Option<Position>,
+    /// The read of the next stretch, started when the last one arrived.
+    ahead: Option<tokio::task::JoinHandle<Result<Stretch, StoreError>>>,
     done: bool,
     /// The exact number of calls the walk will give (as counted when it started).
     pub total: i64,
@@ -58,33 +60,47 @@ impl Walk {
             tz: layout.tz,
             stretch,
             after: None,
+            ahead: None,
             done: total == 0,
             total,
         })
     }
 
-    /// The next stretch, or `None` when every call has been given.
+    /// The next stretch, or `None` when every call has been given. The stretch after it is
+    /// already being read while the caller writes this one.
     pub async fn next(&mut self) -> Result<Option<Vec<CallView>>, StoreError> {
-        if self.done {
-            return Ok(None);
-        }
-        let (scope, filter, plan, after, sets, tz, limit) = (
-            self.scope.clone(),
-            self.filter.clone(),
-            self.plan,
-            self.after,
-            self.sets,
-            self.tz,
-            self.stretch,
-        );
-        let (calls, next) = self
-            .store
-            .read(move |conn| export::stretch(conn, &scope, &filter, plan, after, limit, sets, tz))
-            .await?;
+        let pending = match self.ahead.take() {
+            Some(p) => p,
+            None if self.done => return Ok(None),
+            None => self.read(self.after),
+        };
+        let (calls, next) = pending.await.map_err(|_| StoreError::Closed)??;
         match next {
-            Some(p) => self.after = Some(p),
+            Some(p) => {
+                self.after = Some(p);
+                self.ahead = Some(self.read(Some(p)));
+            }
             None => self.done = true,
         }
         Ok(if calls.is_empty() { None } else { Some(calls) })
     }
+
+    fn read(&self, after: Option<Position>) -> tokio::task::JoinHandle<Result<Stretch, StoreError>> {
+        let (store, scope, filter, plan, sets, tz, limit) = (
+            self.store.clone(),
+            self.scope.clone(),
+            self.filter.clone(),
+            self.plan,
+            self.sets,
+            self.tz,
+            self.stretch,
+        );
+        tokio::spawn(async move {
+            store
+                .read(move |conn| export::stretch(conn, &scope, &filter, plan, after, limit, sets, tz))
+                .await
+        })
+    }
 }
+
+type Stretch = (Vec<CallView>, Option<Position>);

@@ -56,6 +56,10 @@ pub struct CallView {
     pub id: String,
     pub external_id: String,
     pub started_at: String,
+    /// `started_at` as milliseconds, for exports (not part of the API's JSON).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub started_ms: i64,
     pub direction: Direction,
     pub kind: CallKind,
     pub from: String,
@@ -176,6 +180,7 @@ pub(super) fn map_row(r: &rusqlite::Row<'_>, scope: &CallScope, tz: Option<Tz>) 
         id: id.to_string(),
         external_id: r.get(1)?,
         started_at: format_time(r.get(2)?, tz),
+        started_ms: r.get(2)?,
         direction: kind.direction(),
         kind,
         from: r.get(4)?,
