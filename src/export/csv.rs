@@ -2,7 +2,7 @@
 
 use super::{Cell, Layout};
 use crate::domain::Lang;
-use crate::store::view::CallView;
+use crate::store::export::{Names, Row};
 
 /// Turns batches of calls into CSV bytes, the first batch preceded by the mark and the header.
 pub struct CsvWriter {
@@ -34,10 +34,10 @@ impl CsvWriter {
     }
 
     /// One batch of rows.
-    pub fn rows(&self, layout: &Layout, calls: &[CallView]) -> Result<Vec<u8>, csv::Error> {
+    pub fn rows(&self, layout: &Layout, names: &Names, calls: &[Row]) -> Result<Vec<u8>, csv::Error> {
         let mut out = self.writer(Vec::with_capacity(calls.len() * 160));
         for call in calls {
-            let row: Vec<String> = layout.row(call).into_iter().map(|c| self.text(c)).collect();
+            let row: Vec<String> = layout.row(call, names).into_iter().map(|c| self.text(c)).collect();
             out.write_record(&row)?;
         }
         out.into_inner().map_err(|e| e.into_error().into())
@@ -49,7 +49,7 @@ impl CsvWriter {
             Cell::Text(s) => s,
             Cell::Time(t) => local_time(t),
             Cell::Seconds(n) | Cell::Count(n) => n.to_string(),
-            Cell::Money(v, _) => {
+            Cell::Money(v) => {
                 // Up to four decimals, at least two: 1.25, 0.0125.
                 let mut s = format!("{v:.4}");
                 while s.ends_with('0') && s.len() - s.find('.').unwrap_or(0) > 3 {

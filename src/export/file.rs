@@ -48,7 +48,7 @@ pub fn write_file(
             out.write_all(&writer.head(layout).map_err(io_error)?)?;
             let mut stopped = false;
             while let Some(calls) = handle.block_on(walk.next()).map_err(io_error)? {
-                out.write_all(&writer.rows(layout, &calls).map_err(io_error)?)?;
+                out.write_all(&writer.rows(layout, &walk.names, &calls).map_err(io_error)?)?;
                 rows += calls.len() as u64;
                 if !go_on(rows) {
                     stopped = true;
@@ -63,7 +63,7 @@ pub fn write_file(
             let mut book = XlsxWriter::new(layout, dir, spec.sheet_rows).map_err(io_error)?;
             let mut stopped = false;
             while let Some(calls) = handle.block_on(walk.next()).map_err(io_error)? {
-                book.rows(layout, &calls).map_err(io_error)?;
+                book.rows(layout, &walk.names, &calls).map_err(io_error)?;
                 rows += calls.len() as u64;
                 if !go_on(rows) {
                     stopped = true;

@@ -10,8 +10,8 @@ pub mod xlsx;
 use chrono::{DateTime, NaiveDateTime};
 use chrono_tz::Tz;
 
-use crate::domain::{CallKind, Column, Lang};
-use crate::store::view::CallView;
+use crate::domain::{CallKind, Column, Direction, Lang};
+use crate::store::export::{Names, Row};
 
 /// The file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub enum Cell {
     Time(NaiveDateTime),
     Seconds(u32),
     Count(u32),
-    Money(f64, String),
+    Money(f64),
     Result { label: &'static str, success: bool },
 }
 
@@ -69,23 +69,21 @@ impl Layout {
     }
 
     /// The row of one call, column by column.
-    pub fn row(&self, call: &CallView) -> Vec<Cell> {
-        self.columns.iter().map(|c| self.cell(*c, call)).collect()
+    pub fn row(&self, call: &Row, names: &Names) -> Vec<Cell> {
+        self.columns.iter().map(|c| self.cell(*c, call, names)).collect()
     }
 
-    fn local(&self, rfc3339: &str) -> Option<NaiveDateTime> {
-        DateTime::parse_from_rfc3339(rfc3339)
-            .ok()
-            .map(|t| t.with_timezone(&self.tz).naive_local())
+    fn local(&self, ms: i64) -> Option<NaiveDateTime> {
+        DateTime::from_timestamp_millis(ms).map(|t| t.with_timezone(&self.tz).naive_local())
     }
 
-    fn local_text(&self, rfc3339: &str) -> String {
-        self.local(rfc3339)
+    fn local_text(&self, ms: i64) -> String {
+        self.local(ms)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
             .unwrap_or_default()
     }
 
-    fn cell(&self, column: Column, call: &CallView) -> Cell {
+    fn cell(&self, column: Column, call: &Row, names: &Names) -> Cell {
         let text = |s: &str| {
             if s.is_empty() {
                 Cell::Empty
@@ -93,64 +91,63 @@ impl Layout {
                 Cell::Text(s.to_string())
             }
         };
-        let names = |items: &[crate::store::view::Ref]| {
-            text(&items.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", "))
+        let name = |map: &std::collections::HashMap<i64, String>, id: Option<i64>| {
+            id.and_then(|id| map.get(&id)).map_or(Cell::Empty, |n| text(n))
+        };
+        // Lists in the order the search gives them: by name.
+        let list = |map: &std::collections::HashMap<i64, String>, ids: &[i64]| {
+            let mut names: Vec<&str> = ids.iter().filter_map(|id| map.get(id)).map(String::as_str).collect();
+            names.sort_unstable();
+            text(&names.join(", "))
         };
         let ru = self.lang == Lang::Ru;
         match column {
-            Column::Time => chrono::DateTime::from_timestamp_millis(call.started_ms)
-                .map_or(Cell::Empty, |t| Cell::Time(t.with_timezone(&self.tz).naive_local())),
-            Column::Type => text(match (call.direction, ru) {
-                (crate::domain::Direction::Incoming, true) => "Входящий",
-                (crate::domain::Direction::Incoming, false) => "Incoming",
-                (crate::domain::Direction::Outgoing, true) => "Исходящий",
-                (crate::domain::Direction::Outgoing, false) => "Outgoing",
+            Column::Time => self.local(call.started_ms).map_or(Cell::Empty, Cell::Time),
+            Column::Type => text(match (call.kind.direction(), ru) {
+                (Direction::Incoming, true) => "Входящий",
+                (Direction::Incoming, false) => "Incoming",
+                (Direction::Outgoing, true) => "Исходящий",
+                (Direction::Outgoing, false) => "Outgoing",
             }),
             Column::From => text(&call.from),
             Column::To => text(&call.to),
-            Column::Operator => match &call.operator {
-                Some(o) if call.kind == CallKind::SoftphoneOutgoing => {
-                    Cell::Text(format!("{} ({})", o.name, if ru { "софтфон" } else { "softphone" }))
+            Column::Operator => match call.operator.and_then(|id| names.operators.get(&id)) {
+                Some(n) if call.kind == CallKind::SoftphoneOutgoing => {
+                    Cell::Text(format!("{n} ({})", if ru { "софтфон" } else { "softphone" }))
                 }
-                Some(o) => text(&o.name),
+                Some(n) => text(n),
                 None => Cell::Empty,
             },
-            Column::Queue => call.queue.as_ref().map_or(Cell::Empty, |q| text(&q.name)),
+            Column::Queue => name(&names.queues, call.queue),
             Column::RingDuration => call.ring_seconds.map_or(Cell::Empty, Cell::Seconds),
             Column::TalkDuration => Cell::Seconds(call.talk_seconds),
             Column::Recording if call.has_recording => {
                 Cell::Text(format!("{}/api/v1/calls/{}/recording", self.base_url, call.id))
             }
             Column::Recording => Cell::Empty,
-            // Absent in the restricted view: the column is never offered then, and stays empty
-            // even if asked for.
-            Column::Price => match (&call.price, &call.currency) {
-                (Some(Some(p)), currency) => match p.parse::<f64>() {
-                    Ok(v) => Cell::Money(v, currency.clone().flatten().unwrap_or_default()),
-                    Err(_) => text(p),
-                },
-                _ => Cell::Empty,
-            },
-            Column::Scenario => call.scenario.as_ref().map_or(Cell::Empty, |s| text(&s.name)),
-            Column::Campaign => call.campaign.as_ref().map_or(Cell::Empty, |c| text(&c.name)),
+            // Absent in the restricted view: never offered then, and empty even if asked for.
+            Column::Price => call.price_e4.map_or(Cell::Empty, |p| Cell::Money(p as f64 / 10_000.0)),
+            Column::Scenario => name(&names.scenarios, call.scenario),
+            Column::Campaign => name(&names.campaigns, call.campaign),
             Column::Result => call.result.map_or(Cell::Empty, |r| Cell::Result {
                 label: r.label(self.lang),
                 success: r.is_success(),
             }),
-            Column::CompletionCode => match &call.completion_code {
-                Some(code) => match &code.callback_at {
-                    // The callback's date-time, which the page shows in a tooltip.
-                    Some(at) => Cell::Text(format!("{} ({})", code.name, self.local_text(at))),
-                    None => text(&code.name),
-                },
-                None => Cell::Empty,
+            Column::CompletionCode => match (
+                call.completion_code.and_then(|id| names.completion_codes.get(&id)),
+                call.callback_ms,
+            ) {
+                // The callback's date-time, which the page shows in a tooltip.
+                (Some(n), Some(at)) => Cell::Text(format!("{n} ({})", self.local_text(at))),
+                (Some(n), None) => text(n),
+                (None, _) => Cell::Empty,
             },
             Column::Attempts if call.kind == CallKind::OperatorCampaign => {
                 call.attempts.map_or(Cell::Empty, Cell::Count)
             }
             Column::Attempts => Cell::Empty,
-            Column::Tags => names(&call.tags),
-            Column::Topics => names(&call.topics),
+            Column::Tags => list(&names.tags, &call.tags),
+            Column::Topics => list(&names.topics, &call.topics),
             Column::Notes => text(
                 &call
                     .notes
@@ -158,7 +155,7 @@ impl Layout {
                     .map(|n| {
                         format!(
                             "{} {}: {}",
-                            self.local_text(&n.at),
+                            self.local_text(n.at_ms),
                             n.author.as_deref().unwrap_or("—"),
                             n.text
                         )

@@ -2,16 +2,15 @@
 //! for the whole walk, then stretch after stretch by keyset, each stretch one short read so that
 //! searches and ingest are never held up by a long export.
 
-use chrono_tz::Tz;
-
 use super::Layout;
 use crate::domain::{CallFilter, CallScope, Column};
-use crate::store::export::{self, Sets};
+use std::sync::Arc;
+
+use crate::store::export::{self, Names, Row, Sets};
 use crate::store::search::{self, PagePlan, Position};
-use crate::store::view::CallView;
 use crate::store::{Store, StoreError};
 
-/// Calls per stretch: ~5 MB of rows in memory at most.
+/// Calls per stretch: a few MB of rows in memory at most (two stretches: one read ahead).
 pub const STRETCH: u32 = 5_000;
 
 pub struct Walk {
@@ -20,7 +19,6 @@ pub struct Walk {
     filter: CallFilter,
     plan: PagePlan,
     sets: Sets,
-    tz: Tz,
     stretch: u32,
     after: Option<Position>,
     /// The read of the next stretch, started when the last one arrived.
@@ -28,6 +26,8 @@ pub struct Walk {
     done: bool,
     /// The exact number of calls the walk will give (as counted when it started).
     pub total: i64,
+    /// The directory's names, read once.
+    pub names: Arc<Names>,
 }
 
 impl Walk {
@@ -40,10 +40,11 @@ impl Walk {
     ) -> Result<Walk, StoreError> {
         let stretch = stretch.max(1);
         let (s, f) = (scope.clone(), filter.clone());
-        let (total, plan) = store
+        let (total, plan, names) = store
             .read(move |conn| {
                 let total = search::count(conn, &s, &f)?;
-                Ok((total, export::plan(conn, &s, &f, total, stretch)?))
+                let plan = export::plan(conn, &s, &f, total, stretch)?;
+                Ok((total, plan, export::names(conn, s.account)?))
             })
             .await?;
         let has = |c: Column| layout.columns.contains(&c);
@@ -57,18 +58,18 @@ impl Walk {
                 topics: has(Column::Topics),
                 notes: has(Column::Notes),
             },
-            tz: layout.tz,
             stretch,
             after: None,
             ahead: None,
             done: total == 0,
             total,
+            names: Arc::new(names),
         })
     }
 
     /// The next stretch, or `None` when every call has been given. The stretch after it is
     /// already being read while the caller writes this one.
-    pub async fn next(&mut self) -> Result<Option<Vec<CallView>>, StoreError> {
+    pub async fn next(&mut self) -> Result<Option<Vec<Row>>, StoreError> {
         let pending = match self.ahead.take() {
             Some(p) => p,
             None if self.done => return Ok(None),
@@ -86,21 +87,20 @@ impl Walk {
     }
 
     fn read(&self, after: Option<Position>) -> tokio::task::JoinHandle<Result<Stretch, StoreError>> {
-        let (store, scope, filter, plan, sets, tz, limit) = (
+        let (store, scope, filter, plan, sets, limit) = (
             self.store.clone(),
             self.scope.clone(),
             self.filter.clone(),
             self.plan,
             self.sets,
-            self.tz,
             self.stretch,
         );
         tokio::spawn(async move {
             store
-                .read(move |conn| export::stretch(conn, &scope, &filter, plan, after, limit, sets, tz))
+                .read(move |conn| export::stretch(conn, &scope, &filter, plan, after, limit, sets))
                 .await
         })
     }
 }
 
-type Stretch = (Vec<CallView>, Option<Position>);
+type Stretch = (Vec<Row>, Option<Position>);

@@ -8,7 +8,7 @@ use rust_xlsxwriter::{Color, Format, FormatBorder, Workbook, XlsxError};
 
 use super::{Cell, Layout};
 use crate::domain::Column;
-use crate::store::view::CallView;
+use crate::store::export::{Names, Row};
 
 /// Rows a sheet holds below its header (Excel's limit is 1,048,576 rows in all).
 pub const SHEET_ROWS: u32 = 1_048_575;
@@ -76,7 +76,7 @@ impl XlsxWriter {
         Ok(())
     }
 
-    pub fn rows(&mut self, layout: &Layout, calls: &[CallView]) -> Result<(), XlsxError> {
+    pub fn rows(&mut self, layout: &Layout, names: &Names, calls: &[Row]) -> Result<(), XlsxError> {
         for call in calls {
             if self.row == self.sheet_rows {
                 self.add_sheet(layout)?;
@@ -84,7 +84,7 @@ impl XlsxWriter {
             self.row += 1;
             let (row, f) = (self.row, &self.f);
             let sheet = self.book.worksheet_from_index(self.sheet)?;
-            for (i, cell) in layout.row(call).into_iter().enumerate() {
+            for (i, cell) in layout.row(call, names).into_iter().enumerate() {
                 let col = i as u16;
                 match cell {
                     Cell::Empty => {}
@@ -103,7 +103,7 @@ impl XlsxWriter {
                     Cell::Count(n) => {
                         sheet.write_number(row, col, f64::from(n))?;
                     }
-                    Cell::Money(v, _) => {
+                    Cell::Money(v) => {
                         sheet.write_number_with_format(row, col, v, &f.money)?;
                     }
                     Cell::Result { label, success } => {

@@ -249,7 +249,7 @@ async fn stream_csv(mut walk: Walk, layout: Layout, writer: CsvWriter, tx: mpsc:
                 return;
             }
         };
-        let chunk = writer.rows(&layout, &calls).map_err(failed);
+        let chunk = writer.rows(&layout, &walk.names, &calls).map_err(failed);
         let stop = chunk.is_err();
         // A closed channel: the client went away; stop reading.
         if tx.send(chunk).await.is_err() || stop {

@@ -1,14 +1,14 @@
-//! Reading every match of a filter for an export: stretches of rows in one statement each, with
-//! the directory names, tags, topics and notes joined in, newest first. A search page looks its
-//! rows up by id after choosing them; an export takes them in the order the index gives them.
+//! Reading every match of a filter for an export, in stretches of one statement each, newest
+//! first. An export row is lean: ids, numbers and instants as stored; the directory's names come
+//! from one dictionary read when the export starts, not from joins on every row.
 
-use chrono_tz::Tz;
+use std::collections::HashMap;
+
 use rusqlite::{params_from_iter, Connection};
 
 use super::search::{matches_after, page_plan, PagePlan, Position};
-use super::view::{format_time, map_row, CallView, NoteView, Ref, COLUMNS, COLUMN_COUNT, JOINS};
 use super::StoreError;
-use crate::domain::{CallFilter, CallScope};
+use crate::domain::{AccountId, AttemptResult, CallFilter, CallKind, CallScope};
 
 /// Which of the per-call lists an export needs (the others are not read at all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +16,70 @@ pub struct Sets {
     pub tags: bool,
     pub topics: bool,
     pub notes: bool,
+}
+
+/// The names of the account's directory, by id.
+#[derive(Debug, Default)]
+pub struct Names {
+    pub operators: HashMap<i64, String>,
+    pub queues: HashMap<i64, String>,
+    pub scenarios: HashMap<i64, String>,
+    pub campaigns: HashMap<i64, String>,
+    pub completion_codes: HashMap<i64, String>,
+    pub tags: HashMap<i64, String>,
+    pub topics: HashMap<i64, String>,
+}
+
+pub fn names(conn: &Connection, account: AccountId) -> Result<Names, StoreError> {
+    let read = |table: &str| -> Result<HashMap<i64, String>, StoreError> {
+        let map = conn
+            .prepare(&format!("SELECT id, name FROM {table} WHERE account_id = ?"))?
+            .query_map([account.0], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(map)
+    };
+    Ok(Names {
+        operators: read("users")?,
+        queues: read("queues")?,
+        scenarios: read("scenarios")?,
+        campaigns: read("campaigns")?,
+        completion_codes: read("completion_codes")?,
+        tags: read("tags")?,
+        topics: read("topics")?,
+    })
+}
+
+/// One call as an export reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub id: i64,
+    pub started_ms: i64,
+    pub kind: CallKind,
+    pub from: String,
+    pub to: String,
+    pub operator: Option<i64>,
+    pub queue: Option<i64>,
+    pub ring_seconds: Option<u32>,
+    pub talk_seconds: u32,
+    /// Ten-thousandths; `None` also in the restricted view.
+    pub price_e4: Option<i64>,
+    pub scenario: Option<i64>,
+    pub campaign: Option<i64>,
+    pub result: Option<AttemptResult>,
+    pub completion_code: Option<i64>,
+    pub callback_ms: Option<i64>,
+    pub attempts: Option<u32>,
+    pub has_recording: bool,
+    pub tags: Vec<i64>,
+    pub topics: Vec<i64>,
+    pub notes: Vec<Note>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Note {
+    pub author: Option<String>,
+    pub at_ms: i64,
+    pub text: String,
 }
 
 /// The plan for every stretch of one export, chosen once from the filter's exact count.
@@ -30,7 +94,6 @@ pub fn plan(
 }
 
 /// Up to `limit` matches after `after`, and where the walk stands when more may follow.
-#[allow(clippy::too_many_arguments)]
 pub fn stretch(
     conn: &Connection,
     scope: &CallScope,
@@ -39,80 +102,79 @@ pub fn stretch(
     after: Option<Position>,
     limit: u32,
     sets: Sets,
-    tz: Tz,
-) -> Result<(Vec<CallView>, Option<Position>), StoreError> {
-    // Pairs of (id, name) joined by unit separators; notes as a JSON array in their order.
-    let pairs = |table: &str, col: &str, dim: &str| {
-        format!(
-            "(SELECT group_concat(d.id || char(31) || d.name, char(30)) FROM {table} x JOIN {dim} d ON d.id = x.{col} \
-             WHERE x.call_id = c.id)"
-        )
-    };
+) -> Result<(Vec<Row>, Option<Position>), StoreError> {
+    let ids = |table: &str, col: &str| format!("(SELECT group_concat({col}) FROM {table} WHERE call_id = c.id)");
     let tags = if sets.tags {
-        pairs("call_tags", "tag_id", "tags")
+        ids("call_tags", "tag_id")
     } else {
         "NULL".into()
     };
     let topics = if sets.topics {
-        pairs("call_topics", "topic_id", "topics")
+        ids("call_topics", "topic_id")
     } else {
         "NULL".into()
     };
     let notes = if sets.notes {
-        "(SELECT json_group_array(json_array(n.key, n.author, n.at, n.text)) FROM \
-         (SELECT key, author, at, text FROM call_notes WHERE call_id = c.id ORDER BY at, id) n)"
+        "(SELECT json_group_array(json_array(n.author, n.at, n.text)) FROM \
+         (SELECT author, at, text FROM call_notes WHERE call_id = c.id ORDER BY at, id) n)"
     } else {
         "NULL"
     };
     let sql = matches_after(scope, f, after);
     let (index, order) = plan.order();
     let text = format!(
-        "{COLUMNS}, {tags}, {topics}, {notes} FROM calls c{index}{JOINS}{} ORDER BY {order} LIMIT {limit}",
+        "SELECT c.id, c.started_at, c.kind, c.from_number, c.to_number, c.operator_id, c.queue_id, c.ring_seconds, \
+         c.talk_seconds, c.price_e4, c.scenario_id, c.campaign_id, c.result, c.completion_code_id, c.callback_at, \
+         c.attempts, c.recording_url IS NOT NULL, {tags}, {topics}, {notes} \
+         FROM calls c{index}{} ORDER BY {order} LIMIT {limit}",
         sql.text
     );
-    let tz = Some(tz);
-    let mut last = None;
-    let mut calls = Vec::with_capacity(limit as usize);
+    let mut out = Vec::with_capacity(limit as usize);
     let mut stmt = conn.prepare_cached(&text)?;
     let mut rows = stmt.query(params_from_iter(sql.args.iter()))?;
     while let Some(r) = rows.next()? {
-        let (id, mut call) = map_row(r, scope, tz)?;
-        last = Some((r.get::<_, i64>(2)?, id));
-        call.tags = split_pairs(r.get(COLUMN_COUNT)?);
-        call.topics = split_pairs(r.get(COLUMN_COUNT + 1)?);
-        call.notes = parse_notes(r.get(COLUMN_COUNT + 2)?, tz);
-        calls.push(call);
+        let kind: String = r.get(2)?;
+        let result: Option<String> = r.get(12)?;
+        let notes: Option<String> = r.get(19)?;
+        out.push(Row {
+            id: r.get(0)?,
+            started_ms: r.get(1)?,
+            kind: CallKind::parse(&kind).unwrap_or(CallKind::Incoming),
+            from: r.get(3)?,
+            to: r.get(4)?,
+            operator: r.get(5)?,
+            queue: r.get(6)?,
+            ring_seconds: r.get(7)?,
+            talk_seconds: r.get(8)?,
+            // The restricted view has no price (spec §1).
+            price_e4: if scope.redacted { None } else { r.get(9)? },
+            scenario: r.get(10)?,
+            campaign: r.get(11)?,
+            result: result.as_deref().and_then(AttemptResult::parse),
+            completion_code: r.get(13)?,
+            callback_ms: r.get(14)?,
+            attempts: r.get(15)?,
+            has_recording: r.get(16)?,
+            tags: split_ids(r.get_ref(17)?.as_str_or_null().unwrap_or(None)),
+            topics: split_ids(r.get_ref(18)?.as_str_or_null().unwrap_or(None)),
+            notes: notes
+                .as_deref()
+                .map(|json| {
+                    serde_json::from_str::<Vec<(Option<String>, i64, String)>>(json)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(author, at_ms, text)| Note { author, at_ms, text })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
     }
-    let more = calls.len() == limit as usize;
-    Ok((calls, last.filter(|_| more)))
+    let last = out.last().map(|r| (r.started_ms, r.id));
+    let more = out.len() == limit as usize;
+    Ok((out, last.filter(|_| more)))
 }
 
-fn split_pairs(text: Option<String>) -> Vec<Ref> {
-    let mut refs: Vec<Ref> = text
-        .iter()
-        .flat_map(|t| t.split('\u{1e}'))
-        .filter_map(|pair| {
-            let (id, name) = pair.split_once('\u{1f}')?;
-            Some(Ref {
-                id: id.to_string(),
-                name: name.to_string(),
-            })
-        })
-        .collect();
-    // The order of a list, as the search gives it.
-    refs.sort_by(|a, b| a.name.cmp(&b.name));
-    refs
-}
-
-fn parse_notes(json: Option<String>, tz: Option<Tz>) -> Vec<NoteView> {
-    let Some(json) = json else { return vec![] };
-    let rows: Vec<(String, Option<String>, i64, String)> = serde_json::from_str(&json).unwrap_or_default();
-    rows.into_iter()
-        .map(|(id, author, at, text)| NoteView {
-            id,
-            author,
-            at: format_time(at, tz),
-            text,
-        })
-        .collect()
+fn split_ids(text: Option<&str>) -> Vec<i64> {
+    text.map(|t| t.split(',').filter_map(|s| s.parse().ok()).collect())
+        .unwrap_or_default()
 }

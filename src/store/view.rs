@@ -56,10 +56,6 @@ pub struct CallView {
     pub id: String,
     pub external_id: String,
     pub started_at: String,
-    /// `started_at` as milliseconds, for exports (not part of the API's JSON).
-    #[serde(skip)]
-    #[schema(ignore)]
-    pub started_ms: i64,
     pub direction: Direction,
     pub kind: CallKind,
     pub from: String,
@@ -114,16 +110,11 @@ pub struct CallDetailView {
 }
 
 /// The columns of a call as listed, with its directory names joined in.
-pub(super) const COLUMNS: &str = "SELECT c.id, c.external_id, c.started_at, c.kind, c.from_number, c.to_number, \
+const SELECT: &str = "SELECT c.id, c.external_id, c.started_at, c.kind, c.from_number, c.to_number, \
     c.operator_id, u.login, u.name, c.group_id, g.name, c.queue_id, q.name, c.ring_seconds, c.talk_seconds, \
     c.price_e4, c.currency, c.scenario_id, s.name, s.kind, s.url, c.campaign_id, cp.name, c.result, \
-    c.completion_code_id, cc.name, c.callback_at, c.attempts, c.recording_url";
-
-/// How many columns `COLUMNS` selects; callers may add theirs after.
-pub(super) const COLUMN_COUNT: usize = 29;
-
-/// The directory joins of `COLUMNS`, after `FROM calls c` (and any index hint).
-pub(super) const JOINS: &str = " LEFT JOIN users u ON u.id = c.operator_id LEFT JOIN groups g ON g.id = c.group_id \
+    c.completion_code_id, cc.name, c.callback_at, c.attempts, c.recording_url \
+    FROM calls c LEFT JOIN users u ON u.id = c.operator_id LEFT JOIN groups g ON g.id = c.group_id \
     LEFT JOIN queues q ON q.id = c.queue_id LEFT JOIN scenarios s ON s.id = c.scenario_id \
     LEFT JOIN campaigns cp ON cp.id = c.campaign_id LEFT JOIN completion_codes cc ON cc.id = c.completion_code_id";
 
@@ -143,7 +134,7 @@ fn id_ref(id: Option<i64>, name: Option<String>) -> Option<Ref> {
     })
 }
 
-pub(super) fn map_row(r: &rusqlite::Row<'_>, scope: &CallScope, tz: Option<Tz>) -> rusqlite::Result<(i64, CallView)> {
+fn map_row(r: &rusqlite::Row<'_>, scope: &CallScope, tz: Option<Tz>) -> rusqlite::Result<(i64, CallView)> {
     let id: i64 = r.get(0)?;
     let kind = CallKind::parse(&r.get::<_, String>(3)?).unwrap_or(CallKind::Incoming);
     let result = r
@@ -180,7 +171,6 @@ pub(super) fn map_row(r: &rusqlite::Row<'_>, scope: &CallScope, tz: Option<Tz>) 
         id: id.to_string(),
         external_id: r.get(1)?,
         started_at: format_time(r.get(2)?, tz),
-        started_ms: r.get(2)?,
         direction: kind.direction(),
         kind,
         from: r.get(4)?,
@@ -274,7 +264,7 @@ pub(super) fn load_views(
     }
     let marks = vec!["?"; ids.len()].join(", ");
     // `+` keeps the account test a check on each row: the ids lead, not the account index.
-    let text = format!("{COLUMNS} FROM calls c{JOINS} WHERE +c.account_id = ? AND c.id IN ({marks})");
+    let text = format!("{SELECT} WHERE +c.account_id = ? AND c.id IN ({marks})");
     let args = std::iter::once(scope.account.0).chain(ids.iter().copied());
     let mut rows: Vec<(i64, CallView)> = conn
         .prepare_cached(&text)?

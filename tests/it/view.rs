@@ -306,6 +306,32 @@ async fn csv_export_matches_the_search_cell_by_cell_in_russian() {
 }
 
 #[tokio::test]
+async fn a_supervisors_export_has_no_price_and_only_their_operators_calls() {
+    let (app, owner) = app_with_calls("export-supervisor").await;
+    let sup = app.token("default", "sup", Role::Supervisor, TokenScope::Full).await;
+    let ivanova = app.user_id(&owner, "ivanova").await;
+    let sup_id = app.user_id(&owner, "sup").await;
+    let (status, _) = app
+        .send(
+            "POST",
+            &owner,
+            "/api/v1/groups",
+            Some(json!({"name": "team", "members": [ivanova], "supervisors": [sup_id]})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _, bytes) = download(&app, &sup, "format=csv&lang=ru&tz=UTC").await;
+    assert_eq!(status, 200);
+    let rows = parse_csv(&bytes, b';');
+    assert!(!rows[0].contains(&"Цена".to_string()), "{:?}", rows[0]);
+    assert_eq!(rows[0].len(), 17);
+    // Only ivanova's call (x1), not petrov's or the call without an operator.
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[1][4], "ivanova");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn export_refuses_bad_parameters_by_name() {
     let (app, owner) = app_with_calls("export-bad").await;
     for (query, field) in [
