@@ -16,7 +16,7 @@ use super::export::{ask, Asked};
 use super::extract::{ClientAddr, JsonBody};
 use super::AppState;
 use crate::domain::audit::AuditAction;
-use crate::domain::Principal;
+use crate::domain::{AccountId, Principal, UserId};
 use crate::error::AppError;
 use crate::export::jobs::{file_path, JobState};
 use crate::store::audit::{self, Actor};
@@ -195,8 +195,11 @@ pub async fn start_export(
     Ok((StatusCode::ACCEPTED, Json(job.into())))
 }
 
-fn job_id(id: &str) -> Result<i64, AppError> {
-    id.parse().map_err(|_| AppError::NotFound)
+/// The keys of a job the principal asks about: theirs alone (another's id is simply not found).
+fn own_job(principal: &Principal, id: &str) -> Result<(AccountId, UserId, i64), AppError> {
+    reader(principal)?;
+    let id = id.parse().map_err(|_| AppError::NotFound)?;
+    Ok((principal.account_id, principal.user_id, id))
 }
 
 fn reader(principal: &Principal) -> Result<(), AppError> {
@@ -236,8 +239,7 @@ pub async fn get_export(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ExportJob>, AppError> {
-    reader(&principal)?;
-    let (account, user, id) = (principal.account_id, principal.user_id, job_id(&id)?);
+    let (account, user, id) = own_job(&principal, &id)?;
     let job = state
         .store
         .read(move |conn| exports::get(conn, account, user, id))
@@ -254,8 +256,7 @@ pub async fn cancel_export(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ExportJob>, AppError> {
-    reader(&principal)?;
-    let (account, user, id) = (principal.account_id, principal.user_id, job_id(&id)?);
+    let (account, user, id) = own_job(&principal, &id)?;
     let job = state
         .store
         .write(move |conn, _| exports::cancel(conn, account, user, id, now_ms()))
@@ -288,8 +289,7 @@ pub async fn export_file(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    reader(&principal)?;
-    let (account, user, id) = (principal.account_id, principal.user_id, job_id(&id)?);
+    let (account, user, id) = own_job(&principal, &id)?;
     let job = state
         .store
         .read(move |conn| exports::get(conn, account, user, id))
