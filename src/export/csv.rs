@@ -1,5 +1,7 @@
 //! CSV: UTF-8 with a byte-order mark (so Excel reads Cyrillic), RFC 4180 quoting, `;` or `,`.
 
+use std::fmt::Write as _;
+
 use super::{Cell, Layout};
 use crate::domain::Lang;
 use crate::store::export::{Names, Row};
@@ -33,44 +35,53 @@ impl CsvWriter {
         out.into_inner().map_err(|e| e.into_error().into())
     }
 
-    /// One batch of rows.
+    /// One batch of rows, each field written straight from the row (no strings per row).
     pub fn rows(&self, layout: &Layout, names: &Names, calls: &[Row]) -> Result<Vec<u8>, csv::Error> {
         let mut out = self.writer(Vec::with_capacity(calls.len() * 160));
+        let mut field = String::with_capacity(64);
         for call in calls {
-            let row: Vec<String> = layout.row(call, names).into_iter().map(|c| self.text(c)).collect();
-            out.write_record(&row)?;
+            for cell in layout.row(call, names) {
+                field.clear();
+                match cell {
+                    Cell::Empty => {}
+                    Cell::Text(s) => field.push_str(&s),
+                    Cell::Time(t) => write_local_time(&mut field, t),
+                    Cell::Seconds(n) | Cell::Count(n) => {
+                        let _ = write!(field, "{n}");
+                    }
+                    Cell::Money(e4) => self.money(&mut field, e4),
+                    Cell::Recording(base, id) => {
+                        let _ = write!(field, "{base}/api/v1/calls/{id}/recording");
+                    }
+                    Cell::Result { label, .. } => field.push_str(label),
+                }
+                out.write_field(&field)?;
+            }
+            out.write_record(None::<&[u8]>)?;
         }
         out.into_inner().map_err(|e| e.into_error().into())
     }
 
-    fn text(&self, cell: Cell) -> String {
-        match cell {
-            Cell::Empty => String::new(),
-            Cell::Text(s) => s,
-            Cell::Time(t) => local_time(t),
-            Cell::Seconds(n) | Cell::Count(n) => n.to_string(),
-            Cell::Money(v) => {
-                // Up to four decimals, at least two: 1.25, 0.0125.
-                let mut s = format!("{v:.4}");
-                while s.ends_with('0') && s.len() - s.find('.').unwrap_or(0) > 3 {
-                    s.pop();
-                }
-                if self.decimal_comma {
-                    s.replace('.', ",")
-                } else {
-                    s
-                }
-            }
-            Cell::Result { label, .. } => label.to_string(),
+    /// Up to four decimals, at least two (1.25, 0.0125), from the stored ten-thousandths; a
+    /// decimal comma where Excel expects one.
+    fn money(&self, field: &mut String, e4: i64) {
+        let sign = if e4 < 0 { "-" } else { "" };
+        let (units, mut frac, mut digits) = (e4.unsigned_abs() / 10_000, e4.unsigned_abs() % 10_000, 4);
+        while digits > 2 && frac % 10 == 0 {
+            frac /= 10;
+            digits -= 1;
         }
+        let point = if self.decimal_comma { ',' } else { '.' };
+        let _ = write!(field, "{sign}{units}{point}{frac:0digits$}");
     }
 }
 
 /// `YYYY-MM-DD HH:MM:SS`, written directly: a million of these through `strftime` items cost a
 /// noticeable share of an export.
-fn local_time(t: chrono::NaiveDateTime) -> String {
+fn write_local_time(field: &mut String, t: chrono::NaiveDateTime) {
     use chrono::{Datelike, Timelike};
-    format!(
+    let _ = write!(
+        field,
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         t.year(),
         t.month(),
@@ -78,5 +89,37 @@ fn local_time(t: chrono::NaiveDateTime) -> String {
         t.hour(),
         t.minute(),
         t.second()
-    )
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_keeps_two_to_four_decimals() {
+        let dot = CsvWriter {
+            delimiter: b',',
+            decimal_comma: false,
+        };
+        let comma = CsvWriter {
+            delimiter: b';',
+            decimal_comma: true,
+        };
+        for (e4, text) in [
+            (12_500, "1.25"),
+            (125, "0.0125"),
+            (120_000, "12.00"),
+            (-15_000, "-1.50"),
+            (0, "0.00"),
+            (12_345, "1.2345"),
+        ] {
+            let mut field = String::new();
+            dot.money(&mut field, e4);
+            assert_eq!(field, text);
+        }
+        let mut field = String::new();
+        comma.money(&mut field, 12_500);
+        assert_eq!(field, "1,25");
+    }
 }

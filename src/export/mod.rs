@@ -7,6 +7,8 @@ pub mod jobs;
 pub mod walk;
 pub mod xlsx;
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDateTime};
 use chrono_tz::Tz;
 
@@ -44,14 +46,21 @@ pub struct Layout {
 /// One cell, typed so each format writes it natively (durations as durations in XLSX and as
 /// seconds in CSV, times as dates, results with their colour).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
+pub enum Cell<'a> {
     Empty,
-    Text(String),
+    /// Borrowed from the row or the names where it can be: no copy per cell.
+    Text(Cow<'a, str>),
     Time(NaiveDateTime),
     Seconds(u32),
     Count(u32),
-    Money(f64),
-    Result { label: &'static str, success: bool },
+    /// Ten-thousandths of the account's currency.
+    Money(i64),
+    /// The link to a call's recording (written without building a string per row).
+    Recording(&'a str, i64),
+    Result {
+        label: &'static str,
+        success: bool,
+    },
 }
 
 impl Layout {
@@ -69,8 +78,8 @@ impl Layout {
     }
 
     /// The row of one call, column by column.
-    pub fn row(&self, call: &Row, names: &Names) -> Vec<Cell> {
-        self.columns.iter().map(|c| self.cell(*c, call, names)).collect()
+    pub fn row<'a>(&'a self, call: &'a Row, names: &'a Names) -> impl Iterator<Item = Cell<'a>> + 'a {
+        self.columns.iter().map(move |c| self.cell(*c, call, names))
     }
 
     fn local(&self, ms: i64) -> Option<NaiveDateTime> {
@@ -83,22 +92,33 @@ impl Layout {
             .unwrap_or_default()
     }
 
-    fn cell(&self, column: Column, call: &Row, names: &Names) -> Cell {
-        let text = |s: &str| {
+    fn cell<'a>(&'a self, column: Column, call: &'a Row, names: &'a Names) -> Cell<'a> {
+        fn text(s: &str) -> Cell<'_> {
             if s.is_empty() {
                 Cell::Empty
             } else {
-                Cell::Text(s.to_string())
+                Cell::Text(Cow::Borrowed(s))
             }
-        };
-        let name = |map: &std::collections::HashMap<i64, String>, id: Option<i64>| {
+        }
+        fn owned<'a>(s: String) -> Cell<'a> {
+            if s.is_empty() {
+                Cell::Empty
+            } else {
+                Cell::Text(Cow::Owned(s))
+            }
+        }
+        let name = |map: &'a std::collections::HashMap<i64, String>, id: Option<i64>| {
             id.and_then(|id| map.get(&id)).map_or(Cell::Empty, |n| text(n))
         };
         // Lists in the order the search gives them: by name.
-        let list = |map: &std::collections::HashMap<i64, String>, ids: &[i64]| {
-            let mut names: Vec<&str> = ids.iter().filter_map(|id| map.get(id)).map(String::as_str).collect();
-            names.sort_unstable();
-            text(&names.join(", "))
+        let list = |map: &'a std::collections::HashMap<i64, String>, ids: &[i64]| match ids {
+            [] => Cell::Empty,
+            [one] => name(map, Some(*one)),
+            _ => {
+                let mut names: Vec<&str> = ids.iter().filter_map(|id| map.get(id)).map(String::as_str).collect();
+                names.sort_unstable();
+                owned(names.join(", "))
+            }
         };
         let ru = self.lang == Lang::Ru;
         match column {
@@ -113,7 +133,7 @@ impl Layout {
             Column::To => text(&call.to),
             Column::Operator => match call.operator.and_then(|id| names.operators.get(&id)) {
                 Some(n) if call.kind == CallKind::SoftphoneOutgoing => {
-                    Cell::Text(format!("{n} ({})", if ru { "софтфон" } else { "softphone" }))
+                    owned(format!("{n} ({})", if ru { "софтфон" } else { "softphone" }))
                 }
                 Some(n) => text(n),
                 None => Cell::Empty,
@@ -121,12 +141,10 @@ impl Layout {
             Column::Queue => name(&names.queues, call.queue),
             Column::RingDuration => call.ring_seconds.map_or(Cell::Empty, Cell::Seconds),
             Column::TalkDuration => Cell::Seconds(call.talk_seconds),
-            Column::Recording if call.has_recording => {
-                Cell::Text(format!("{}/api/v1/calls/{}/recording", self.base_url, call.id))
-            }
+            Column::Recording if call.has_recording => Cell::Recording(&self.base_url, call.id),
             Column::Recording => Cell::Empty,
             // Absent in the restricted view: never offered then, and empty even if asked for.
-            Column::Price => call.price_e4.map_or(Cell::Empty, |p| Cell::Money(p as f64 / 10_000.0)),
+            Column::Price => call.price_e4.map_or(Cell::Empty, Cell::Money),
             Column::Scenario => name(&names.scenarios, call.scenario),
             Column::Campaign => name(&names.campaigns, call.campaign),
             Column::Result => call.result.map_or(Cell::Empty, |r| Cell::Result {
@@ -138,7 +156,7 @@ impl Layout {
                 call.callback_ms,
             ) {
                 // The callback's date-time, which the page shows in a tooltip.
-                (Some(n), Some(at)) => Cell::Text(format!("{n} ({})", self.local_text(at))),
+                (Some(n), Some(at)) => owned(format!("{n} ({})", self.local_text(at))),
                 (Some(n), None) => text(n),
                 (None, _) => Cell::Empty,
             },
@@ -148,9 +166,9 @@ impl Layout {
             Column::Attempts => Cell::Empty,
             Column::Tags => list(&names.tags, &call.tags),
             Column::Topics => list(&names.topics, &call.topics),
-            Column::Notes => text(
-                &call
-                    .notes
+            Column::Notes if call.notes.is_empty() => Cell::Empty,
+            Column::Notes => owned(
+                call.notes
                     .iter()
                     .map(|n| {
                         format!(

@@ -37,6 +37,10 @@ impl XlsxWriter {
     pub fn new(layout: &Layout, tempdir: &Path, sheet_rows: u32) -> Result<Self, XlsxError> {
         let mut book = Workbook::new();
         book.set_tempdir(tempdir)?;
+        // Deflate at level 3 instead of 6: compressing the sheet XML is most of an export's time.
+        // Measured at 1M rows × 18 columns: level 6 11.8 s / 84 MB, level 3 8.4 s / 100 MB,
+        // level 1 7.0 s / 145 MB.
+        book.set_zip_compression_level(3);
         let f = Formats {
             header: Format::new().set_bold().set_border_bottom(FormatBorder::Thin),
             time: Format::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
@@ -84,7 +88,7 @@ impl XlsxWriter {
             self.row += 1;
             let (row, f) = (self.row, &self.f);
             let sheet = self.book.worksheet_from_index(self.sheet)?;
-            for (i, cell) in layout.row(call, names).into_iter().enumerate() {
+            for (i, cell) in layout.row(call, names).enumerate() {
                 let col = i as u16;
                 match cell {
                     Cell::Empty => {}
@@ -103,8 +107,11 @@ impl XlsxWriter {
                     Cell::Count(n) => {
                         sheet.write_number(row, col, f64::from(n))?;
                     }
-                    Cell::Money(v) => {
-                        sheet.write_number_with_format(row, col, v, &f.money)?;
+                    Cell::Money(e4) => {
+                        sheet.write_number_with_format(row, col, e4 as f64 / 10_000.0, &f.money)?;
+                    }
+                    Cell::Recording(base, id) => {
+                        sheet.write_string(row, col, format!("{base}/api/v1/calls/{id}/recording"))?;
                     }
                     Cell::Result { label, success } => {
                         sheet.write_string_with_format(row, col, label, if success { &f.ok } else { &f.bad })?;

@@ -75,7 +75,7 @@ pub struct Row {
     pub notes: Vec<Note>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Note {
     pub author: Option<String>,
     pub at_ms: i64,
@@ -103,29 +103,12 @@ pub fn stretch(
     limit: u32,
     sets: Sets,
 ) -> Result<(Vec<Row>, Option<Position>), StoreError> {
-    let ids = |table: &str, col: &str| format!("(SELECT group_concat({col}) FROM {table} WHERE call_id = c.id)");
-    let tags = if sets.tags {
-        ids("call_tags", "tag_id")
-    } else {
-        "NULL".into()
-    };
-    let topics = if sets.topics {
-        ids("call_topics", "topic_id")
-    } else {
-        "NULL".into()
-    };
-    let notes = if sets.notes {
-        "(SELECT json_group_array(json_array(n.author, n.at, n.text)) FROM \
-         (SELECT author, at, text FROM call_notes WHERE call_id = c.id ORDER BY at, id) n)"
-    } else {
-        "NULL"
-    };
     let sql = matches_after(scope, f, after);
     let (index, order) = plan.order();
     let text = format!(
         "SELECT c.id, c.started_at, c.kind, c.from_number, c.to_number, c.operator_id, c.queue_id, c.ring_seconds, \
          c.talk_seconds, c.price_e4, c.scenario_id, c.campaign_id, c.result, c.completion_code_id, c.callback_at, \
-         c.attempts, c.recording_url IS NOT NULL, {tags}, {topics}, {notes} \
+         c.attempts, c.recording_url IS NOT NULL \
          FROM calls c{index}{} ORDER BY {order} LIMIT {limit}",
         sql.text
     );
@@ -135,7 +118,6 @@ pub fn stretch(
     while let Some(r) = rows.next()? {
         let kind: String = r.get(2)?;
         let result: Option<String> = r.get(12)?;
-        let notes: Option<String> = r.get(19)?;
         out.push(Row {
             id: r.get(0)?,
             started_ms: r.get(1)?,
@@ -155,26 +137,81 @@ pub fn stretch(
             callback_ms: r.get(14)?,
             attempts: r.get(15)?,
             has_recording: r.get(16)?,
-            tags: split_ids(r.get_ref(17)?.as_str_or_null().unwrap_or(None)),
-            topics: split_ids(r.get_ref(18)?.as_str_or_null().unwrap_or(None)),
-            notes: notes
-                .as_deref()
-                .map(|json| {
-                    serde_json::from_str::<Vec<(Option<String>, i64, String)>>(json)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(author, at_ms, text)| Note { author, at_ms, text })
-                        .collect()
-                })
-                .unwrap_or_default(),
+            tags: vec![],
+            topics: vec![],
+            notes: vec![],
         });
     }
+    drop(rows);
+    attach_lists(conn, &mut out, sets)?;
     let last = out.last().map(|r| (r.started_ms, r.id));
     let more = out.len() == limit as usize;
     Ok((out, last.filter(|_| more)))
 }
 
-fn split_ids(text: Option<&str>) -> Vec<i64> {
-    text.map(|t| t.split(',').filter_map(|s| s.parse().ok()).collect())
-        .unwrap_or_default()
+/// Ids closer than this read as one range: reading a few calls' lists that are not wanted costs
+/// less than a seek per call.
+const GAP: i64 = 256;
+
+/// Fills the tags, topics and notes of a stretch: per run of nearby call ids one range read of
+/// each list table (sequential, in key order), instead of a look-up per call.
+fn attach_lists(conn: &Connection, rows: &mut [Row], sets: Sets) -> Result<(), StoreError> {
+    if rows.is_empty() || !(sets.tags || sets.topics || sets.notes) {
+        return Ok(());
+    }
+    let at: HashMap<i64, usize> = rows.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    ids.sort_unstable();
+    let mut runs = vec![];
+    let mut start = ids[0];
+    for pair in ids.windows(2) {
+        if pair[1] - pair[0] > GAP {
+            runs.push((start, pair[0]));
+            start = pair[1];
+        }
+    }
+    runs.push((start, ids[ids.len() - 1]));
+    for (table, col, wanted) in [
+        ("call_tags", "tag_id", sets.tags),
+        ("call_topics", "topic_id", sets.topics),
+    ] {
+        if !wanted {
+            continue;
+        }
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT call_id, {col} FROM {table} WHERE call_id BETWEEN ? AND ?"
+        ))?;
+        for (a, b) in &runs {
+            let mut found = stmt.query([a, b])?;
+            while let Some(r) = found.next()? {
+                if let Some(&i) = at.get(&r.get::<_, i64>(0)?) {
+                    let id = r.get(1)?;
+                    let row = &mut rows[i];
+                    if table == "call_tags" {
+                        row.tags.push(id);
+                    } else {
+                        row.topics.push(id);
+                    }
+                }
+            }
+        }
+    }
+    if sets.notes {
+        let mut stmt = conn.prepare_cached(
+            "SELECT call_id, author, at, text FROM call_notes WHERE call_id BETWEEN ? AND ? ORDER BY call_id, at, id",
+        )?;
+        for (a, b) in &runs {
+            let mut found = stmt.query([a, b])?;
+            while let Some(r) = found.next()? {
+                if let Some(&i) = at.get(&r.get::<_, i64>(0)?) {
+                    rows[i].notes.push(Note {
+                        author: r.get(1)?,
+                        at_ms: r.get(2)?,
+                        text: r.get(3)?,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }

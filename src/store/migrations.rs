@@ -12,6 +12,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("../../migrations/sqlite/0005_operator_talk_index.sql")),
     (6, include_str!("../../migrations/sqlite/0006_user_preferences.sql")),
     (7, include_str!("../../migrations/sqlite/0007_export_jobs.sql")),
+    (8, include_str!("../../migrations/sqlite/0008_started_id_index.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {

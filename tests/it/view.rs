@@ -492,3 +492,98 @@ async fn the_page_is_served_from_the_binary_with_a_strict_policy() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn xlsx_export_matches_the_search_cell_by_cell() {
+    let (app, owner) = app_with_calls("export-xlsx-cells").await;
+    let query = "from=2026-11-09&to=2026-11-11&tz=Europe/Moscow";
+    let (_, page) = app.get(&owner, &format!("/api/v1/calls?{query}")).await;
+    let items = page["items"].as_array().unwrap();
+    let (status, _, bytes) = download(&app, &owner, &format!("format=xlsx&lang=en&{query}")).await;
+    assert_eq!(status, 200);
+    let mut book: Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes)).unwrap();
+    let rows: Vec<Vec<Data>> = book
+        .worksheet_range("Calls")
+        .unwrap()
+        .rows()
+        .map(|r| r.to_vec())
+        .collect();
+    assert_eq!(rows.len(), items.len() + 1);
+    let header: Vec<String> = rows[0].iter().map(|c| c.to_string()).collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("{name} in {header:?}"))
+    };
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let names = |v: &Value| {
+        let mut n: Vec<String> = v.as_array().unwrap().iter().map(|x| text(&x["name"])).collect();
+        n.sort();
+        n.join(", ")
+    };
+    let cell = |d: &Data| match d {
+        Data::Empty => String::new(),
+        Data::Float(f) => f.to_string(),
+        other => other.to_string(),
+    };
+    let seconds = |d: &Data| match d {
+        Data::Empty => None,
+        Data::DateTime(t) => Some((t.as_f64() * 86_400.0).round() as i64),
+        Data::Float(f) => Some((f * 86_400.0).round() as i64),
+        other => panic!("a duration: {other:?}"),
+    };
+    for (row, item) in rows[1..].iter().zip(items) {
+        let ctx = text(&item["external_id"]);
+        assert_eq!(cell(&row[col("From")]), text(&item["from"]), "{ctx}");
+        assert_eq!(cell(&row[col("To")]), text(&item["to"]), "{ctx}");
+        let operator = text(&item["operator"]["name"]);
+        let operator = if item["kind"] == "softphone_outgoing" {
+            format!("{operator} (softphone)")
+        } else {
+            operator
+        };
+        assert_eq!(cell(&row[col("Operator")]), operator, "{ctx}");
+        assert_eq!(cell(&row[col("Queue")]), text(&item["queue"]["name"]), "{ctx}");
+        assert_eq!(
+            seconds(&row[col("Talk duration")]),
+            item["talk_seconds"].as_i64(),
+            "{ctx}"
+        );
+        assert_eq!(
+            seconds(&row[col("Ring duration")]),
+            item["ring_seconds"].as_i64(),
+            "{ctx}"
+        );
+        assert_eq!(cell(&row[col("Scenario")]), text(&item["scenario"]["name"]), "{ctx}");
+        assert_eq!(cell(&row[col("Campaign")]), text(&item["campaign"]["name"]), "{ctx}");
+        let price = item["price"]
+            .as_str()
+            .map_or(Data::Empty, |p| Data::Float(p.parse().unwrap()));
+        assert_eq!(row[col("Price")], price, "{ctx}");
+        let result = calltrail::domain::AttemptResult::parse(item["result"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            cell(&row[col("Attempt result")]),
+            result.label(calltrail::domain::Lang::En),
+            "{ctx}"
+        );
+        assert_eq!(cell(&row[col("Tags")]), names(&item["tags"]), "{ctx}");
+        assert_eq!(cell(&row[col("Topics")]), names(&item["topics"]), "{ctx}");
+        let attempts = if item["kind"] == "operator_campaign" {
+            item["attempts"].as_i64().map(|a| a.to_string())
+        } else {
+            None
+        };
+        assert_eq!(
+            Some(cell(&row[col("Attempts")])).filter(|s| !s.is_empty()),
+            attempts,
+            "{ctx}"
+        );
+        assert_eq!(
+            cell(&row[col("Notes")]).lines().count(),
+            item["notes"].as_array().unwrap().len(),
+            "{ctx}"
+        );
+    }
+    app.stop().await;
+}
