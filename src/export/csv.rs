@@ -44,7 +44,12 @@ impl CsvWriter {
                 field.clear();
                 match cell {
                     Cell::Empty => {}
-                    Cell::Text(s) => field.push_str(&s),
+                    Cell::Text(s) => {
+                        if starts_a_formula(&s) {
+                            field.push('\'');
+                        }
+                        field.push_str(&s);
+                    }
                     Cell::Time(t) => write_local_time(&mut field, t),
                     Cell::Seconds(n) | Cell::Count(n) => {
                         let _ = write!(field, "{n}");
@@ -73,6 +78,18 @@ impl CsvWriter {
         }
         let point = if self.decimal_comma { ',' } else { '.' };
         let _ = write!(field, "{sign}{units}{point}{frac:0digits$}");
+    }
+}
+
+/// Whether a spreadsheet would read this text as a formula (`=…`, `@…`, `+…`, `-…`, a leading tab
+/// or carriage return). Notes, tags and names come from people and telephony: written as they are,
+/// `=HYPERLINK(…)` in a note would run when the file is opened. Such cells get a leading `'`, which
+/// Excel shows as text. A phone number (`+74951112233`) is left alone.
+fn starts_a_formula(s: &str) -> bool {
+    match s.as_bytes().first() {
+        Some(b'=' | b'@' | b'\t' | b'\r') => true,
+        Some(b'+' | b'-') => !s[1..].bytes().all(|b| b.is_ascii_digit() || b" ()-".contains(&b)) || s.len() == 1,
+        _ => false,
     }
 }
 
@@ -121,5 +138,24 @@ mod tests {
         let mut field = String::new();
         comma.money(&mut field, 12_500);
         assert_eq!(field, "1,25");
+    }
+
+    #[test]
+    fn text_that_would_run_as_a_formula_is_quoted_and_phone_numbers_are_not() {
+        for formula in [
+            "=HYPERLINK(\"http://x\")",
+            "@SUM(A1)",
+            "+cmd",
+            "-2+3",
+            "\tx",
+            "\rx",
+            "+",
+            "-",
+        ] {
+            assert!(starts_a_formula(formula), "{formula:?}");
+        }
+        for plain in ["+74951112233", "+7 (495) 111-22-33", "-100", "Перезвонить", "1,25", ""] {
+            assert!(!starts_a_formula(plain), "{plain:?}");
+        }
     }
 }
