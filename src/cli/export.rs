@@ -3,15 +3,15 @@
 
 use std::path::PathBuf;
 
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use clap::Args;
 
 use super::{open, CliError, DataArgs};
 use crate::domain::audit::AuditAction;
 use crate::domain::{CallScope, Column, Credential, FieldError, Lang, Principal};
-use crate::export::file::{about, write_file, FileSpec};
+use crate::export::file::{write_file, FileSpec};
 use crate::export::walk::{Walk, STRETCH};
-use crate::export::{Format, Layout};
+use crate::export::{parse_delimiter, Format, Layout};
 use crate::store::audit::{self, Actor};
 use crate::store::{access, auth, people, preferences, StoreError};
 
@@ -149,9 +149,9 @@ pub async fn run(args: ExportArgs) -> Result<(), CliError> {
     };
     let delimiter = match args.delimiter.as_deref() {
         None => None,
-        Some(";") => Some(b';'),
-        Some(",") => Some(b','),
-        Some(_) => return Err(CliError::Usage("--delimiter: the delimiter is ; or ,".into())),
+        Some(d) => {
+            Some(parse_delimiter(d).ok_or_else(|| CliError::Usage("--delimiter: the delimiter is ; or ,".into()))?)
+        }
     };
     let store = open(&args.data.data)?;
     let (account, login, columns_arg, pairs) = (
@@ -217,22 +217,12 @@ pub async fn run(args: ExportArgs) -> Result<(), CliError> {
         tz,
         base_url: args.public_url.trim_end_matches('/').to_string(),
     };
-    let local = |ms: i64| {
-        Utc.timestamp_millis_opt(ms)
-            .single()
-            .map(|t| t.with_timezone(&tz).naive_local())
-    };
+    let (_, about) = layout.describe(&req.filter, &req.fingerprint, format, now);
     let spec = FileSpec {
         format,
         delimiter: delimiter.unwrap_or(if lang == Lang::Ru { b';' } else { b',' }),
         sheet_rows: crate::export::xlsx::SHEET_ROWS,
-        about: about(
-            &layout,
-            &req.fingerprint,
-            req.filter.from.and_then(local),
-            req.filter.to.and_then(local),
-            now.with_timezone(&tz).naive_local(),
-        ),
+        about,
         layout,
     };
     let mut walk = Walk::start(&store, scope, req.filter.clone(), &spec.layout, STRETCH).await?;

@@ -91,13 +91,9 @@ impl Column {
     }
 
     /// A choice as a role sees it now: what the role may not see is left out (a choice made
-    /// under a wider role); nothing left means the role's defaults. Unknown codes are skipped.
-    pub fn kept_for<S: AsRef<str>>(codes: &[S], role: Role) -> Vec<Column> {
-        let kept: Vec<Column> = codes
-            .iter()
-            .filter_map(|c| Column::parse(c.as_ref()))
-            .filter(|c| c.visible_to(role))
-            .collect();
+    /// under a wider role); nothing left means the role's defaults.
+    pub fn kept_for(chosen: impl IntoIterator<Item = Column>, role: Role) -> Vec<Column> {
+        let kept: Vec<Column> = chosen.into_iter().filter(|c| c.visible_to(role)).collect();
         if kept.is_empty() {
             Column::all_for(role)
         } else {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Cell, Layout};
+use super::{write_datetime, Cell, Layout};
 use crate::domain::Lang;
 use crate::store::export::{Names, Row};
 
@@ -50,7 +50,7 @@ impl CsvWriter {
                         }
                         field.push_str(&s);
                     }
-                    Cell::Time(t) => write_local_time(&mut field, t),
+                    Cell::Time(t) => write_datetime(&mut field, t),
                     Cell::Seconds(n) | Cell::Count(n) => {
                         let _ = write!(field, "{n}");
                     }
@@ -91,22 +91,6 @@ fn starts_a_formula(s: &str) -> bool {
         Some(b'+' | b'-') => !s[1..].bytes().all(|b| b.is_ascii_digit() || b" ()-".contains(&b)) || s.len() == 1,
         _ => false,
     }
-}
-
-/// `YYYY-MM-DD HH:MM:SS`, written directly: a million of these through `strftime` items cost a
-/// noticeable share of an export.
-fn write_local_time(field: &mut String, t: chrono::NaiveDateTime) {
-    use chrono::{Datelike, Timelike};
-    let _ = write!(
-        field,
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
 }
 
 #[cfg(test)]

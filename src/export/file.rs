@@ -29,6 +29,12 @@ fn io_error(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
+/// Where the rows of a file go.
+enum Sink {
+    Csv(CsvWriter, BufWriter<std::fs::File>),
+    Xlsx(Box<XlsxWriter>),
+}
+
 /// Writes every call of `walk` to `path`. After each stretch, `go_on(rows_written)` decides
 /// whether to continue. Returns the rows written, or `None` if `go_on` stopped it (the partial
 /// file is removed). Blocking: run it on a blocking thread.
@@ -39,46 +45,44 @@ pub fn write_file(
     path: &Path,
     mut go_on: impl FnMut(u64) -> bool,
 ) -> std::io::Result<Option<u64>> {
-    let mut rows = 0u64;
     let layout = &spec.layout;
-    let stopped = match spec.format {
+    let mut sink = match spec.format {
         Format::Csv => {
             let writer = CsvWriter::new(layout, spec.delimiter);
             let mut out = BufWriter::with_capacity(256 * 1024, std::fs::File::create(path)?);
             out.write_all(&writer.head(layout).map_err(io_error)?)?;
-            let mut stopped = false;
-            while let Some(calls) = handle.block_on(walk.next()).map_err(io_error)? {
-                out.write_all(&writer.rows(layout, &walk.names, &calls).map_err(io_error)?)?;
-                rows += calls.len() as u64;
-                if !go_on(rows) {
-                    stopped = true;
-                    break;
-                }
-            }
-            out.into_inner().map_err(io_error)?.sync_all()?;
-            stopped
+            Sink::Csv(writer, out)
         }
         Format::Xlsx => {
             let dir = path.parent().unwrap_or(Path::new("."));
-            let mut book = XlsxWriter::new(layout, dir, spec.sheet_rows).map_err(io_error)?;
-            let mut stopped = false;
-            while let Some(calls) = handle.block_on(walk.next()).map_err(io_error)? {
-                book.rows(layout, &walk.names, &calls).map_err(io_error)?;
-                rows += calls.len() as u64;
-                if !go_on(rows) {
-                    stopped = true;
-                    break;
-                }
-            }
-            if !stopped {
-                let mut about = spec.about.clone();
-                about.push((rows_label(layout.lang).to_string(), rows.to_string()));
-                book.about(layout.lang, &about).map_err(io_error)?;
-                book.save(path).map_err(io_error)?;
-            }
-            stopped
+            Sink::Xlsx(Box::new(
+                XlsxWriter::new(layout, dir, spec.sheet_rows).map_err(io_error)?,
+            ))
         }
     };
+    let mut rows = 0u64;
+    let mut stopped = false;
+    while let Some(calls) = handle.block_on(walk.next()).map_err(io_error)? {
+        match &mut sink {
+            Sink::Csv(writer, out) => out.write_all(&writer.rows(layout, &walk.names, &calls).map_err(io_error)?)?,
+            Sink::Xlsx(book) => book.rows(layout, &walk.names, &calls).map_err(io_error)?,
+        }
+        rows += calls.len() as u64;
+        if !go_on(rows) {
+            stopped = true;
+            break;
+        }
+    }
+    match sink {
+        Sink::Csv(_, out) => out.into_inner().map_err(io_error)?.sync_all()?,
+        Sink::Xlsx(_) if stopped => {}
+        Sink::Xlsx(mut book) => {
+            let mut about = spec.about.clone();
+            about.push((rows_label(layout.lang).to_string(), rows.to_string()));
+            book.about(layout.lang, &about).map_err(io_error)?;
+            book.save(path).map_err(io_error)?;
+        }
+    }
     if stopped {
         let _ = std::fs::remove_file(path);
         return Ok(None);
@@ -102,7 +106,11 @@ pub fn about(
     generated: NaiveDateTime,
 ) -> Vec<(String, String)> {
     let ru = layout.lang == Lang::Ru;
-    let t = |v: NaiveDateTime| v.format("%Y-%m-%d %H:%M:%S").to_string();
+    let t = |v: NaiveDateTime| {
+        let mut text = String::new();
+        super::write_datetime(&mut text, v);
+        text
+    };
     let period = match (from, to_exclusive) {
         (None, None) if ru => "всё время".to_string(),
         (None, None) => "all time".to_string(),

@@ -12,9 +12,9 @@ use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
 use tokio::sync::Notify;
 
-use super::file::{about, write_file, FileSpec};
+use super::file::{write_file, FileSpec};
 use super::walk::Walk;
-use super::{file_name, Format, Layout};
+use super::{Format, Layout};
 use crate::config::Config;
 use crate::domain::{Column, Credential, Lang, Principal};
 use crate::store::auth::now_ms;
@@ -165,23 +165,16 @@ async fn run(store: &Store, config: &Arc<Config>, job: Job) -> Result<Finished, 
         .await;
     let (scope, req, role) = prepared.map_err(|e| format!("the export cannot start: {e}"))?;
     let tz: Tz = job.tz.parse().unwrap_or(Tz::UTC);
-    let codes: Vec<&str> = job.columns.split(',').collect();
     let layout = Layout {
         // The role as it is now: a user who lost a column since asking does not get it.
-        columns: Column::kept_for(&codes, role),
+        // Stored from parsed columns; a code a later version dropped is skipped.
+        columns: Column::kept_for(job.columns.split(',').filter_map(Column::parse), role),
         lang: Lang::parse(&job.lang).unwrap_or_default(),
         tz,
         base_url: config.public_url.clone(),
     };
     let format = Format::parse(&job.format).ok_or_else(|| format!("unknown format {}", job.format))?;
-    let local = |ms: i64| {
-        Utc.timestamp_millis_opt(ms)
-            .single()
-            .map(|t| t.with_timezone(&tz).naive_local())
-    };
-    let (from, to) = (req.filter.from.and_then(local), req.filter.to.and_then(local));
-    let now = Utc::now().with_timezone(&tz).naive_local();
-    let name = file_name(from, to, now, format);
+    let (name, about) = layout.describe(&req.filter, &req.fingerprint, format, Utc::now());
     let mut walk = Walk::start(store, scope, req.filter.clone(), &layout, config.export_stretch)
         .await
         .map_err(|e| format!("the export cannot start: {e}"))?;
@@ -191,7 +184,7 @@ async fn run(store: &Store, config: &Arc<Config>, job: Job) -> Result<Finished, 
         format,
         delimiter: job.delimiter.bytes().next().unwrap_or(b';'),
         sheet_rows: config.xlsx_sheet_rows,
-        about: about(&layout, &req.fingerprint, from, to, now),
+        about,
         layout,
     };
     let path = file_path(config, &job);

@@ -9,10 +9,10 @@ pub mod xlsx;
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, NaiveDateTime};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::domain::{CallKind, Column, Direction, Lang};
+use crate::domain::{CallFilter, CallKind, Column, Direction, Lang};
 use crate::store::export::{Names, Row};
 
 /// The file formats.
@@ -30,6 +30,15 @@ impl Format {
             Format::Csv => "text/csv; charset=utf-8",
             Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         }
+    }
+}
+
+/// The CSV delimiters people may choose.
+pub fn parse_delimiter(text: &str) -> Option<u8> {
+    match text {
+        ";" => Some(b';'),
+        "," => Some(b','),
+        _ => None,
     }
 }
 
@@ -87,9 +96,28 @@ impl Layout {
     }
 
     fn local_text(&self, ms: i64) -> String {
-        self.local(ms)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_default()
+        let mut text = String::with_capacity(19);
+        if let Some(t) = self.local(ms) {
+            write_datetime(&mut text, t);
+        }
+        text
+    }
+
+    /// The file name and the "About" lines of an export of this search, made `now`.
+    pub fn describe(
+        &self,
+        filter: &CallFilter,
+        fingerprint: &str,
+        format: Format,
+        now: DateTime<Utc>,
+    ) -> (String, Vec<(String, String)>) {
+        let from = filter.from.and_then(|ms| self.local(ms));
+        let to = filter.to.and_then(|ms| self.local(ms));
+        let at = now.with_timezone(&self.tz).naive_local();
+        (
+            file_name(from, to, at, format),
+            file::about(self, fingerprint, from, to, at),
+        )
     }
 
     fn cell<'a>(&'a self, column: Column, call: &'a Row, names: &'a Names) -> Cell<'a> {
@@ -183,6 +211,23 @@ impl Layout {
             ),
         }
     }
+}
+
+/// `YYYY-MM-DD HH:MM:SS`, written directly: a million of these through `strftime` items cost a
+/// noticeable share of an export.
+pub fn write_datetime(out: &mut String, t: NaiveDateTime) {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write as _;
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
 }
 
 /// A file name that says what and when: `calls_2026-11-01_2026-11-25_exported_2026-11-26_0930.csv`.

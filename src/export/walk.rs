@@ -43,7 +43,8 @@ impl Walk {
         let (total, plan, names) = store
             .read(move |conn| {
                 let total = search::count(conn, &s, &f)?;
-                let plan = export::plan(conn, &s, &f, total, stretch)?;
+                // One plan for the whole walk, from the exact count.
+                let plan = search::page_plan(conn, &s, &f, total, stretch)?;
                 Ok((total, plan, export::names(conn, s.account)?))
             })
             .await?;

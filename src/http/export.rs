@@ -7,7 +7,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -17,9 +17,9 @@ use crate::domain::audit::AuditAction;
 use crate::domain::{CallScope, Column, Lang, Principal, SearchRequest};
 use crate::error::AppError;
 use crate::export::csv::CsvWriter;
-use crate::export::file::{about, write_file, FileSpec};
+use crate::export::file::{write_file, FileSpec};
 use crate::export::walk::Walk;
-use crate::export::{file_name, Format, Layout};
+use crate::export::{parse_delimiter, Format, Layout};
 use crate::store::audit::{self, Actor};
 use crate::store::preferences;
 
@@ -38,13 +38,7 @@ pub(super) struct Options {
 }
 
 fn split(pairs: Vec<(String, String)>) -> Result<(Options, Vec<(String, String)>), AppError> {
-    let mut o = Options {
-        format: Format::Csv,
-        lang: None,
-        columns: None,
-        delimiter: None,
-    };
-    let mut format = None;
+    let (mut format, mut lang, mut columns, mut delimiter) = (None, None, None, None);
     let mut filters = Vec::new();
     for (k, v) in pairs {
         match k.as_str() {
@@ -55,18 +49,15 @@ fn split(pairs: Vec<(String, String)>) -> Result<(Options, Vec<(String, String)>
                 )
             }
             "lang" => {
-                o.lang = Some(
+                lang = Some(
                     Lang::parse(&v)
                         .ok_or_else(|| AppError::invalid("lang", format!("unknown language {v:?}; use ru or en")))?,
                 )
             }
-            "columns" => o.columns = Some(v),
+            "columns" => columns = Some(v),
             "delimiter" => {
-                o.delimiter = Some(match v.as_str() {
-                    ";" => b';',
-                    "," => b',',
-                    _ => return Err(AppError::invalid("delimiter", "the delimiter is ; or ,")),
-                })
+                delimiter =
+                    Some(parse_delimiter(&v).ok_or_else(|| AppError::invalid("delimiter", "the delimiter is ; or ,"))?)
             }
             "limit" | "cursor" => {
                 return Err(AppError::invalid(
@@ -77,8 +68,16 @@ fn split(pairs: Vec<(String, String)>) -> Result<(Options, Vec<(String, String)>
             _ => filters.push((k, v)),
         }
     }
-    o.format = format.ok_or_else(|| AppError::invalid("format", "format is required: csv or xlsx"))?;
-    Ok((o, filters))
+    let format = format.ok_or_else(|| AppError::invalid("format", "format is required: csv or xlsx"))?;
+    Ok((
+        Options {
+            format,
+            lang,
+            columns,
+            delimiter,
+        },
+        filters,
+    ))
 }
 
 /// An export as asked, checked: the file's options, how it reads, and the search behind it.
@@ -157,7 +156,6 @@ pub async fn export_calls(
         req,
         ..
     } = ask(&state, &principal, pairs).await?;
-    let tz = layout.tz;
     let filter = req.filter.clone();
     let walk = Walk::start(
         &state.store,
@@ -181,17 +179,7 @@ pub async fn export_calls(
         .write(move |conn, _| audit::record(conn, &actor, AuditAction::Export, None, Some(detail)))
         .await?;
 
-    let local = |ms: i64| {
-        Utc.timestamp_millis_opt(ms)
-            .single()
-            .map(|t| t.with_timezone(&tz).naive_local())
-    };
-    let name = file_name(
-        filter.from.and_then(local),
-        filter.to.and_then(local),
-        Utc::now().with_timezone(&tz).naive_local(),
-        options.format,
-    );
+    let (name, about) = layout.describe(&filter, &req.fingerprint, options.format, Utc::now());
     let (tx, rx) = mpsc::channel::<Chunk>(4);
     match options.format {
         Format::Csv => {
@@ -199,18 +187,11 @@ pub async fn export_calls(
             tokio::spawn(stream_csv(walk, layout, writer, tx));
         }
         Format::Xlsx => {
-            let now = Utc::now().with_timezone(&tz).naive_local();
             let spec = FileSpec {
                 format: Format::Xlsx,
                 delimiter,
                 sheet_rows: state.config.xlsx_sheet_rows,
-                about: about(
-                    &layout,
-                    &req.fingerprint,
-                    filter.from.and_then(local),
-                    filter.to.and_then(local),
-                    now,
-                ),
+                about,
                 layout,
             };
             tokio::spawn(stream_xlsx(walk, spec, state.config.data.join("exports"), tx));

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params_from_iter, Connection};
 
-use super::search::{matches_after, page_plan, PagePlan, Position};
+use super::search::{matches_after, PagePlan, Position};
 use super::StoreError;
 use crate::domain::{AccountId, AttemptResult, CallFilter, CallKind, CallScope};
 
@@ -80,17 +80,6 @@ pub struct Note {
     pub author: Option<String>,
     pub at_ms: i64,
     pub text: String,
-}
-
-/// The plan for every stretch of one export, chosen once from the filter's exact count.
-pub fn plan(
-    conn: &Connection,
-    scope: &CallScope,
-    f: &CallFilter,
-    total: i64,
-    stretch: u32,
-) -> Result<PagePlan, StoreError> {
-    page_plan(conn, scope, f, total, stretch)
 }
 
 /// Up to `limit` matches after `after`, and where the walk stands when more may follow.

@@ -17,8 +17,7 @@ impl Chosen {
     /// The columns this role sees now, in the chosen order. A choice made under a wider role
     /// loses what the current role may not see; nothing left means the role's defaults.
     pub fn columns_for(&self, role: Role) -> Vec<Column> {
-        let codes: Vec<&str> = self.columns.iter().flatten().map(|c| c.code()).collect();
-        Column::kept_for(&codes, role)
+        Column::kept_for(self.columns.iter().flatten().copied(), role)
     }
 }
 

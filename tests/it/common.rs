@@ -127,14 +127,18 @@ impl TestApp {
         self.token("default", "owner", Role::Owner, TokenScope::Full).await
     }
 
-    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .http
+    /// A GET with a token, as it came back.
+    pub async fn fetch(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http
             .get(format!("{}{path}", self.base))
             .bearer_auth(token)
             .send()
             .await
-            .expect("get");
+            .expect("get")
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self.fetch(token, path).await;
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -236,13 +240,7 @@ impl TestApp {
 
     /// GETs a path and returns the status and the body as text.
     pub async fn download(&self, token: &str, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("download");
+        let r = self.fetch(token, path).await;
         let status = r.status().as_u16();
         (status, r.text().await.expect("body"))
     }

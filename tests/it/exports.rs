@@ -48,13 +48,7 @@ async fn start_job(app: &TestApp, token: &str, body: Value) -> String {
 }
 
 async fn bytes_of(app: &TestApp, token: &str, path: &str) -> (u16, Vec<u8>) {
-    let r = app
-        .http
-        .get(format!("{}{path}", app.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.fetch(token, path).await;
     (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
 

@@ -169,13 +169,7 @@ fn parse_csv(bytes: &[u8], delimiter: u8) -> Vec<Vec<String>> {
 }
 
 async fn download(app: &TestApp, token: &str, query: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let r = app
-        .http
-        .get(format!("{}/api/v1/calls/export?{query}", app.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.fetch(token, &format!("/api/v1/calls/export?{query}")).await;
     let (status, headers) = (r.status().as_u16(), r.headers().clone());
     (status, headers, r.bytes().await.unwrap().to_vec())
 }
