@@ -269,6 +269,51 @@ test('every filter changes the rows to exactly what the API returns for it', asy
   await page.context().close();
 });
 
+test('filter lists are searchable, and scenarios follow the chosen kind', async () => {
+  const page = await newPage(browser, server);
+  await signIn(page, server, 'manager');
+  await settled(page);
+  await page.click('#open-settings');
+  await page.waitForSelector('aside.drawer [data-filter=number]');
+  const users = (await api(server, 'GET', '/api/v1/users')).items;
+  const query = users.find(u => u.role === 'operator').name.split(' ')[1].slice(0, 4);
+  await page.click('details[data-ms=operator] summary');
+  await page.fill('details[data-ms=operator] input[type=search]', query);
+  const listed = await page.$$eval('details[data-ms=operator] .list label', ls => ls.map(l => l.textContent));
+  const expectedNames = users.filter(u => u.name.toLowerCase().includes(query.toLowerCase()) || u.login.includes(query.toLowerCase())).map(u => u.name);
+  assert.ok(listed.length > 0);
+  assert.deepEqual(listed.sort(), expectedNames.sort(), `operators matching ${query}`);
+  const scenarios = (await api(server, 'GET', '/api/v1/scenarios')).items;
+  await page.click('details[data-ms=scenario] summary');
+  for (const kind of ['automated', 'operator']) {
+    await page.check(`input[name=scenario_kind][value=${kind}]`);
+    const shown = await page.$$eval('details[data-ms=scenario] .list input', is => is.map(i => i.value));
+    assert.deepEqual(shown.sort(), scenarios.filter(x => x.kind === kind).map(x => x.id).sort(), kind);
+  }
+  await page.context().close();
+});
+
+test('the time zone picker moves every time to the chosen zone and is kept for the user', async () => {
+  const page = await newPage(browser, server);
+  await signIn(page, server, 'supervisor');
+  const { want } = await assertMatchesApi(page, 'supervisor');
+  const first = want.items[0];
+  const inZone = zone => new Intl.DateTimeFormat('ru-RU', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' }).format(new Date(first.started_at));
+  const cell = `#calls tr.call[data-id="${first.id}"] td[data-col=time]`;
+  assert.equal(await page.textContent(cell), inZone('Europe/Moscow'));
+  await page.selectOption('#tz', 'Asia/Tokyo');
+  await page.waitForFunction(([sel, text]) => document.querySelector(sel)?.textContent === text, [cell, inZone('Asia/Tokyo')]);
+  await page.reload();
+  await settled(page);
+  assert.equal(await page.inputValue('#tz'), 'Asia/Tokyo');
+  assert.equal(await page.textContent(cell), inZone('Asia/Tokyo'));
+  const get = await sessionFetch('supervisor');
+  assert.equal((await get('/api/v1/me/preferences')).timezone, 'Asia/Tokyo');
+  await page.selectOption('#tz', 'Europe/Moscow');
+  await page.waitForFunction(([sel, text]) => document.querySelector(sel)?.textContent === text, [cell, inZone('Europe/Moscow')]);
+  await page.context().close();
+});
+
 test('the number filter asks for at least 3 characters next to the field and does not search', async () => {
   const page = await newPage(browser, server);
   await signIn(page, server, 'manager');

@@ -581,3 +581,71 @@ async fn xlsx_export_matches_the_search_cell_by_cell() {
     }
     app.stop().await;
 }
+
+/// The text of one part of an XLSX file (it is a zip of XML parts).
+fn xlsx_part(bytes: &[u8], name: &str) -> String {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+    let mut part = zip.by_name(name).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut part, &mut text).unwrap();
+    text
+}
+
+#[tokio::test]
+async fn xlsx_has_a_bold_frozen_header_set_widths_and_coloured_results() {
+    let (app, owner) = app_with_calls("export-xlsx-style").await;
+    // x1 answered (success), x2 ended in IVR, x3 busy; newest first: x1, x2, x3.
+    let (_, _, bytes) = download(&app, &owner, "format=xlsx&lang=en&tz=UTC&columns=time,result,notes").await;
+    let sheet = xlsx_part(&bytes, "xl/worksheets/sheet1.xml");
+    assert!(
+        sheet.contains(r#"ySplit="1""#) && sheet.contains(r#"state="frozen""#),
+        "the header row is frozen: {sheet}"
+    );
+    assert!(
+        sheet.contains(r#"<col min="1" max="1" width="20.7109375""#),
+        "Time is 20 wide: {sheet}"
+    );
+    assert!(
+        sheet.contains(r#"<col min="3" max="3" width="48.7109375""#),
+        "Notes are 48 wide: {sheet}"
+    );
+    // The style index of a cell, e.g. B2.
+    let style = |cell: &str| -> usize {
+        let at = sheet
+            .find(&format!(r#"<c r="{cell}""#))
+            .unwrap_or_else(|| panic!("{cell} in {sheet}"));
+        let tag = &sheet[at..at + sheet[at..].find('>').unwrap()];
+        let s = tag
+            .split(r#"s=""#)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{cell} has a style: {tag}"));
+        s[..s.find('"').unwrap()].parse().unwrap()
+    };
+    let styles = xlsx_part(&bytes, "xl/styles.xml");
+    let xfs: Vec<&str> = styles.split("<cellXfs").nth(1).unwrap().split("<xf ").skip(1).collect();
+    let fonts: Vec<&str> = styles.split("<fonts").nth(1).unwrap().split("<font>").skip(1).collect();
+    let fills: Vec<&str> = styles.split("<fills").nth(1).unwrap().split("<fill>").skip(1).collect();
+    let index = |xf: &str, attr: &str| -> usize {
+        let s = xf.split(&format!(r#"{attr}=""#)).nth(1).unwrap();
+        s[..s.find('"').unwrap()].parse().unwrap()
+    };
+    let look = |cell: &str| {
+        let xf = xfs[style(cell)];
+        (fonts[index(xf, "fontId")], fills[index(xf, "fillId")])
+    };
+    let (header_font, _) = look("A1");
+    assert!(header_font.contains("<b/>"), "bold header: {header_font}");
+    let (ok_font, ok_fill) = look("B2");
+    assert!(
+        ok_font.contains("FF137A3A") && ok_fill.contains("FFE5F5EB"),
+        "green: {ok_font} {ok_fill}"
+    );
+    for failed in ["B3", "B4"] {
+        let (font, fill) = look(failed);
+        assert!(
+            font.contains("FFB42318") && fill.contains("FFFDECEA"),
+            "red {failed}: {font} {fill}"
+        );
+    }
+    app.stop().await;
+}
