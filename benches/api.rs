@@ -112,7 +112,16 @@ struct Tokens {
 async fn prepare(dir: &std::path::Path, calls: usize) -> Result<(Store, Tokens), StoreError> {
     let store = Store::open(dir)?;
     let started = Instant::now();
-    if calltrail::demo::prepare(&store, dir, calls, 90).await?.is_some() {
+    if calltrail::demo::prepare(
+        &store,
+        &calltrail::recording::Recordings::open(&calltrail::config::RecordingConfig::on_disk(dir)).expect("recordings"),
+        dir,
+        calls,
+        90,
+    )
+    .await?
+    .is_some()
+    {
         eprintln!("built {calls} calls in {:.1} s", started.elapsed().as_secs_f64());
     }
     let tokens: Vec<String> = (0..3).map(|_| calltrail::secrets::new_token("ct_")).collect();
@@ -149,14 +158,9 @@ async fn run_size(opts: &Opts, calls: usize) {
     let dir = opts.dir.join(calls.to_string());
     let (store, tokens) = prepare(&dir, calls).await.expect("prepare");
     let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data: dir.clone(),
         public_url: "http://127.0.0.1".into(),
         max_body_bytes: 256 * 1024 * 1024,
-        xlsx_sheet_rows: calltrail::export::xlsx::SHEET_ROWS,
-        export_keep_ms: 24 * 3_600_000,
-        export_stretch: calltrail::export::walk::STRETCH,
-        auth: Default::default(),
+        ..Config::defaults("127.0.0.1:0".parse().expect("addr"), dir.clone())
     };
     let server = Server::bind_with(config, store).await.expect("bind");
     let addr = server.local_addr().expect("addr");

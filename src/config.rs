@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::recording::storage::{S3Config, StorageConfig};
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -38,6 +40,31 @@ pub struct ServeArgs {
     /// How long a finished background export's file is kept for download before it is deleted.
     #[arg(long, env = "CALLTRAIL_EXPORT_KEEP_HOURS", default_value_t = 24)]
     pub export_keep_hours: u32,
+    /// Where recordings are stored: omit for the data folder, or `s3://bucket/prefix` for
+    /// S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "CALLTRAIL_STORAGE_URL")]
+    pub storage_url: Option<String>,
+    /// The S3-compatible server, e.g. `http://127.0.0.1:9000` (default: AWS).
+    #[arg(long, env = "CALLTRAIL_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, env = "CALLTRAIL_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// Largest recording accepted (upload or fetch), in megabytes.
+    #[arg(long, env = "CALLTRAIL_RECORDING_MAX_MB", default_value_t = 512)]
+    pub recording_max_mb: u64,
+    /// Attempts to fetch a recording from its URL before giving up.
+    #[arg(long, env = "CALLTRAIL_RECORDING_FETCH_ATTEMPTS", default_value_t = 6)]
+    pub recording_fetch_attempts: u32,
+    /// Delay before the second fetch attempt, in seconds; it doubles with each attempt after.
+    #[arg(long, env = "CALLTRAIL_RECORDING_RETRY_SECONDS", default_value_t = 60)]
+    pub recording_retry_seconds: u32,
+    /// How often expired calls and recordings are deleted (the accounts' retention settings), in minutes.
+    #[arg(long, env = "CALLTRAIL_RETENTION_EVERY_MINUTES", default_value_t = 60)]
+    pub retention_every_minutes: u32,
     /// The client address is the last one in X-Forwarded-For (set only behind your own proxy).
     #[arg(long, env = "CALLTRAIL_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
@@ -68,6 +95,31 @@ impl Default for AuthConfig {
     }
 }
 
+/// Recordings: where they are stored and how they are fetched.
+#[derive(Debug, Clone)]
+pub struct RecordingConfig {
+    pub storage: StorageConfig,
+    pub max_bytes: u64,
+    pub fetch_attempts: u32,
+    /// Delay before the second attempt; doubles after each.
+    pub retry_base_ms: i64,
+    /// A fetch whose source sends nothing for this long fails (and is retried).
+    pub fetch_timeout_ms: u64,
+}
+
+impl RecordingConfig {
+    /// Recordings in `data/recordings`, with the defaults of the command line.
+    pub fn on_disk(data: &std::path::Path) -> RecordingConfig {
+        RecordingConfig {
+            storage: StorageConfig::Disk(data.join("recordings")),
+            max_bytes: 512 * 1024 * 1024,
+            fetch_attempts: 6,
+            retry_base_ms: 60_000,
+            fetch_timeout_ms: 60_000,
+        }
+    }
+}
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -83,6 +135,28 @@ pub struct Config {
     pub export_keep_ms: i64,
     /// Calls per read of an export (lowered only by tests, to watch a job in the middle).
     pub export_stretch: u32,
+    pub recordings: RecordingConfig,
+    /// How often retention runs, in milliseconds.
+    pub retention_every_ms: u64,
+}
+
+impl Config {
+    /// The defaults of the command line for a server on `listen` with its data in `data` (for
+    /// tests and benchmarks, which then change what they need).
+    pub fn defaults(listen: SocketAddr, data: PathBuf) -> Config {
+        Config {
+            listen,
+            public_url: format!("http://{listen}"),
+            max_body_bytes: 64 * 1024 * 1024,
+            auth: AuthConfig::default(),
+            xlsx_sheet_rows: crate::export::xlsx::SHEET_ROWS,
+            export_keep_ms: 24 * 3_600_000,
+            export_stretch: crate::export::walk::STRETCH,
+            recordings: RecordingConfig::on_disk(&data),
+            retention_every_ms: 3_600_000,
+            data,
+        }
+    }
 }
 
 impl ServeArgs {
@@ -98,6 +172,34 @@ impl ServeArgs {
         }
         if self.max_body_bytes < 1024 {
             return Err("--max-body-bytes: must be at least 1024".into());
+        }
+        let storage = match &self.storage_url {
+            None => StorageConfig::Disk(self.data.join("recordings")),
+            Some(url) => {
+                let rest = url.strip_prefix("s3://").ok_or_else(|| {
+                    format!("--storage-url: expected s3://bucket/prefix (or omit it for the data folder), got {url:?}")
+                })?;
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err("--storage-url: the bucket name is missing (s3://bucket/prefix)".into());
+                }
+                if let Some(e) = &self.s3_endpoint {
+                    if !(e.starts_with("http://") || e.starts_with("https://")) {
+                        return Err(format!("--s3-endpoint: expected an http(s) URL, got {e:?}"));
+                    }
+                }
+                StorageConfig::S3(S3Config {
+                    bucket: bucket.to_string(),
+                    prefix: prefix.trim_matches('/').to_string(),
+                    endpoint: self.s3_endpoint.clone(),
+                    region: self.s3_region.clone(),
+                    access_key_id: self.s3_access_key_id.clone(),
+                    secret_access_key: self.s3_secret_access_key.clone(),
+                })
+            }
+        };
+        if self.recording_max_mb == 0 {
+            return Err("--recording-max-mb: must be at least 1".into());
         }
         let public_url = match &self.public_url {
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.trim_end_matches('/').to_string(),
@@ -120,6 +222,14 @@ impl ServeArgs {
             xlsx_sheet_rows: crate::export::xlsx::SHEET_ROWS,
             export_keep_ms: i64::from(self.export_keep_hours.max(1)) * 3_600_000,
             export_stretch: crate::export::walk::STRETCH,
+            recordings: RecordingConfig {
+                storage,
+                max_bytes: self.recording_max_mb.saturating_mul(1024 * 1024),
+                fetch_attempts: self.recording_fetch_attempts.max(1),
+                retry_base_ms: i64::from(self.recording_retry_seconds.max(1)) * 1000,
+                fetch_timeout_ms: 60_000,
+            },
+            retention_every_ms: u64::from(self.retention_every_minutes.max(1)) * 60_000,
         })
     }
 }

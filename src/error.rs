@@ -9,6 +9,8 @@ use utoipa::ToSchema;
 
 use crate::domain::FieldError;
 use crate::ingest::native::RecordError;
+use crate::recording::storage::StorageError;
+use crate::recording::RecordingError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,12 @@ pub enum AppError {
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A byte range past the end of a file of `size` bytes.
+    #[error("the range is outside the file's {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// A dependency (object storage) is not answering.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_secs: u64 },
     #[error("internal error")]
@@ -78,6 +86,8 @@ impl AppError {
             AppError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             AppError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            AppError::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable"),
+            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -120,6 +130,28 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<RecordingError> for AppError {
+    fn from(e: RecordingError) -> Self {
+        match e {
+            RecordingError::NotAudio(m) => AppError::UnsupportedMediaType(m),
+            RecordingError::TooLarge { limit } => AppError::PayloadTooLarge {
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            },
+            RecordingError::Source(m) => AppError::invalid("body", format!("the upload broke off: {m}")),
+            RecordingError::Storage(m) => AppError::Unavailable(format!("recording storage: {m}")),
+        }
+    }
+}
+
+impl From<StorageError> for AppError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound => AppError::NotFound,
+            other => RecordingError::from(other).into(),
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -143,10 +175,18 @@ impl IntoResponse for AppError {
             },
         };
         let mut response = (status, Json(body)).into_response();
-        if let AppError::TooManyRequests { retry_after_secs, .. } = self {
-            response
-                .headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        match self {
+            AppError::TooManyRequests { retry_after_secs, .. } => {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+            }
+            AppError::RangeNotSatisfiable { size } => {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&format!("bytes */{size}")) {
+                    response.headers_mut().insert(axum::http::header::CONTENT_RANGE, v);
+                }
+            }
+            _ => {}
         }
         response
     }
@@ -173,6 +213,8 @@ mod tests {
                 },
                 429,
             ),
+            (AppError::RangeNotSatisfiable { size: 10 }, 416),
+            (AppError::Unavailable("s3".into()), 503),
             (AppError::Internal("boom".into()), 500),
         ];
         for (e, status) in table {

@@ -14,6 +14,8 @@ pub mod http;
 pub mod ingest;
 pub mod json;
 pub mod live;
+pub mod recording;
+pub mod retention;
 pub mod secrets;
 pub mod store;
 
@@ -41,11 +43,14 @@ impl Server {
 
     pub async fn bind_with(config: Config, store: Store) -> Result<Server, Box<dyn std::error::Error + Send + Sync>> {
         let listener = TcpListener::bind(config.listen).await?;
+        let storage = crate::recording::storage::Storage::open(&config.recordings.storage)?;
+        let recordings = crate::recording::Recordings::new(storage, config.recordings.max_bytes);
         let state = AppState {
             store,
             live: LiveHub::default(),
             config: Arc::new(config),
             jobs: Default::default(),
+            recordings,
         };
         Ok(Server { state, listener })
     }
@@ -89,6 +94,17 @@ impl Server {
             self.state.config.clone(),
             self.state.jobs.clone(),
         ));
+        let fetcher = tokio::spawn(crate::recording::fetch::run(
+            store.clone(),
+            self.state.recordings.clone(),
+            Arc::new(self.state.config.recordings.clone()),
+            live.clone(),
+        ));
+        let retention = tokio::spawn(crate::retention::run(
+            store.clone(),
+            self.state.recordings.clone(),
+            self.state.config.retention_every_ms,
+        ));
         let app = http::router(self.state);
         // Open event streams would hold the graceful shutdown forever: end them first.
         let shutdown = async move {
@@ -103,6 +119,8 @@ impl Server {
         .await;
         maintenance.abort();
         worker.abort();
+        fetcher.abort();
+        retention.abort();
         store.shutdown();
         result
     }

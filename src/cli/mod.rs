@@ -313,7 +313,7 @@ async fn serve(args: ServeArgs, demo: Option<DemoArgs>) -> Result<(), CliError> 
         .map_err(|e| CliError::Failed(format!("cannot start: {e}")))?;
     if let Some(demo) = demo {
         let store = server.state.store.clone();
-        match crate::demo::prepare(&store, &data, demo.calls, demo.days).await? {
+        match crate::demo::prepare(&store, &server.state.recordings, &data, demo.calls, demo.days).await? {
             Some(_) => {}
             None => tracing::info!("the demo data folder is already filled; reusing it"),
         }
@@ -325,7 +325,12 @@ async fn serve(args: ServeArgs, demo: Option<DemoArgs>) -> Result<(), CliError> 
                 .read(|conn| auth::account_by_name(conn, auth::DEFAULT_ACCOUNT)?.ok_or(StoreError::NotFound))
                 .await?
                 .id;
-            tokio::spawn(crate::demo::run_live(store, server.state.live.clone(), account));
+            tokio::spawn(crate::demo::run_live(
+                store,
+                server.state.recordings.clone(),
+                server.state.live.clone(),
+                account,
+            ));
         }
     }
     let bound = server

@@ -13,7 +13,6 @@ use crate::domain::{AttemptResult, CallKind, CallPatch, ScenarioKind};
 
 /// Where scenario links of the demo point.
 const SCENARIO_BASE_URL: &str = "https://kit.example.ru/scenarios";
-const RECORDING_BASE_URL: &str = "https://records.example.ru";
 
 /// Relative call volume by weekday (Monday first) and by hour of the day in Moscow.
 const WEEKDAY_WEIGHT: [f64; 7] = [1.0, 1.0, 0.97, 0.95, 0.9, 0.45, 0.3];
@@ -324,8 +323,8 @@ impl Generator {
                 p.queue = None;
             }
         }
+        p.log = Some(log_lines(p.flow.as_deref().unwrap_or_default(), result));
         if result == Answered && handled_by_operator {
-            p.recording_url = Some(Some(format!("{RECORDING_BASE_URL}/{}.mp3", p.external_id)));
             let n_tags = weighted(rng, &[(0usize, 45.0), (1, 30.0), (2, 17.0), (3, 8.0)]);
             let tags: Vec<String> = (0..n_tags)
                 .map(|_| TAGS[((rng.random::<f64>().powi(2)) * TAGS.len() as f64) as usize].to_string())
@@ -384,6 +383,11 @@ impl Generator {
     pub fn wants_follow_up(&mut self) -> bool {
         self.rng.random_bool(0.3)
     }
+
+    /// A random index below `n` (n > 0).
+    pub fn pick_index(&mut self, n: usize) -> usize {
+        self.rng.random_range(0..n)
+    }
 }
 
 fn scenario(key: &str, name: &str, automated: bool) -> ScenarioRef {
@@ -400,10 +404,53 @@ fn scenario(key: &str, name: &str, automated: bool) -> ScenarioRef {
 }
 
 fn step(t: DateTime<Utc>, offset: i64, block: &str) -> FlowStep {
+    let (kind, outcome) = match block {
+        "Начало" => ("start", None),
+        "Голосовое меню" => ("menu", Some("нажата 1")),
+        "Очередь" => ("queue", None),
+        "Соединение с оператором" => ("connect", Some("оператор ответил")),
+        "Набор номера" => ("dial", None),
+        "Ответ" => ("answer", Some("абонент ответил")),
+        "Обнаружен автоответчик" => ("amd", Some("автоответчик")),
+        _ => ("hangup", None),
+    };
     FlowStep {
         at: t + Duration::seconds(offset),
         block: block.to_string(),
+        kind: Some(kind.to_string()),
+        outcome: outcome.map(str::to_string),
     }
+}
+
+/// The lines a telephony platform would log for this call: one per block, then the hangup.
+fn log_lines(flow: &[FlowStep], result: AttemptResult) -> Vec<String> {
+    let mut lines: Vec<String> = flow
+        .iter()
+        .map(|s| {
+            format!(
+                "{} [{}] {}{}",
+                s.at.format("%Y-%m-%d %H:%M:%S%.3f"),
+                s.kind.as_deref().unwrap_or("block").to_uppercase(),
+                s.block,
+                s.outcome.as_deref().map(|o| format!(" → {o}")).unwrap_or_default()
+            )
+        })
+        .collect();
+    if let Some(last) = flow.last() {
+        lines.push(format!(
+            "{} [SIP] BYE, hangup cause {}",
+            last.at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            match result {
+                AttemptResult::Busy => "USER_BUSY",
+                AttemptResult::NoAnswer => "NO_ANSWER",
+                AttemptResult::Rejected => "CALL_REJECTED",
+                AttemptResult::InvalidNumber => "UNALLOCATED_NUMBER",
+                AttemptResult::Unavailable => "SUBSCRIBER_ABSENT",
+                _ => "NORMAL_CLEARING",
+            }
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]

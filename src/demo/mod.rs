@@ -1,6 +1,7 @@
 //! The demo contact center: directory, people of every role, a quarter of call history, and a
 //! generator that keeps calls coming. Calls go in through the same ingest path as real ones.
 
+mod audio;
 pub mod generate;
 pub mod names;
 
@@ -8,14 +9,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::StreamExt;
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::domain::{AccountId, Role, TokenScope, UserId};
+use crate::domain::{AccountId, AttemptResult, Role, TokenScope, UserId};
 use crate::live::LiveHub;
+use crate::recording::Recordings;
 use crate::store::auth::{self, NewUser};
 use crate::store::directory::{self, Dim};
 use crate::store::ingest::apply_batch;
 use crate::store::people;
+use crate::store::recordings::{self, StoredFile};
 use crate::store::{Store, StoreError};
 use generate::Generator;
 use names::{GROUPS, OPERATORS};
@@ -46,7 +50,7 @@ pub async fn seed_calls(
     for chunk in times.chunks(SEED_BATCH) {
         let batch: Vec<_> = chunk.iter().map(|t| g.call(*t)).collect();
         store
-            .write(move |conn, cache| apply_batch(conn, cache, account, batch))
+            .write(move |conn, cache| apply_batch(conn, cache, account, batch, "demo"))
             .await?;
     }
     store.analyze(true).await?;
@@ -137,6 +141,7 @@ async fn create_people(store: &Store, account: AccountId) -> Result<Vec<DemoLogi
 /// when the account already has calls (the demo was set up before).
 pub async fn prepare(
     store: &Store,
+    recordings: &Recordings,
     data: &Path,
     calls: usize,
     days: u32,
@@ -169,6 +174,10 @@ pub async fn prepare(
     tracing::info!(calls, days, "seeding the demo call history");
     let started = std::time::Instant::now();
     let n = seed_calls(store, account, calls, days, 20_261_125, "demo").await?;
+    let files = demo_recordings(recordings).await?;
+    store
+        .write(move |conn, _| attach_demo_recordings(conn, account, &files))
+        .await?;
     tracing::info!(
         calls = n,
         seconds = started.elapsed().as_secs_f64(),
@@ -185,7 +194,14 @@ pub async fn prepare(
 
 /// Keeps adding a call every few seconds, and now and then a follow-up a little later, until
 /// the store shuts down.
-pub async fn run_live(store: Store, live: LiveHub, account: AccountId) {
+pub async fn run_live(store: Store, recordings: Recordings, live: LiveHub, account: AccountId) {
+    let files = match demo_recordings(&recordings).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "demo recordings could not be stored; live calls will have none");
+            vec![]
+        }
+    };
     let mut g = Generator::new(
         Utc::now().timestamp() as u64,
         10_000,
@@ -224,13 +240,31 @@ pub async fn run_live(store: Store, live: LiveHub, account: AccountId) {
                 g.follow_up(&call, Utc::now()),
             ));
         }
+        let recorded = (call.result == Some(Some(AttemptResult::Answered)) && call.operator.is_some())
+            .then(|| call.external_id.clone());
         let now = tokio::time::Instant::now();
         let mut batch = vec![call];
         let (due, later): (Vec<_>, Vec<_>) = waiting.into_iter().partition(|(at, _)| *at <= now);
         waiting = later;
         batch.extend(due.into_iter().map(|(_, p)| p));
+        let file = files.get(g.pick_index(files.len().max(1))).cloned();
         match store
-            .write(move |conn, cache| apply_batch(conn, cache, account, batch))
+            .write(move |conn, cache| {
+                let mut outcome = apply_batch(conn, cache, account, batch, "demo")?;
+                if let (Some(external_id), Some(file)) = (recorded, file) {
+                    let at = crate::store::auth::now_ms();
+                    outcome.changed.extend(recordings::attach(
+                        conn,
+                        account,
+                        &external_id,
+                        &file,
+                        None,
+                        "demo",
+                        at,
+                    )?);
+                }
+                Ok(outcome)
+            })
             .await
         {
             Ok(outcome) => live.publish(account, outcome.changed),
@@ -238,4 +272,76 @@ pub async fn run_live(store: Store, live: LiveHub, account: AccountId) {
             Err(e) => tracing::warn!(error = %e, "demo generator could not add a call"),
         }
     }
+}
+
+/// How many different demo recordings there are; calls share them.
+const DEMO_RECORDINGS: u64 = 6;
+
+/// Stores the demo recordings (again, if they are there: the same keys, the same bytes).
+async fn demo_recordings(recordings: &Recordings) -> Result<Vec<StoredFile>, StoreError> {
+    let mut files = Vec::new();
+    for n in 0..DEMO_RECORDINGS {
+        let wav = audio::conversation(14 + 4 * n as u32, n);
+        let key = format!("demo/conversation-{n}.wav");
+        let body = futures_util::stream::iter([Ok(bytes::Bytes::from(wav))]).boxed();
+        let written = recordings
+            .storage
+            .put(&key, body, recordings.max_bytes)
+            .await
+            .map_err(|e| StoreError::Conflict(format!("demo recording: {e}")))?;
+        files.push(StoredFile {
+            object_key: key,
+            content_type: "audio/wav".into(),
+            bytes: written.bytes as i64,
+            sha256: written.sha256,
+        });
+    }
+    Ok(files)
+}
+
+/// Gives every answered call that an operator took one of the demo recordings.
+fn attach_demo_recordings(
+    conn: &rusqlite::Connection,
+    account: AccountId,
+    files: &[StoredFile],
+) -> Result<(), StoreError> {
+    let now = crate::store::auth::now_ms();
+    let n = files.len() as i64;
+    let which = "account_id = ?1 AND result = 'answered' AND operator_id IS NOT NULL AND id % ?2 = ?3";
+    for (i, f) in files.iter().enumerate() {
+        conn.execute(
+            &format!(
+                "INSERT INTO recordings (account_id, external_id, state, object_key, content_type, bytes, sha256, \
+                 stored_at, updated_at) SELECT account_id, external_id, 'stored', ?4, ?5, ?6, ?7, started_at, ?8 \
+                 FROM calls WHERE {which}"
+            ),
+            rusqlite::params![
+                account.0,
+                n,
+                i as i64,
+                f.object_key,
+                f.content_type,
+                f.bytes,
+                f.sha256,
+                now
+            ],
+        )?;
+        conn.execute(
+            &format!(
+                "INSERT INTO call_events (call_id, at, event, source, detail) \
+                 SELECT id, COALESCE(ended_at, started_at), 'recording_stored', 'demo', ?4 FROM calls WHERE {which}"
+            ),
+            rusqlite::params![
+                account.0,
+                n,
+                i as i64,
+                serde_json::json!({"bytes": f.bytes, "content_type": f.content_type, "from": "upload"}).to_string()
+            ],
+        )?;
+        conn.execute(
+            &format!("UPDATE calls SET has_recording = 1 WHERE {which}"),
+            rusqlite::params![account.0, n, i as i64],
+        )?;
+    }
+    Ok(())
 }

@@ -18,6 +18,10 @@ pub enum AuditAction {
     SettingsChanged,
     Export,
     RecordingDownload,
+    RecordingUploaded,
+    LogLinkCreated,
+    LogLinkRevoked,
+    RetentionDeleted,
 }
 
 text_enum!(AuditAction {
@@ -33,4 +37,8 @@ text_enum!(AuditAction {
     SettingsChanged => "settings_changed",
     Export => "export",
     RecordingDownload => "recording_download",
+    RecordingUploaded => "recording_uploaded",
+    LogLinkCreated => "log_link_created",
+    LogLinkRevoked => "log_link_revoked",
+    RetentionDeleted => "retention_deleted",
 });

@@ -11,6 +11,7 @@ pub mod column;
 pub mod duration;
 pub mod filter;
 pub mod record;
+pub mod recording;
 pub mod role;
 
 pub use access::CallScope;

@@ -21,6 +21,9 @@ const MAX_NAME: usize = 256;
 const MAX_NUMBER: usize = 64;
 const MAX_NOTE: usize = 10_000;
 const MAX_URL: usize = 2_000;
+const MAX_FLOW_STEPS: usize = 1_000;
+const MAX_LOG_LINES: usize = 10_000;
+const MAX_LOG_LINE: usize = 8_192;
 
 /// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
 pub(crate) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
@@ -121,6 +124,12 @@ pub struct Note {
 pub struct FlowStep {
     pub at: DateTime<Utc>,
     pub block: String,
+    /// The block's type in the scenario editor (`menu`, `queue`, `connect`, `hangup`…).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// What came of the block (`pressed 2`, `answered`, `timeout`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
 }
 
 /// One record of `POST /api/v1/ingest/calls`: everything but `external_id` is optional.
@@ -205,6 +214,9 @@ pub struct CallPatch {
     pub recording_url: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<Vec<FlowStep>>,
+    /// Raw log lines of the call as the telephony wrote them; replaces the lines sent before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<Vec<String>>,
 }
 
 /// A call as calltrail keeps it, with directory entities named by key.
@@ -235,6 +247,7 @@ pub struct CallRecord {
     pub notes: Vec<Note>,
     pub recording_url: Option<String>,
     pub flow: Vec<FlowStep>,
+    pub log: Vec<String>,
 }
 
 /// The stored instants (epoch ms), serialisable for the pending-update queue.
@@ -344,6 +357,31 @@ impl CallPatch {
             self.recording_url.as_ref().and_then(|v| v.as_deref()),
             MAX_URL,
         )?;
+        if let Some(Some(url)) = &self.recording_url {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+                return Err(FieldError::new(
+                    "recording_url",
+                    "a recording URL starts with http:// or https://",
+                ));
+            }
+        }
+        let flow = self.flow.as_deref().unwrap_or_default();
+        if flow.len() > MAX_FLOW_STEPS {
+            return Err(FieldError::new("flow", format!("at most {MAX_FLOW_STEPS} blocks")));
+        }
+        for (i, step) in flow.iter().enumerate() {
+            check_len(&format!("flow[{i}].block"), Some(&step.block), MAX_NAME)?;
+            check_len(&format!("flow[{i}].type"), step.kind.as_deref(), MAX_NAME)?;
+            check_len(&format!("flow[{i}].outcome"), step.outcome.as_deref(), MAX_NAME)?;
+        }
+        let log = self.log.as_deref().unwrap_or_default();
+        if log.len() > MAX_LOG_LINES {
+            return Err(FieldError::new("log", format!("at most {MAX_LOG_LINES} lines")));
+        }
+        for (i, line) in log.iter().enumerate() {
+            check_len(&format!("log[{i}]"), Some(line), MAX_LOG_LINE)?;
+        }
         Ok(())
     }
 
@@ -404,6 +442,9 @@ impl CallRecord {
         set(&mut self.recording_url, p.recording_url);
         if let Some(flow) = p.flow {
             self.flow = flow;
+        }
+        if let Some(log) = p.log {
+            self.log = log;
         }
     }
 

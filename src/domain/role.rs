@@ -135,6 +135,14 @@ impl Principal {
         self.scope() == TokenScope::Full
     }
 
+    /// How this principal is named in a call's log: the user, and the token when it was one.
+    pub fn source(&self) -> String {
+        match self.credential {
+            Credential::Token { id, .. } => format!("{} (token {id})", self.login),
+            Credential::Session { .. } | Credential::Job { .. } => self.login.clone(),
+        }
+    }
+
     /// Reading call history and the directory needs a full-scope credential.
     pub fn may_read_calls(&self) -> bool {
         self.full()

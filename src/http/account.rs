@@ -11,6 +11,7 @@ use super::extract::{ClientAddr, JsonBody, QueryPairs};
 use super::AppState;
 use crate::domain::access::OperatorTest;
 use crate::domain::audit::AuditAction;
+use crate::domain::recording::{may_use, RecordingAccess, RecordingUse};
 use crate::domain::Principal;
 use crate::error::AppError;
 use crate::store::access;
@@ -33,6 +34,13 @@ pub struct Settings {
     pub currency: String,
     /// «Разрешить доступ к истории звонков»: operators and supervisors see their own calls.
     pub call_history_access: bool,
+    /// Calls that started more than this many days ago are deleted (null: kept forever).
+    pub keep_calls_days: Option<u32>,
+    /// Recordings of calls that started more than this many days ago are deleted (null: kept
+    /// as long as their call).
+    pub keep_recordings_days: Option<u32>,
+    /// What supervisors and operators may do with the recordings of the calls they see.
+    pub restricted_recordings: RecordingAccess,
 }
 
 impl From<Account> for Settings {
@@ -42,6 +50,9 @@ impl From<Account> for Settings {
             timezone: a.timezone,
             currency: a.currency,
             call_history_access: a.call_history_access,
+            keep_calls_days: a.keep_calls_days,
+            keep_recordings_days: a.keep_recordings_days,
+            restricted_recordings: a.restricted_recordings,
         }
     }
 }
@@ -58,6 +69,10 @@ pub struct Permissions {
     pub manage_groups: bool,
     pub manage_settings: bool,
     pub audit_log: bool,
+    /// Plays recordings in the page.
+    pub recording_play: bool,
+    /// Downloads recording files.
+    pub recording_download: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -93,6 +108,8 @@ pub async fn me(principal: Principal, State(state): State<AppState>) -> Result<J
         manage_groups: principal.may_manage_groups(),
         manage_settings: principal.may_administer(),
         audit_log: principal.may_administer(),
+        recording_play: reads && may_use(principal.role, account.restricted_recordings, RecordingUse::Play),
+        recording_download: reads && may_use(principal.role, account.restricted_recordings, RecordingUse::Download),
     };
     Ok(Json(Me {
         user,
@@ -124,6 +141,16 @@ pub struct SettingsChange {
     pub currency: Option<String>,
     #[serde(default)]
     pub call_history_access: Option<bool>,
+    /// Days, 1 … 36500; null keeps calls forever.
+    #[serde(default, deserialize_with = "crate::domain::record::nullable")]
+    #[schema(value_type = Option<u32>)]
+    pub keep_calls_days: Option<Option<u32>>,
+    /// Days, 1 … 36500; null keeps recordings as long as their calls.
+    #[serde(default, deserialize_with = "crate::domain::record::nullable")]
+    #[schema(value_type = Option<u32>)]
+    pub keep_recordings_days: Option<Option<u32>>,
+    #[serde(default)]
+    pub restricted_recordings: Option<RecordingAccess>,
 }
 
 /// Changes the account's settings (owner, administrator).
@@ -154,19 +181,34 @@ pub async fn update_settings(
             ));
         }
     }
+    for (field, days) in [
+        ("keep_calls_days", body.keep_calls_days),
+        ("keep_recordings_days", body.keep_recordings_days),
+    ] {
+        if let Some(Some(d)) = days {
+            if !(1..=36_500).contains(&d) {
+                return Err(AppError::invalid(
+                    field,
+                    format!("{field} is 1 … 36500 days, or null to keep forever"),
+                ));
+            }
+        }
+    }
     let account = principal.account_id;
     let actor = Actor::of(&principal, address);
     let after = state
         .store
         .write(move |conn, _| {
             let before = auth::account(conn, account)?;
-            auth::update_account(
-                conn,
-                account,
-                body.timezone.as_deref(),
-                body.currency.as_deref(),
-                body.call_history_access,
-            )?;
+            let change = auth::AccountChange {
+                timezone: body.timezone.as_deref(),
+                currency: body.currency.as_deref(),
+                call_history_access: body.call_history_access,
+                keep_calls_days: body.keep_calls_days,
+                keep_recordings_days: body.keep_recordings_days,
+                restricted_recordings: body.restricted_recordings,
+            };
+            auth::update_account(conn, account, &change)?;
             let after = auth::account(conn, account)?;
             if after != before {
                 let detail = serde_json::json!({

@@ -56,10 +56,13 @@ pub async fn ingest_calls(
         }
     };
     let account = principal.account_id;
+    let source = principal.source();
     let outcome = state
         .store
-        .write(move |conn, cache| apply_batch(conn, cache, account, items))
+        .write(move |conn, cache| apply_batch(conn, cache, account, items, &source))
         .await?;
     state.live.publish(account, outcome.changed.clone());
+    // A recording URL may have arrived: the fetcher looks for work now rather than at its next round.
+    state.recordings.wake.notify_one();
     Ok(Json(outcome))
 }

@@ -2,6 +2,7 @@
 //! together with the shared state, the body limit and the OpenAPI document.
 
 pub mod account;
+pub mod calllog;
 pub mod calls;
 pub mod directory;
 pub mod export;
@@ -11,6 +12,7 @@ pub mod ingest;
 pub mod meta;
 pub mod people;
 pub mod preferences;
+pub mod recording;
 pub mod session;
 pub mod web;
 
@@ -34,6 +36,7 @@ pub struct AppState {
     pub live: LiveHub,
     pub config: Arc<Config>,
     pub jobs: crate::export::jobs::JobQueue,
+    pub recordings: crate::recording::Recordings,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .merge(session::router())
         .merge(account::router())
         .merge(preferences::router())
+        .merge(recording::router())
+        .merge(calllog::router())
         .merge(web::router())
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(limit))
@@ -63,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         meta::healthz, meta::openapi,
         ingest::ingest_calls,
         calls::list_calls, calls::get_call, calls::live_calls, export::export_calls,
+        recording::get_recording, recording::upload_recording, calllog::create_link, calllog::revoke_links,
         exports::start_export, exports::list_exports, exports::get_export, exports::cancel_export, exports::export_file,
         directory::queues, directory::scenarios, directory::campaigns, directory::completion_codes,
         directory::tags, directory::topics,

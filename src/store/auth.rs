@@ -4,6 +4,7 @@ use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
+use crate::domain::recording::RecordingAccess;
 use crate::domain::{AccountId, Credential, FieldError, Principal, Role, TokenScope, UserId};
 
 /// The account a fresh data folder starts with.
@@ -17,6 +18,24 @@ pub struct Account {
     pub timezone: String,
     pub currency: String,
     pub call_history_access: bool,
+    /// Calls older than this many days are deleted (None: kept forever).
+    pub keep_calls_days: Option<u32>,
+    /// Recordings of calls older than this many days are deleted (None: kept with the call).
+    pub keep_recordings_days: Option<u32>,
+    /// What supervisors and operators may do with recordings.
+    pub restricted_recordings: RecordingAccess,
+}
+
+/// A change to an account's settings: `None` leaves a setting as it is; for the retention
+/// periods `Some(None)` means "keep forever".
+#[derive(Debug, Clone, Default)]
+pub struct AccountChange<'a> {
+    pub timezone: Option<&'a str>,
+    pub currency: Option<&'a str>,
+    pub call_history_access: Option<bool>,
+    pub keep_calls_days: Option<Option<u32>>,
+    pub keep_recordings_days: Option<Option<u32>>,
+    pub restricted_recordings: Option<RecordingAccess>,
 }
 
 pub fn now_ms() -> i64 {
@@ -51,10 +70,22 @@ fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
         timezone: r.get(2)?,
         currency: r.get(3)?,
         call_history_access: r.get(4)?,
+        keep_calls_days: r.get(5)?,
+        keep_recordings_days: r.get(6)?,
+        restricted_recordings: RecordingAccess::parse(&r.get::<_, String>(7)?).unwrap_or(RecordingAccess::Play),
     })
 }
 
-const ACCOUNT_COLS: &str = "id, name, timezone, currency, call_history_access";
+const ACCOUNT_COLS: &str =
+    "id, name, timezone, currency, call_history_access, keep_calls_days, keep_recordings_days, restricted_recordings";
+
+/// Every account (few per installation), for the background tasks.
+pub fn accounts(conn: &Connection) -> Result<Vec<Account>, StoreError> {
+    let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY id");
+    let mut stmt = conn.prepare(&sql)?;
+    let all = stmt.query_map([], account_from_row)?.collect::<Result<_, _>>()?;
+    Ok(all)
+}
 
 pub fn account_by_name(conn: &Connection, name: &str) -> Result<Option<Account>, StoreError> {
     let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts WHERE name = ?");
@@ -84,18 +115,31 @@ pub fn ensure_account(conn: &Connection, name: &str) -> Result<Account, StoreErr
 }
 
 /// Changes the settings that are given.
-pub fn update_account(
-    conn: &Connection,
-    id: AccountId,
-    timezone: Option<&str>,
-    currency: Option<&str>,
-    call_history_access: Option<bool>,
-) -> Result<(), StoreError> {
+pub fn update_account(conn: &Connection, id: AccountId, c: &AccountChange<'_>) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE accounts SET timezone = COALESCE(?, timezone), currency = COALESCE(?, currency), \
-         call_history_access = COALESCE(?, call_history_access) WHERE id = ?",
-        params![timezone, currency, call_history_access, id.0],
+         call_history_access = COALESCE(?, call_history_access), restricted_recordings = COALESCE(?, restricted_recordings) \
+         WHERE id = ?",
+        params![
+            c.timezone,
+            c.currency,
+            c.call_history_access,
+            c.restricted_recordings.map(RecordingAccess::code),
+            id.0
+        ],
     )?;
+    if let Some(days) = c.keep_calls_days {
+        conn.execute(
+            "UPDATE accounts SET keep_calls_days = ? WHERE id = ?",
+            params![days, id.0],
+        )?;
+    }
+    if let Some(days) = c.keep_recordings_days {
+        conn.execute(
+            "UPDATE accounts SET keep_recordings_days = ? WHERE id = ?",
+            params![days, id.0],
+        )?;
+    }
     Ok(())
 }
 

@@ -97,7 +97,7 @@ pub fn stretch(
     let text = format!(
         "SELECT c.id, c.started_at, c.kind, c.from_number, c.to_number, c.operator_id, c.queue_id, c.ring_seconds, \
          c.talk_seconds, c.price_e4, c.scenario_id, c.campaign_id, c.result, c.completion_code_id, c.callback_at, \
-         c.attempts, c.recording_url IS NOT NULL \
+         c.attempts, c.has_recording \
          FROM calls c{index}{} ORDER BY {order} LIMIT {limit}",
         sql.text
     );

@@ -14,8 +14,9 @@ use utoipa::ToSchema;
 
 use super::counts::CountDeltas;
 use super::directory::{self, Dim};
-use super::{dialect, StoreError, WriteCache};
+use super::{calllog, dialect, recordings, StoreError, WriteCache};
 use crate::domain::record::{NamedRef, Note, ScenarioRef, TimelineData};
+use crate::domain::recording::CallEvent;
 use crate::domain::{AccountId, AttemptResult, CallKind, CallPatch, CallRecord, FieldError};
 
 /// Bounds the writer's memory of numbers already in the dictionary.
@@ -60,18 +61,22 @@ struct Row {
     sent_talk: Option<u32>,
     recording_url: Option<String>,
     flow: Option<String>,
+    /// The raw log lines as JSON, kept in `call_log_lines`.
+    log: Option<String>,
     tags: Vec<i64>,
     topics: Vec<i64>,
     notes: BTreeMap<String, (Option<String>, i64, String)>,
 }
 
 /// Applies a batch in order. Any invalid record fails the whole batch (the caller's savepoint
-/// rolls everything back), naming the record's index and field.
+/// rolls everything back), naming the record's index and field. `source` names the sender in
+/// each call's log.
 pub fn apply_batch(
     conn: &Connection,
     cache: &mut WriteCache,
     account: AccountId,
     patches: Vec<CallPatch>,
+    source: &str,
 ) -> Result<IngestOutcome, StoreError> {
     let mut out = IngestOutcome::default();
     let now = super::auth::now_ms();
@@ -87,7 +92,7 @@ pub fn apply_batch(
                 if row == old {
                     out.unchanged += 1;
                 } else {
-                    write_row(conn, cache, account, &external_id, &row, Some((id, &old)), now)?;
+                    write_row(conn, cache, account, &external_id, &row, Some((id, &old)), source, now)?;
                     out.updated += 1;
                     out.changed.push(id);
                 }
@@ -100,7 +105,7 @@ pub fn apply_batch(
                 }
                 record.validate().map_err(invalid)?;
                 let row = resolve(conn, cache, account, &record).map_err(|e| with_index(e, index))?;
-                let id = write_row(conn, cache, account, &external_id, &row, None, now)?;
+                let id = write_row(conn, cache, account, &external_id, &row, None, source, now)?;
                 out.created += 1;
                 out.changed.push(id);
             }
@@ -228,6 +233,11 @@ fn resolve(conn: &Connection, cache: &mut WriteCache, account: AccountId, r: &Ca
     } else {
         serde_json::to_string(&r.flow).ok()
     };
+    let log = if r.log.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&r.log).ok()
+    };
     Ok(Row {
         started_at,
         kind,
@@ -252,6 +262,7 @@ fn resolve(conn: &Connection, cache: &mut WriteCache, account: AccountId, r: &Ca
         sent_talk: r.sent_talk,
         recording_url: r.recording_url.clone(),
         flow,
+        log,
         tags,
         topics,
         notes: r
@@ -284,16 +295,19 @@ static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
 static LOAD_SQL: LazyLock<String> = LazyLock::new(|| {
     let cols: Vec<String> = COLUMNS.split(", ").map(|c| format!("c.{}", c.trim())).collect();
     format!(
-        "SELECT c.id, {}, u.login, g.key, q.key, s.key, cp.key, cc.key \
+        "SELECT c.id, {}, u.login, g.key, q.key, s.key, cp.key, cc.key, l.lines \
          FROM calls c LEFT JOIN users u ON u.id = c.operator_id LEFT JOIN groups g ON g.id = c.group_id \
          LEFT JOIN queues q ON q.id = c.queue_id LEFT JOIN scenarios s ON s.id = c.scenario_id \
          LEFT JOIN campaigns cp ON cp.id = c.campaign_id LEFT JOIN completion_codes cc ON cc.id = c.completion_code_id \
+         LEFT JOIN call_log_lines l ON l.call_id = c.id \
          WHERE c.account_id = ? AND c.external_id = ?",
         cols.join(", ")
     )
 });
 
-/// Inserts (no `existing` call) or updates a call and its tags, topics and notes; returns its id.
+/// Inserts (no `existing` call) or updates a call and its tags, topics, notes, log lines and
+/// recording request; notes the change in the call's log; returns its id.
+#[allow(clippy::too_many_arguments)]
 fn write_row(
     conn: &Connection,
     cache: &mut WriteCache,
@@ -301,6 +315,7 @@ fn write_row(
     external_id: &str,
     row: &Row,
     existing: Option<(i64, &Row)>,
+    source: &str,
     now: i64,
 ) -> Result<i64, StoreError> {
     let kind = row.kind.code();
@@ -377,13 +392,43 @@ fn write_row(
             .counts
             .add(row.started_at, row.kind, row.result, row.operator_id, 1);
     }
-    let empty = Row {
-        tags: vec![],
-        topics: vec![],
-        notes: BTreeMap::new(),
-        ..row.clone()
+    let blank = blank(row);
+    let created = old.is_none();
+    let old = old.unwrap_or(&blank);
+    let fields = changed_fields(old, row);
+    let event = if created {
+        CallEvent::Created
+    } else {
+        CallEvent::Updated
     };
-    let old = old.unwrap_or(&empty);
+    calllog::event(
+        conn,
+        id,
+        event,
+        source,
+        Some(serde_json::json!({ "fields": fields })),
+        now,
+    )?;
+    if old.log != row.log {
+        calllog::set_lines(conn, id, row.log.as_deref())?;
+    }
+    if old.recording_url != row.recording_url {
+        match &row.recording_url {
+            Some(url) => {
+                if recordings::request(conn, account, external_id, url, now)? {
+                    let detail = serde_json::json!({ "url": url });
+                    calllog::event(conn, id, CallEvent::RecordingRequested, source, Some(detail), now)?;
+                }
+            }
+            None => recordings::forget_url(conn, account, external_id)?,
+        }
+    }
+    if created && recordings::has_file(conn, account, external_id)? {
+        conn.prepare_cached("UPDATE calls SET has_recording = 1 WHERE id = ?")?
+            .execute([id])?;
+        let detail = serde_json::json!({ "from": "stored before the call arrived" });
+        calllog::event(conn, id, CallEvent::RecordingStored, source, Some(detail), now)?;
+    }
     if old.tags != row.tags {
         replace_set(conn, "call_tags", "tag_id", id, &row.tags)?;
     }
@@ -400,6 +445,82 @@ fn write_row(
         }
     }
     Ok(id)
+}
+
+/// A call with nothing known but its kind and start: what a new call is compared with, so that
+/// its log lists the fields it arrived with.
+fn blank(row: &Row) -> Row {
+    Row {
+        started_at: row.started_at,
+        kind: row.kind,
+        from: String::new(),
+        to: String::new(),
+        operator_id: None,
+        group_id: None,
+        queue_id: None,
+        scenario_id: None,
+        campaign_id: None,
+        completion_code_id: None,
+        callback_at: None,
+        ring_seconds: None,
+        talk_seconds: 0,
+        price_e4: None,
+        currency: None,
+        result: None,
+        attempts: None,
+        explicit_started_at: None,
+        timeline: TimelineData::default(),
+        sent_ring: None,
+        sent_talk: None,
+        recording_url: None,
+        flow: None,
+        log: None,
+        tags: vec![],
+        topics: vec![],
+        notes: BTreeMap::new(),
+    }
+}
+
+/// The API names of the fields that differ between two stored forms of a call.
+fn changed_fields(old: &Row, new: &Row) -> Vec<&'static str> {
+    let (t, u) = (&old.timeline, &new.timeline);
+    [
+        (
+            "started_at",
+            old.started_at != new.started_at || old.explicit_started_at != new.explicit_started_at,
+        ),
+        ("kind", old.kind != new.kind),
+        ("from", old.from != new.from),
+        ("to", old.to != new.to),
+        ("operator", old.operator_id != new.operator_id),
+        ("group", old.group_id != new.group_id),
+        ("queue", old.queue_id != new.queue_id),
+        ("scenario", old.scenario_id != new.scenario_id),
+        ("campaign", old.campaign_id != new.campaign_id),
+        (
+            "completion_code",
+            old.completion_code_id != new.completion_code_id || old.callback_at != new.callback_at,
+        ),
+        ("dial_started_at", t.dial_started_at != u.dial_started_at),
+        ("answered_at", t.answered_at != u.answered_at),
+        ("scenario_started_at", t.scenario_started_at != u.scenario_started_at),
+        ("amd_detected_at", t.amd_detected_at != u.amd_detected_at),
+        ("ended_at", t.ended_at != u.ended_at),
+        ("ring_seconds", old.ring_seconds != new.ring_seconds),
+        ("talk_seconds", old.talk_seconds != new.talk_seconds),
+        ("price", old.price_e4 != new.price_e4 || old.currency != new.currency),
+        ("result", old.result != new.result),
+        ("attempts", old.attempts != new.attempts),
+        ("recording_url", old.recording_url != new.recording_url),
+        ("flow", old.flow != new.flow),
+        ("log", old.log != new.log),
+        ("tags", old.tags != new.tags),
+        ("topics", old.topics != new.topics),
+        ("notes", old.notes != new.notes),
+    ]
+    .into_iter()
+    .filter_map(|(name, differs)| differs.then_some(name))
+    .collect()
 }
 
 fn replace_set(conn: &Connection, table: &str, col: &str, call: i64, ids: &[i64]) -> Result<(), StoreError> {
@@ -454,6 +575,7 @@ fn load(
                 sent_talk: r.get(25)?,
                 recording_url: r.get(26)?,
                 flow: r.get(27)?,
+                log: r.get(34)?,
                 tags: vec![],
                 topics: vec![],
                 notes: BTreeMap::new(),
@@ -494,6 +616,11 @@ fn load(
                     .flow
                     .as_deref()
                     .and_then(|f| serde_json::from_str(f).ok())
+                    .unwrap_or_default(),
+                log: row
+                    .log
+                    .as_deref()
+                    .and_then(|l| serde_json::from_str(l).ok())
                     .unwrap_or_default(),
             };
             Ok((r.get::<_, i64>(0)?, record, row))

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("../../migrations/sqlite/0006_user_preferences.sql")),
     (7, include_str!("../../migrations/sqlite/0007_export_jobs.sql")),
     (8, include_str!("../../migrations/sqlite/0008_started_id_index.sql")),
+    (9, include_str!("../../migrations/sqlite/0009_recordings_call_log.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -9,6 +9,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod calllog;
 pub mod counts;
 pub mod cursor;
 pub mod dialect;
@@ -19,6 +20,8 @@ pub mod ingest;
 mod migrations;
 pub mod people;
 pub mod preferences;
+pub mod recordings;
+pub mod retention;
 pub mod search;
 pub mod view;
 

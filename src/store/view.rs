@@ -7,8 +7,10 @@ use rusqlite::{params_from_iter, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::StoreError;
+use super::calllog::{self, CallLog};
+use super::{recordings, StoreError};
 use crate::domain::record::{FlowStep, Money};
+use crate::domain::recording::RecordingState;
 use crate::domain::{AttemptResult, CallKind, CallScope, Direction, ScenarioKind};
 
 /// A reference to a directory entity, as shown in a call.
@@ -93,13 +95,34 @@ pub struct CallDetails {
     pub amd_detected_at: Option<String>,
     pub ended_at: Option<String>,
     pub flow: Vec<FlowStepView>,
+    /// The URL the telephony named for the recording, as sent.
     pub recording_url: Option<String>,
+    /// The recording as calltrail holds it (absent: none was sent).
+    pub recording: Option<RecordingView>,
+    pub log: CallLog,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FlowStepView {
     pub at: String,
     pub block: String,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub outcome: Option<String>,
+}
+
+/// Where a call's recording is and what it is.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct RecordingView {
+    pub state: RecordingState,
+    pub content_type: Option<String>,
+    pub bytes: Option<i64>,
+    pub stored_at: Option<String>,
+    /// Why fetching it failed (the last attempt's error while it is retried).
+    pub error: Option<String>,
+    pub attempts: i64,
+    /// Where to play or download it (present once stored).
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -113,7 +136,7 @@ pub struct CallDetailView {
 const SELECT: &str = "SELECT c.id, c.external_id, c.started_at, c.kind, c.from_number, c.to_number, \
     c.operator_id, u.login, u.name, c.group_id, g.name, c.queue_id, q.name, c.ring_seconds, c.talk_seconds, \
     c.price_e4, c.currency, c.scenario_id, s.name, s.kind, s.url, c.campaign_id, cp.name, c.result, \
-    c.completion_code_id, cc.name, c.callback_at, c.attempts, c.recording_url \
+    c.completion_code_id, cc.name, c.callback_at, c.attempts, c.has_recording \
     FROM calls c LEFT JOIN users u ON u.id = c.operator_id LEFT JOIN groups g ON g.id = c.group_id \
     LEFT JOIN queues q ON q.id = c.queue_id LEFT JOIN scenarios s ON s.id = c.scenario_id \
     LEFT JOIN campaigns cp ON cp.id = c.campaign_id LEFT JOIN completion_codes cc ON cc.id = c.completion_code_id";
@@ -191,7 +214,7 @@ fn map_row(r: &rusqlite::Row<'_>, scope: &CallScope, tz: Option<Tz>) -> rusqlite
         tags: vec![],
         topics: vec![],
         notes: vec![],
-        has_recording: r.get::<_, Option<String>>(28)?.is_some(),
+        has_recording: r.get(28)?,
     };
     Ok((id, view))
 }
@@ -300,11 +323,29 @@ pub fn get(conn: &Connection, scope: &CallScope, id: i64, tz: Option<Tz>) -> Res
                     .map(|s| FlowStepView {
                         at: format_time(s.at.timestamp_millis(), tz),
                         block: s.block,
+                        kind: s.kind,
+                        outcome: s.outcome,
                     })
                     .collect(),
                 recording_url: r.get(6)?,
+                recording: None,
+                log: CallLog {
+                    events: vec![],
+                    lines: vec![],
+                },
             })
         },
     )?;
+    let mut details = details;
+    details.recording = recordings::of_call(conn, scope.account, id)?.map(|rec| RecordingView {
+        state: rec.state,
+        content_type: rec.content_type,
+        bytes: rec.bytes,
+        stored_at: rec.stored_at.map(|t| format_time(t, tz)),
+        error: rec.error,
+        attempts: rec.attempts,
+        url: rec.object_key.map(|_| format!("/api/v1/calls/{id}/recording")),
+    });
+    details.log = calllog::log(conn, id, tz)?;
     Ok(CallDetailView { call, details })
 }

@@ -114,6 +114,12 @@ enum Check {
     SignIn,
     SessionRead,
     SignOut,
+    /// Plays (`false`) or downloads (`true`) the call's recording; the account lets restricted
+    /// roles play only (the default).
+    Recording(Target, bool),
+    UploadRecording,
+    LogLink(Target),
+    RevokeLogLinks(Target),
 }
 
 struct Row {
@@ -183,7 +189,58 @@ const MATRIX: &[Row] = &[
     row("POST", "/api/v1/session", Check::SignIn),
     row("GET", "/api/v1/session", Check::SessionRead),
     row("DELETE", "/api/v1/session", Check::SignOut),
+    row(
+        "GET",
+        "/api/v1/calls/{id}/recording",
+        Check::Recording(Target::InScope, false),
+    ),
+    row(
+        "GET",
+        "/api/v1/calls/{id}/recording",
+        Check::Recording(Target::InScope, true),
+    ),
+    row(
+        "GET",
+        "/api/v1/calls/{id}/recording",
+        Check::Recording(Target::OutOfScope, false),
+    ),
+    row(
+        "GET",
+        "/api/v1/calls/{id}/recording",
+        Check::Recording(Target::OtherAccount, false),
+    ),
+    row(
+        "PUT",
+        "/api/v1/ingest/calls/{external_id}/recording",
+        Check::UploadRecording,
+    ),
+    row("POST", "/api/v1/calls/{id}/log-link", Check::LogLink(Target::InScope)),
+    row(
+        "POST",
+        "/api/v1/calls/{id}/log-link",
+        Check::LogLink(Target::OutOfScope),
+    ),
+    row(
+        "POST",
+        "/api/v1/calls/{id}/log-link",
+        Check::LogLink(Target::OtherAccount),
+    ),
+    row(
+        "DELETE",
+        "/api/v1/calls/{id}/log-link",
+        Check::RevokeLogLinks(Target::InScope),
+    ),
+    row(
+        "DELETE",
+        "/api/v1/calls/{id}/log-link",
+        Check::RevokeLogLinks(Target::OtherAccount),
+    ),
 ];
+
+/// The recording every call of the matrix has.
+fn matrix_recording() -> Vec<u8> {
+    crate::common::wav_bytes(4_000, 1)
+}
 
 /// The calls of the account: external id → the operator's login (None: no operator).
 const CALLS: [(&str, Option<&str>); 4] = [
@@ -333,6 +390,9 @@ async fn world(name: &str) -> World {
     app.token("acme", "op1", Role::Operator, TokenScope::Full).await;
     let other_group = app.set_group(&other_owner, "alpha", &["op1"], &[], true).await;
     app.ingest_ok(&other_owner, json!([call("a1", Some("op1"), 9)])).await;
+    for (token, ext) in CALLS.iter().map(|(e, _)| (&owner, *e)).chain([(&other_owner, "a1")]) {
+        assert_eq!(app.upload(token, ext, "audio/wav", matrix_recording()).await.0, 200);
+    }
     let (_, page) = app.get(&other_owner, "/api/v1/calls").await;
     let other_call = page["items"][0]["id"].as_str().unwrap().to_string();
     let other_user = app.user_id(&other_owner, "op1").await;
@@ -364,6 +424,15 @@ impl World {
         assert_eq!(self.app.send("PUT", owner, &path, Some(body)).await.0, 200);
     }
 
+    /// A GET whose answer the check reads itself (bytes, headers).
+    async fn request_raw(&self, who: Who, path: &str) -> reqwest::Response {
+        let mut req = self.app.http.get(format!("{}{path}", self.app.base));
+        if let Some(t) = self.tokens.get(&who) {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
     async fn request(&self, who: Who, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         match self.tokens.get(&who) {
             Some(token) => self.app.send(method, token, path, body).await,
@@ -383,7 +452,7 @@ impl World {
     /// Ids the rows' `{id}` stands for, per check and principal.
     fn target_id(&self, check: Check, who: Who) -> String {
         let (target, kind) = match check {
-            Check::CallDetail(t) => (t, "call"),
+            Check::CallDetail(t) | Check::Recording(t, _) | Check::LogLink(t) | Check::RevokeLogLinks(t) => (t, "call"),
             Check::User(t) | Check::UpdateUser(t) => (t, "user"),
             Check::Group(t) | Check::UpdateGroup(t) => (t, "group"),
             _ => return String::new(),
@@ -809,6 +878,55 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
             let body = json!({"login": "nobody-here", "password": "wrong password"});
             let (status, _) = w.request(who, "POST", &path, Some(body)).await;
             assert_eq!(status, 401, "{ctx}");
+        }
+        Check::Recording(target, download) => {
+            let path = if download { format!("{path}?download=1") } else { path };
+            let r = w.request_raw(who, &path).await;
+            let status = r.status().as_u16();
+            // Restricted roles may play here but not download; out of their scope it is 404.
+            let allowed = who.full_view() || !download;
+            let ext = if matches!(target, Target::InScope) { "a1" } else { "b1" };
+            let expected = match (gate(who), target) {
+                (Some(s), _) => s,
+                (None, _) if !allowed => 403,
+                (None, Target::OtherAccount) => 404,
+                (None, _) if who.full_view() || visible(who, sw).contains(ext) => 200,
+                (None, _) => 404,
+            };
+            assert_eq!(status, expected, "{ctx}");
+            if status == 200 {
+                assert_eq!(r.bytes().await.unwrap().to_vec(), matrix_recording(), "{ctx}");
+            }
+        }
+        Check::UploadRecording => {
+            let path = path.replace("{external_id}", "n1");
+            let mut req = w
+                .app
+                .http
+                .put(format!("{}{path}", w.app.base))
+                .header("content-type", "audio/wav");
+            if let Some(t) = w.tokens.get(&who) {
+                req = req.bearer_auth(t);
+            }
+            let status = req.body(matrix_recording()).send().await.unwrap().status().as_u16();
+            let expected = match who {
+                Who::Anonymous => 401,
+                Who::Owner | Who::Admin | Who::Feeder => 200,
+                _ => 403,
+            };
+            assert_eq!(status, expected, "{ctx}");
+        }
+        Check::LogLink(target) | Check::RevokeLogLinks(target) => {
+            let ok = if r.method == "POST" { 201 } else { 200 };
+            let (status, body) = w.request(who, r.method, &path, None).await;
+            assert_eq!(
+                status,
+                expected_status(who, who.full_view(), target, ok),
+                "{ctx}: {body}"
+            );
+            if status == 201 {
+                assert!(body["url"].as_str().unwrap().contains("/log/lg_"), "{ctx}: {body}");
+            }
         }
         Check::SessionRead | Check::SignOut => {
             // Tokens are not sessions: there is no session to read or end.

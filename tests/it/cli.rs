@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crate::common::{session_cookie, temp_dir, TestApp};
+use crate::common::{disk_recordings, session_cookie, temp_dir, TestApp};
 
 fn calltrail(args: &[&str], stdin: &str) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_calltrail"))
@@ -192,7 +192,7 @@ async fn users_and_tokens_from_the_command_line() {
 async fn the_demo_fills_an_empty_folder_once() {
     let dir = temp_dir("demo");
     let store = calltrail::store::Store::open(&dir).unwrap();
-    let (logins, token) = calltrail::demo::prepare(&store, &dir, 3_000, 90)
+    let (logins, token) = calltrail::demo::prepare(&store, &disk_recordings(&dir), &dir, 3_000, 90)
         .await
         .unwrap()
         .expect("first run fills");
@@ -202,7 +202,7 @@ async fn the_demo_fills_an_empty_folder_once() {
     let printed = std::fs::read_to_string(dir.join("demo-logins.txt")).unwrap();
     assert!(printed.contains(&token) && printed.contains(&logins[3].password));
     assert!(
-        calltrail::demo::prepare(&store, &dir, 3_000, 90)
+        calltrail::demo::prepare(&store, &disk_recordings(&dir), &dir, 3_000, 90)
             .await
             .unwrap()
             .is_none(),
@@ -213,7 +213,12 @@ async fn the_demo_fills_an_empty_folder_once() {
     let live = calltrail::live::LiveHub::default();
     let mut events = live.subscribe();
     let account = calltrail::domain::AccountId(1);
-    let generator = tokio::spawn(calltrail::demo::run_live(store.clone(), live.clone(), account));
+    let generator = tokio::spawn(calltrail::demo::run_live(
+        store.clone(),
+        disk_recordings(&dir),
+        live.clone(),
+        account,
+    ));
     let changed = tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
         .await
         .expect("a live call within 10 s")

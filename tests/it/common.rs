@@ -57,14 +57,9 @@ impl TestApp {
     pub async fn start_configured(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let store = Store::open(&dir).expect("store");
         let mut config = Config {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            data: dir.clone(),
             public_url: "http://127.0.0.1".into(),
             max_body_bytes: MAX_BODY,
-            xlsx_sheet_rows: calltrail::export::xlsx::SHEET_ROWS,
-            export_keep_ms: 24 * 3_600_000,
-            export_stretch: calltrail::export::walk::STRETCH,
-            auth: AuthConfig::default(),
+            ..Config::defaults("127.0.0.1:0".parse().expect("addr"), dir.clone())
         };
         adjust(&mut config);
         let server = Server::bind_with(config, store.clone()).await.expect("bind");
@@ -378,4 +373,52 @@ pub async fn open_live(
 /// Error field and status of a failed request.
 pub fn error_field(body: &Value) -> &str {
     body["error"]["field"].as_str().unwrap_or("")
+}
+
+/// The recordings of a data folder, as a server on it stores them (for tests that seed the demo).
+pub fn disk_recordings(dir: &std::path::Path) -> calltrail::recording::Recordings {
+    calltrail::recording::Recordings::open(&calltrail::config::RecordingConfig::on_disk(dir)).expect("recordings")
+}
+
+/// A WAV file of `len` bytes (a real header, then deterministic noise), as telephony uploads.
+pub fn wav_bytes(len: usize, seed: u8) -> Vec<u8> {
+    let data = len.saturating_sub(44) as u32;
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&16000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    let mut x: u32 = 2_463_534_242 ^ u32::from(seed);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        out.push((x >> 24) as u8);
+    }
+    out
+}
+
+impl TestApp {
+    /// Uploads a recording for the call `external_id`; returns the status and answer.
+    pub async fn upload(&self, token: &str, external_id: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .http
+            .put(format!("{}/api/v1/ingest/calls/{external_id}/recording", self.base))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("upload");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
 }

@@ -7,13 +7,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 
-use crate::common::TestApp;
+use crate::common::{disk_recordings, TestApp};
 
 #[tokio::test]
 async fn bucket_totals_equal_direct_counts() {
     let app = TestApp::start("counts").await;
     let token = {
-        let (_, t) = calltrail::demo::prepare(&app.store, &app.dir, 4_000, 20)
+        let (_, t) = calltrail::demo::prepare(&app.store, &disk_recordings(&app.dir), &app.dir, 4_000, 20)
             .await
             .unwrap()
             .unwrap();

@@ -7,5 +7,6 @@ mod cli;
 mod common;
 mod counts;
 mod exports;
+mod recordings;
 mod session;
 mod view;

@@ -41,6 +41,11 @@ async fn app_with_calls(name: &str) -> (TestApp, String) {
     let app = TestApp::start(name).await;
     let owner = app.owner().await;
     app.ingest_ok(&owner, calls()).await;
+    // x1's recording is in storage (its URL alone would wait for a fetch).
+    let (status, _) = app
+        .upload(&owner, "x1", "audio/wav", crate::common::wav_bytes(2_000, 3))
+        .await;
+    assert_eq!(status, 200);
     let (status, _) = app
         .send("PUT", &owner, "/api/v1/settings", Some(json!({"timezone": "UTC"})))
         .await;

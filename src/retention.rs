@@ -1,0 +1,83 @@
+//! The retention task: now and then, deletes the calls and recordings that each account's
+//! settings say have expired, then the files nothing refers to, and says so in the audit log.
+
+use std::time::Duration;
+
+use crate::domain::audit::AuditAction;
+use crate::recording::fetch::purge_deleted;
+use crate::recording::Recordings;
+use crate::store::audit::{self, Actor};
+use crate::store::auth::{self, now_ms};
+use crate::store::{retention, Store, StoreError};
+
+/// Calls or recordings deleted per transaction.
+const BATCH: u32 = 2_000;
+const DAY_MS: i64 = 86_400_000;
+
+pub async fn run(store: Store, recordings: Recordings, every_ms: u64) {
+    loop {
+        if let Err(e) = sweep(&store, &recordings, now_ms()).await {
+            tracing::warn!(error = %e, "retention failed; will try again");
+        }
+        tokio::time::sleep(Duration::from_millis(every_ms)).await;
+    }
+}
+
+/// What one sweep deleted in one account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub calls: usize,
+    pub recordings: usize,
+}
+
+/// Deletes everything expired as of `now` in every account.
+pub async fn sweep(store: &Store, recordings: &Recordings, now: i64) -> Result<(), StoreError> {
+    for account in store.read(auth::accounts).await? {
+        let mut swept = Swept::default();
+        let recordings_before = account.keep_recordings_days.map(|d| now - i64::from(d) * DAY_MS);
+        let calls_before = account.keep_calls_days.map(|d| now - i64::from(d) * DAY_MS);
+        let id = account.id;
+        if let Some(cutoff) = recordings_before {
+            loop {
+                let n = store
+                    .write(move |conn, _| retention::expire_recordings(conn, id, cutoff, BATCH, now))
+                    .await?;
+                swept.recordings += n;
+                if n < BATCH as usize {
+                    break;
+                }
+            }
+        }
+        if let Some(cutoff) = calls_before {
+            loop {
+                let n = store
+                    .write(move |conn, _| retention::expire_calls(conn, id, cutoff, BATCH, now))
+                    .await?;
+                swept.calls += n;
+                if n < BATCH as usize {
+                    break;
+                }
+            }
+        }
+        if swept != Swept::default() {
+            let detail = serde_json::json!({
+                "calls": swept.calls,
+                "recordings": swept.recordings,
+                "calls_before": calls_before.map(|t| crate::store::view::format_time(t, None)),
+                "recordings_before": recordings_before.map(|t| crate::store::view::format_time(t, None)),
+            });
+            let actor = Actor {
+                account: Some(id),
+                user: None,
+                login: Some("(retention)".into()),
+                address: None,
+            };
+            store
+                .write(move |conn, _| audit::record(conn, &actor, AuditAction::RetentionDeleted, None, Some(detail)))
+                .await?;
+            tracing::info!(account = %account.name, calls = swept.calls, recordings = swept.recordings, "retention deleted");
+        }
+    }
+    purge_deleted(store, recordings).await;
+    Ok(())
+}
