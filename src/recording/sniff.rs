@@ -67,7 +67,9 @@ mod tests {
     #[test]
     fn types_from_bytes_and_declarations() {
         let wav = b"RIFF\x24\x08\x00\x00WAVEfmt ";
-        let table: [(Option<&str>, &[u8], Result<&str, ()>); 11] = [
+        // (declared type, first bytes, the stored type or Err: refused)
+        type Case<'a> = (Option<&'a str>, &'a [u8], Result<&'a str, ()>);
+        let table: [Case; 11] = [
             (Some("audio/x-wav"), wav, Ok("audio/wav")),
             (None, wav, Ok("audio/wav")),
             (

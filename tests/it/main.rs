@@ -3,6 +3,7 @@
 
 mod access;
 mod api;
+mod calllog;
 mod cli;
 mod common;
 mod counts;

@@ -736,10 +736,14 @@ impl Moto {
             .unwrap_or_else(|e| {
                 panic!("cannot start {program} ({e}); ./run-tests installs it (pip install 'moto[server]' into target/s3-venv)")
             });
-        let endpoint = format!("http://127.0.0.1:{port}");
+        // Owned from here on: dropped (killed and reaped) on every path, a failed start included.
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Moto { child, endpoint };
+                return moto;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
