@@ -41,8 +41,16 @@ impl Server {
         Self::bind_with(config, store).await
     }
 
-    pub async fn bind_with(config: Config, store: Store) -> Result<Server, Box<dyn std::error::Error + Send + Sync>> {
+    pub async fn bind_with(
+        mut config: Config,
+        store: Store,
+    ) -> Result<Server, Box<dyn std::error::Error + Send + Sync>> {
         let listener = TcpListener::bind(config.listen).await?;
+        // The default public address is the listen address; with port 0 that is only known now,
+        // and links handed out (log links, recordings in exports) must work.
+        if config.public_url == format!("http://{}", config.listen) {
+            config.public_url = format!("http://{}", listener.local_addr()?);
+        }
         let storage = crate::recording::storage::Storage::open(&config.recordings.storage)?;
         let recordings = crate::recording::Recordings::new(storage, config.recordings.max_bytes);
         let state = AppState {

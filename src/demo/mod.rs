@@ -329,13 +329,14 @@ fn attach_demo_recordings(
         conn.execute(
             &format!(
                 "INSERT INTO call_events (call_id, at, event, source, detail) \
-                 SELECT id, COALESCE(ended_at, started_at), 'recording_stored', 'demo', ?4 FROM calls WHERE {which}"
+                 SELECT id, ?5, 'recording_stored', 'demo', ?4 FROM calls WHERE {which}"
             ),
             rusqlite::params![
                 account.0,
                 n,
                 i as i64,
-                serde_json::json!({"bytes": f.bytes, "content_type": f.content_type, "from": "upload"}).to_string()
+                serde_json::json!({"bytes": f.bytes, "content_type": f.content_type, "from": "upload"}).to_string(),
+                now
             ],
         )?;
         conn.execute(

@@ -274,19 +274,54 @@ fn escape(s: &str) -> String {
 
 const STYLE: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:60rem;padding:0 1rem;color:#1d2330}\
     h1{font-size:1.3rem}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e3e6ec;padding:.35rem .5rem;\
-    text-align:left;vertical-align:top}th{color:#5b6475;font-weight:600}pre{background:#f5f6f8;padding:.75rem;overflow:auto;\
+    text-align:left;vertical-align:top;overflow-wrap:anywhere}th{color:#5b6475;font-weight:600}pre{background:#f5f6f8;padding:.75rem;overflow:auto;\
     white-space:pre-wrap}.muted{color:#5b6475}";
+
+/// The Russian label of an event, as the page shows it.
+fn label(event: CallEvent) -> &'static str {
+    match event {
+        CallEvent::Created => "Звонок записан",
+        CallEvent::Updated => "Звонок изменён",
+        CallEvent::RecordingRequested => "Запрошена запись",
+        CallEvent::RecordingStored => "Запись сохранена",
+        CallEvent::RecordingRetry => "Повтор загрузки записи",
+        CallEvent::RecordingFailed => "Запись не получена",
+        CallEvent::RecordingDeleted => "Запись удалена по сроку хранения",
+        CallEvent::LogLinkCreated => "Создана ссылка на лог",
+        CallEvent::LogLinkRevoked => "Ссылки на лог отозваны",
+    }
+}
+
+/// An event's detail as a line of text: the changed fields, or `key: value` pairs.
+fn detail_text(detail: Option<&serde_json::Value>) -> String {
+    let Some(serde_json::Value::Object(map)) = detail else {
+        return String::new();
+    };
+    if let Some(serde_json::Value::Array(fields)) = map.get("fields") {
+        let names: Vec<&str> = fields.iter().filter_map(|f| f.as_str()).collect();
+        return format!("поля: {}", names.join(", "));
+    }
+    map.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}: {s}"),
+            other => format!("{k}: {other}"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 fn render(shared: &SharedLog) -> String {
     let mut rows = String::new();
     for e in &shared.log.events {
-        let detail = e.detail.as_ref().map(|d| d.to_string()).unwrap_or_default();
+        // The zone is stated once above the table.
+        let at = e.at.get(..19).unwrap_or(&e.at).replace('T', " ");
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            escape(&e.at),
-            escape(e.event.code()),
+            "<tr data-event=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            e.event.code(),
+            escape(&at),
+            label(e.event),
             escape(e.source.as_deref().unwrap_or("")),
-            escape(&detail)
+            escape(&detail_text(e.detail.as_ref()))
         ));
     }
     let lines = if shared.log.lines.is_empty() {
@@ -301,7 +336,7 @@ fn render(shared: &SharedLog) -> String {
          <h2>События</h2><table><thead><tr><th>Время</th><th>Событие</th><th>Источник</th><th>Подробности</th></tr></thead>\
          <tbody>{rows}</tbody></table><h2>Строки лога телефонии</h2>{lines}</body></html>",
         id = escape(&shared.call.external_id),
-        start = escape(&shared.call.started_at),
+        start = escape(&shared.call.started_at.get(..19).unwrap_or(&shared.call.started_at).replace('T', " ")),
         tz = escape(&shared.call.timezone),
     )
 }

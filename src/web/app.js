@@ -39,7 +39,25 @@ const WORDS = {
     columns_none: 'Выберите хотя бы один столбец',
     softphone: 'софтфон', softphone_tip: 'Исходящий звонок с софтфона',
     callback_tip: 'Перезвонить', notes_n: n => `${n} ${plural(n, 'заметка', 'заметки', 'заметок')}`, hide: 'Свернуть',
-    play: 'Прослушать', no_recording: 'Запись недоступна',
+    play: 'Прослушать', no_recording: 'Запись недоступна', has_recording: 'Есть запись',
+    rec_title: 'Запись разговора', rec_download: 'Скачать запись', rec_pending: n => `Запись загружается из телефонии (попыток: ${n})`,
+    rec_failed: e => `Не удалось получить запись: ${e}`, rec_none: 'Записи нет',
+    rec_start: 'Начало записи', rec_end: 'Конец записи', rec_span: 'Идёт запись',
+    log: 'Лог звонка', log_hide: 'Скрыть лог', log_lines: 'Строки лога телефонии', log_no_lines: 'Телефония не прислала строк лога',
+    log_copy: 'Скопировать ссылку на лог', log_copied: at => `Ссылка скопирована. Действует до ${at}`,
+    log_made: at => `Ссылка действует до ${at}`, log_revoke: 'Отозвать ссылки', log_revoked: n => `Отозвано ссылок: ${n}`,
+    ev_time: 'Время', ev_event: 'Событие', ev_source: 'Источник', ev_detail: 'Подробности', ev_fields: 'поля',
+    ev: {
+      created: 'Звонок записан', updated: 'Звонок изменён', recording_requested: 'Запрошена запись',
+      recording_stored: 'Запись сохранена', recording_retry: 'Повтор загрузки записи', recording_failed: 'Запись не получена',
+      recording_deleted: 'Запись удалена по сроку хранения', log_link_created: 'Создана ссылка на лог',
+      log_link_revoked: 'Ссылки на лог отозваны',
+    },
+    account: 'Аккаунт', keep_calls: 'Хранить звонки, дней', keep_recordings: 'Хранить записи, дней',
+    keep_hint: 'Пусто — хранить всегда. Удаление выполняется в фоне и попадает в журнал аудита.',
+    restricted_rec: 'Записи для супервизоров и операторов',
+    ra_download: 'Слушать и скачивать', ra_play: 'Только слушать', ra_none: 'Нет доступа',
+    saved: 'Сохранено', keep_bad: 'Укажите число дней от 1 до 36500 или оставьте поле пустым',
     details: 'Информация о звонке', flow: 'Смотреть схему звонка', flow_hide: 'Скрыть схему звонка', flow_empty: 'Схема звонка не записана',
     d_external: 'Внешний ID', d_kind: 'Тип звонка', d_group: 'Группа', d_dial: 'Начало дозвона', d_answered: 'Ответ',
     d_scenario: 'Запуск сценария', d_amd: 'Автоответчик обнаружен', d_ended: 'Окончание', d_notes: 'Заметки',
@@ -90,7 +108,25 @@ const WORDS = {
     columns_none: 'Choose at least one column',
     softphone: 'softphone', softphone_tip: 'Outgoing call from the softphone',
     callback_tip: 'Call back', notes_n: n => `${n} ${n === 1 ? 'note' : 'notes'}`, hide: 'Collapse',
-    play: 'Play', no_recording: 'Recording unavailable',
+    play: 'Play', no_recording: 'Recording unavailable', has_recording: 'Has a recording',
+    rec_title: 'Call recording', rec_download: 'Download recording', rec_pending: n => `Fetching the recording from the telephony (attempts: ${n})`,
+    rec_failed: e => `Could not get the recording: ${e}`, rec_none: 'No recording',
+    rec_start: 'Recording starts', rec_end: 'Recording ends', rec_span: 'Recording',
+    log: 'Call log', log_hide: 'Hide log', log_lines: 'Telephony log lines', log_no_lines: 'The telephony sent no log lines',
+    log_copy: 'Copy link to the log', log_copied: at => `Link copied. Valid until ${at}`,
+    log_made: at => `Link valid until ${at}`, log_revoke: 'Revoke links', log_revoked: n => `Links revoked: ${n}`,
+    ev_time: 'Time', ev_event: 'Event', ev_source: 'Source', ev_detail: 'Details', ev_fields: 'fields',
+    ev: {
+      created: 'Call recorded', updated: 'Call changed', recording_requested: 'Recording requested',
+      recording_stored: 'Recording stored', recording_retry: 'Recording fetch retried', recording_failed: 'Recording not received',
+      recording_deleted: 'Recording deleted by retention', log_link_created: 'Log link created',
+      log_link_revoked: 'Log links revoked',
+    },
+    account: 'Account', keep_calls: 'Keep calls, days', keep_recordings: 'Keep recordings, days',
+    keep_hint: 'Empty keeps forever. Deletion runs in the background and is written to the audit log.',
+    restricted_rec: 'Recordings for supervisors and operators',
+    ra_download: 'Play and download', ra_play: 'Play only', ra_none: 'No access',
+    saved: 'Saved', keep_bad: 'Enter 1 to 36500 days, or leave the field empty',
     details: 'Call details', flow: 'View call flow', flow_hide: 'Hide call flow', flow_empty: 'No call flow recorded',
     d_external: 'External id', d_kind: 'Call kind', d_group: 'Group', d_dial: 'Dialling started', d_answered: 'Answered',
     d_scenario: 'Scenario started', d_amd: 'Answering machine detected', d_ended: 'Ended', d_notes: 'Notes',
@@ -734,6 +770,7 @@ function cell(column, c) {
 }
 
 function recordingCell(c) {
+  if (!S.me.permissions.recording_play) return h('span', { class: 'muted', title: t('has_recording') }, '●');
   return h('button', { class: 'btn play', title: t('play'), 'aria-label': t('play'), onclick: ev => {
     ev.stopPropagation();
     const audio = h('audio', { controls: true, autoplay: true, preload: 'none', src: `/api/v1/calls/${c.id}/recording` });
@@ -786,25 +823,116 @@ async function toggleDetail(id) {
 function detailView(d) {
   const x = d.details;
   const item = (label, value) => (value ? h('div', {}, h('dt', {}, label), h('dd', {}, value)) : null);
-  const flowList = h('div', { class: 'flow-wrap', hidden: true }, x.flow.length === 0 ? h('p', { class: 'muted' }, t('flow_empty')) :
-    h('ol', { class: 'flow' }, x.flow.map((step, i) => {
-      const prev = i > 0 ? x.flow[i - 1].at : null;
-      const gap = prev ? ` (+${duration(Math.max(0, Math.round((new Date(step.at) - new Date(prev)) / 1000)))})` : '';
-      return h('li', {}, h('b', {}, step.block), h('span', { class: 'when' }, `${clock(step.at)}${gap}`));
-    })));
+  const flowList = h('div', { class: 'flow-wrap', hidden: true }, flowTimeline(d));
   const flowBtn = h('button', { class: 'btn', dataset: { action: 'flow' }, onclick: () => {
     flowList.hidden = !flowList.hidden;
     flowBtn.textContent = flowList.hidden ? t('flow') : t('flow_hide');
   } }, t('flow'));
+  const logPanel = h('div', { class: 'log-wrap', hidden: true }, logView(x.log));
+  const logBtn = h('button', { class: 'btn', dataset: { action: 'log' }, onclick: () => {
+    logPanel.hidden = !logPanel.hidden;
+    logBtn.textContent = logPanel.hidden ? t('log') : t('log_hide');
+  } }, t('log'));
+  const linkArea = h('div', { class: 'log-link' });
+  const copyBtn = h('button', { class: 'btn', dataset: { action: 'log-link' }, onclick: () => makeLogLink(d.id, linkArea) }, t('log_copy'));
   return h('div', { class: 'detail' },
     h('dl', { class: 'detail-grid' },
       item(t('d_external'), d.external_id), item(t('d_kind'), t(`k_${d.kind}`)), item(t('d_group'), ref(d.group)),
       item(t('d_dial'), when(x.dial_started_at)), item(t('d_scenario'), when(x.scenario_started_at)),
       item(t('d_answered'), when(x.answered_at)), item(t('d_amd'), when(x.amd_detected_at)), item(t('d_ended'), when(x.ended_at))),
+    recordingView(d),
     d.notes.length ? [h('h4', {}, t('d_notes')), h('div', { class: 'notes-full' }, d.notes.map(n =>
       h('div', { class: 'note' }, h('div', { class: 'meta' }, `${n.author || '—'} · ${when(n.at)}`), h('div', {}, n.text))))] : null,
-    h('div', { class: 'actions' }, flowBtn),
-    flowList);
+    h('div', { class: 'actions' }, flowBtn, logBtn, copyBtn),
+    linkArea, flowList, logPanel);
+}
+
+/// The recording: a player and a download link as the role allows, or where it stands.
+function recordingView(d) {
+  const r = d.details.recording;
+  const perms = S.me.permissions;
+  let body;
+  if (r && r.url && perms.recording_play) {
+    body = [h('audio', { controls: true, preload: 'metadata', src: r.url, class: 'rec-player' }),
+      perms.recording_download ? h('a', { class: 'btn', href: `${r.url}?download=1`, download: '', dataset: { action: 'download-recording' } }, t('rec_download')) : null];
+  } else if (r && r.url) {
+    body = h('span', { class: 'muted' }, t('no_recording'));
+  } else if (r && r.state === 'pending') {
+    body = h('span', { class: 'muted' }, t('rec_pending', r.attempts));
+  } else if (r && r.state === 'failed') {
+    body = h('span', { class: 'bad' }, t('rec_failed', r.error || ''));
+  } else {
+    return null;
+  }
+  return h('div', { class: 'recording' }, h('h4', {}, t('rec_title')), h('div', { class: 'rec-row' }, body));
+}
+
+/// The call flow as a vertical timeline: each block with its type and outcome, the time between
+/// blocks, and the span of the recording (answer to end) marked along it.
+function flowTimeline(d) {
+  const x = d.details;
+  if (x.flow.length === 0) return h('p', { class: 'muted' }, t('flow_empty'));
+  const entries = x.flow.map(step => ({ at: step.at, step }));
+  const recorded = d.has_recording && x.answered_at;
+  if (recorded) {
+    entries.push({ at: x.answered_at, mark: 'start' });
+    if (x.ended_at) entries.push({ at: x.ended_at, mark: 'end' });
+  }
+  // Stable by time; at the same instant the recording starts before and ends after the blocks.
+  const weight = e => (e.mark === 'start' ? -1 : e.mark === 'end' ? 1 : 0);
+  entries.sort((a, b) => (new Date(a.at) - new Date(b.at)) || (weight(a) - weight(b)));
+  let inRecording = false;
+  return h('ol', { class: 'flow' }, entries.map((e, i) => {
+    const prev = i > 0 ? entries[i - 1].at : null;
+    const gap = prev ? ` (+${duration(Math.max(0, Math.round((new Date(e.at) - new Date(prev)) / 1000)))})` : '';
+    if (e.mark) {
+      inRecording = e.mark === 'start';
+      return h('li', { class: `rec-mark ${e.mark}` }, h('b', {}, t(e.mark === 'start' ? 'rec_start' : 'rec_end')),
+        h('span', { class: 'when' }, `${clock(e.at)}${gap}`));
+    }
+    const s = e.step;
+    return h('li', { class: inRecording ? 'in-rec' : '', title: inRecording ? t('rec_span') : null },
+      h('b', {}, s.block), s.type ? h('span', { class: 'type' }, s.type) : null,
+      s.outcome ? h('span', { class: 'outcome' }, `→ ${s.outcome}`) : null,
+      h('span', { class: 'when' }, `${clock(e.at)}${gap}`));
+  }));
+}
+
+/// The call's log: what happened to the record, then the telephony's own lines.
+function logView(log) {
+  const detail = e => {
+    if (!e.detail) return '';
+    if (e.detail.fields) return `${t('ev_fields')}: ${e.detail.fields.join(', ')}`;
+    return Object.entries(e.detail).map(([k, v]) => `${k}: ${v}`).join('; ');
+  };
+  return [
+    h('table', { class: 'log-events' },
+      h('thead', {}, h('tr', {}, [t('ev_time'), t('ev_event'), t('ev_source'), t('ev_detail')].map(c => h('th', {}, c)))),
+      h('tbody', {}, log.events.map(e => h('tr', { dataset: { event: e.event } },
+        h('td', {}, when(e.at)), h('td', {}, WORDS[S.lang].ev[e.event] || e.event), h('td', {}, e.source || ''), h('td', {}, detail(e)))))),
+    h('h4', {}, t('log_lines')),
+    log.lines.length ? h('pre', { class: 'log-lines' }, log.lines.join('\n')) : h('p', { class: 'muted' }, t('log_no_lines')),
+  ];
+}
+
+async function makeLogLink(id, area) {
+  area.replaceChildren(t('loading'));
+  try {
+    const link = await api('POST', `/api/v1/calls/${encodeURIComponent(id)}/log-link`);
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(link.url);
+      copied = true;
+    } catch (e) { /* no clipboard permission: the field below is there to copy from */ }
+    const field = h('input', { class: 'link-field', readonly: true, value: link.url, onclick: ev => ev.target.select() });
+    const revoke = h('button', { class: 'btn', dataset: { action: 'revoke-log-links' }, onclick: async () => {
+      const r = await api('DELETE', `/api/v1/calls/${encodeURIComponent(id)}/log-link`);
+      area.replaceChildren(h('span', { class: 'muted' }, t('log_revoked', r.revoked)));
+    } }, t('log_revoke'));
+    area.replaceChildren(field, h('span', { class: 'muted' }, t(copied ? 'log_copied' : 'log_made', when(link.expires_at))), revoke);
+  } catch (e) {
+    area.replaceChildren(h('span', { class: 'bad' }, `${t('error')}: ${e.message}`));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -925,12 +1053,13 @@ async function openSettings(tab) {
   const body = h('div', { class: 'body' }, t('loading'));
   const foot = h('div', { class: 'foot' });
   const tabs = h('div', { class: 'tabs', role: 'tablist' },
-    ['filters', 'view'].map(k => h('button', { role: 'tab', id: `tab-${k}`, 'aria-selected': String(k === tab), onclick: () => openSettings(k) }, t(k))));
+    ['filters', 'view'].concat(S.me.permissions.manage_settings ? ['account'] : []).map(k => h('button', { role: 'tab', id: `tab-${k}`, 'aria-selected': String(k === tab), onclick: () => openSettings(k) }, t(k))));
   const drawer = h('aside', { class: 'drawer', role: 'dialog', 'aria-label': t('settings') },
     h('div', { class: 'head' }, h('h2', {}, t('settings')), h('button', { class: 'btn', 'aria-label': t('close'), onclick: closeSettings }, '✕')),
     tabs, body, foot);
   document.body.append(h('div', { class: 'drawer-back', onclick: closeSettings }), drawer);
   if (tab === 'view') return viewTab(body, foot);
+  if (tab === 'account') return accountTab(body, foot);
   await loadDirs();
   filtersTab(body, foot);
 }
@@ -1078,6 +1207,42 @@ function viewTab(body, foot) {
       try { await savePrefs({ columns }); } catch (e) { error.textContent = e.message; error.hidden = false; return; }
       closeSettings(); showMain();
     } }, t('save')));
+}
+
+/// Owner and administrator: how long calls and recordings are kept, and what supervisors and
+/// operators may do with recordings.
+async function accountTab(body, foot) {
+  const settings = await api('GET', '/api/v1/settings');
+  const days = (id, value) => h('input', { id, type: 'number', min: '1', max: '36500', step: '1', value: value == null ? '' : String(value) });
+  const calls = days('keep-calls', settings.keep_calls_days);
+  const recs = days('keep-recordings', settings.keep_recordings_days);
+  const access = h('select', { id: 'restricted-recordings' }, ['download', 'play', 'none'].map(v =>
+    h('option', { value: v, selected: v === settings.restricted_recordings }, t(`ra_${v}`))));
+  const note = h('div', { class: 'error', role: 'alert', hidden: true });
+  body.replaceChildren(
+    h('label', { class: 'field' }, h('span', {}, t('keep_calls')), calls),
+    h('label', { class: 'field' }, h('span', {}, t('keep_recordings')), recs),
+    h('p', { class: 'muted' }, t('keep_hint')),
+    h('label', { class: 'field' }, h('span', {}, t('restricted_rec')), access),
+    note);
+  const read = input => {
+    const v = input.value.trim();
+    if (v === '') return null;
+    const n = Number(v);
+    return Number.isInteger(n) && n >= 1 && n <= 36500 ? n : undefined;
+  };
+  foot.replaceChildren(h('button', { class: 'primary', id: 'account-save', onclick: async () => {
+    const change = { keep_calls_days: read(calls), keep_recordings_days: read(recs), restricted_recordings: access.value };
+    note.classList.add('error'); note.classList.remove('ok');
+    if (change.keep_calls_days === undefined || change.keep_recordings_days === undefined) {
+      note.textContent = t('keep_bad'); note.hidden = false; return;
+    }
+    try {
+      S.me.settings = await api('PUT', '/api/v1/settings', change);
+      S.me = await api('GET', '/api/v1/me');
+      note.textContent = t('saved'); note.classList.remove('error'); note.classList.add('ok'); note.hidden = false;
+    } catch (e) { note.textContent = e.message; note.hidden = false; }
+  } }, t('save')));
 }
 
 window.addEventListener('popstate', () => { if (S.me && S.me.permissions.call_history) showMain(); });

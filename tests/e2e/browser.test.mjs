@@ -114,7 +114,7 @@ test('manager: all 18 columns, exact total and rows of the API, result colours, 
   await page.waitForSelector(`tr.detail[data-for="${withFlow.id}"] .detail-grid`);
   assert.match(await page.textContent(`tr.detail[data-for="${withFlow.id}"]`), new RegExp(withFlow.external_id));
   await page.click(`tr.detail[data-for="${withFlow.id}"] button[data-action=flow]`);
-  const blocks = await page.$$eval(`tr.detail[data-for="${withFlow.id}"] ol.flow li b`, els => els.map(e => e.textContent));
+  const blocks = await page.$$eval(`tr.detail[data-for="${withFlow.id}"] ol.flow li:not(.rec-mark) b`, els => els.map(e => e.textContent));
   assert.deepEqual(blocks, withFlow.details.flow.map(f => f.block));
   await screenshot(page, '03-call-expanded');
   await page.context().close();
@@ -509,4 +509,138 @@ test('sign-out ends the session: the page returns to the sign-in form and the AP
   const status = await page.evaluate(async () => (await fetch('/api/v1/calls?limit=1')).status);
   assert.equal(status, 401);
   await page.context().close();
+});
+
+test('one call: its recording plays and downloads, its flow marks the recorded span, its log and a working log link', async () => {
+  const page = await newPage(browser, server);
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
+  await signIn(page, server, 'manager');
+  await page.goto('/?result=answered&preset=last_30_days');
+  await settled(page);
+  const want = await expected(page, await viewQuery(page));
+  const call = want.items.find(c => c.has_recording);
+  assert.ok(call, 'the demo has answered calls with recordings');
+  const detail = await api(server, 'GET', `/api/v1/calls/${call.id}`);
+  const rec = detail.details.recording;
+  assert.equal(rec.state, 'stored');
+  const at = `tr.detail[data-for="${call.id}"]`;
+  await page.click(`#calls tr.call[data-id="${call.id}"] td[data-col=time]`);
+  await page.waitForSelector(`${at} audio.rec-player`);
+
+  // The player loads the file's real length (16-bit stereo at 8 kHz) and plays.
+  assert.equal(await page.getAttribute(`${at} audio.rec-player`, 'src'), `/api/v1/calls/${call.id}/recording`);
+  const seconds = (rec.bytes - 44) / (8000 * 4);
+  const duration = await page.$eval(`${at} audio.rec-player`, a => new Promise(resolve => {
+    if (a.readyState >= 1) resolve(a.duration); else a.addEventListener('loadedmetadata', () => resolve(a.duration), { once: true });
+  }));
+  assert.ok(Math.abs(duration - seconds) < 0.05, `duration ${duration} vs ${seconds}`);
+  const played = await page.$eval(`${at} audio.rec-player`, a => a.play().then(() => new Promise(resolve => {
+    const done = () => resolve(a.currentTime);
+    setTimeout(done, 1500);
+  })));
+  assert.ok(played > 0.3, `played ${played} s`);
+  // Download: the file as an attachment named after the call.
+  const [file] = await Promise.all([page.waitForEvent('download'), page.click(`${at} a[data-action=download-recording]`)]);
+  assert.equal(file.suggestedFilename(), `call-${call.id}.wav`);
+  const saved = readFileSync(await file.path());
+  assert.equal(saved.length, rec.bytes);
+  assert.equal(saved.subarray(0, 4).toString(), 'RIFF');
+  const audit = await api(server, 'GET', '/api/v1/audit?action=recording_download&limit=500');
+  const mine = audit.items.filter(e => e.target === call.id && e.actor_login === server.logins.manager.login);
+  assert.ok(mine.some(e => e.detail.use === 'download') && mine.some(e => e.detail.use === 'play'), JSON.stringify(mine));
+
+  // The flow: every block with its type, the recording's start and end in time order, the
+  // blocks inside the recorded span marked.
+  await page.click(`${at} button[data-action=flow]`);
+  const items = await page.$$eval(`${at} ol.flow li`, els => els.map(e => ({
+    mark: e.classList.contains('rec-mark') ? (e.classList.contains('start') ? 'start' : 'end') : null,
+    inRec: e.classList.contains('in-rec'), block: e.querySelector('b').textContent,
+    type: e.querySelector('.type')?.textContent ?? null, outcome: e.querySelector('.outcome')?.textContent ?? null,
+  })));
+  const blocks = items.filter(i => !i.mark);
+  assert.deepEqual(blocks.map(b => [b.block, b.type]), detail.details.flow.map(f => [f.block, f.type]));
+  assert.deepEqual(blocks.map(b => b.outcome), detail.details.flow.map(f => (f.outcome ? `→ ${f.outcome}` : null)));
+  assert.deepEqual(items.filter(i => i.mark).map(i => i.mark), ['start', 'end']);
+  const answered = new Date(detail.details.answered_at), ended = new Date(detail.details.ended_at);
+  detail.details.flow.forEach((f, i) => {
+    const t = new Date(f.at);
+    assert.equal(blocks[i].inRec, t >= answered && t <= ended, `${f.block} inside the recording`);
+  });
+  assert.equal(items.findIndex(i => i.mark === 'start'), items.findIndex(i => i.block === detail.details.flow.find(f => new Date(f.at) >= answered).block) - 1);
+
+  // The log: every event and the telephony's lines.
+  await page.click(`${at} button[data-action=log]`);
+  const events = await page.$$eval(`${at} table.log-events tbody tr`, rows => rows.map(r => r.dataset.event));
+  const fresh = await api(server, 'GET', `/api/v1/calls/${call.id}`);
+  assert.deepEqual(events, fresh.details.log.events.map(e => e.event));
+  assert.equal(await page.textContent(`${at} table.log-events tbody tr:first-child td:nth-child(2)`), 'Звонок записан');
+  assert.equal(await page.textContent(`${at} pre.log-lines`), fresh.details.log.lines.join('\n'));
+  assert.ok(fresh.details.log.lines.length >= 3);
+  await screenshot(page, '09-call-recording-flow-log');
+
+  // Copy link: on the clipboard and in the field; it opens without an account and shows that
+  // call's log; revoking it ends it.
+  await page.click(`${at} button[data-action=log-link]`);
+  await page.waitForSelector(`${at} .link-field`);
+  const url = await page.inputValue(`${at} .link-field`);
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/log\/lg_[A-Za-z0-9_-]{43}$/);
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), url);
+  assert.match(await page.textContent(`${at} .log-link`), /Ссылка скопирована\. Действует до/);
+  const stranger = await browser.newContext();
+  const support = await stranger.newPage();
+  const res = await support.goto(url);
+  assert.equal(res.status(), 200);
+  assert.equal(await support.textContent('h1'), `Лог звонка ${call.external_id}`);
+  const body = await support.textContent('body');
+  assert.ok(body.includes(fresh.details.log.lines[0]), 'the telephony lines are on the shared page');
+  await support.screenshot({ path: `${process.cwd()}/../../target/e2e-artifacts/10-shared-log.png` });
+  await page.click(`${at} button[data-action=revoke-log-links]`);
+  await page.waitForFunction(sel => document.querySelector(sel)?.textContent.includes('Отозвано ссылок: 1'), `${at} .log-link`);
+  assert.equal((await support.goto(url)).status(), 410);
+  await stranger.close();
+  assert.deepEqual(page.errors, undefined);
+  await page.context().close();
+});
+
+test('account settings: retention and what restricted roles may do with recordings, as the supervisor then sees it', async () => {
+  const owner = await newPage(browser, server);
+  await signIn(owner, server, 'owner');
+  await settled(owner);
+  await owner.click('#open-settings');
+  await owner.click('#tab-account');
+  await owner.waitForSelector('#keep-calls');
+  await owner.fill('#keep-calls', '0');
+  await owner.click('#account-save');
+  await owner.waitForSelector('.drawer [role=alert]:not([hidden])');
+  assert.equal(await owner.textContent('.drawer [role=alert]'), 'Укажите число дней от 1 до 36500 или оставьте поле пустым');
+  assert.equal((await api(server, 'GET', '/api/v1/settings')).keep_calls_days, null, 'nothing saved');
+  await owner.fill('#keep-calls', '3650');
+  await owner.fill('#keep-recordings', '365');
+  await owner.selectOption('#restricted-recordings', 'none');
+  await owner.click('#account-save');
+  await owner.waitForFunction(() => document.querySelector('.drawer [role=alert]')?.textContent === 'Сохранено');
+  const settings = await api(server, 'GET', '/api/v1/settings');
+  assert.deepEqual([settings.keep_calls_days, settings.keep_recordings_days, settings.restricted_recordings], [3650, 365, 'none']);
+  await screenshot(owner, '11-account-settings');
+
+  // The supervisor: no player under "none", a player under "play".
+  const sup = await newPage(browser, server);
+  await signIn(sup, server, 'supervisor');
+  await settled(sup);
+  assert.equal(await sup.locator('#calls td[data-col=recording] button.play').count(), 0);
+  await api(server, 'PUT', '/api/v1/settings', { keep_calls_days: null, keep_recordings_days: null, restricted_recordings: 'play' });
+  await sup.reload();
+  await settled(sup);
+  assert.ok(await sup.locator('#calls td[data-col=recording] button.play').count() > 0, 'players are back');
+  const withRec = (await sup.$$eval('#calls tr.call', rows => rows.filter(r => r.querySelector('td[data-col=recording] button.play')).map(r => r.dataset.id)));
+  await sup.click(`#calls tr.call[data-id="${withRec[0]}"] td[data-col=recording] button.play`);
+  await sup.waitForSelector(`#calls tr.call[data-id="${withRec[0]}"] td[data-col=recording] audio`);
+  const ok = await sup.$eval(`#calls tr.call[data-id="${withRec[0]}"] td[data-col=recording] audio`, a => new Promise(resolve => {
+    if (a.readyState >= 1) resolve(true);
+    a.addEventListener('loadedmetadata', () => resolve(true), { once: true });
+    a.addEventListener('error', () => resolve(false), { once: true });
+  }));
+  assert.equal(ok, true, 'a supervisor plays a call they see');
+  await owner.context().close();
+  await sup.context().close();
 });

@@ -13,7 +13,7 @@ export const root = path.resolve(here, '..', '..');
 export const artifacts = path.join(root, 'target', 'e2e-artifacts');
 
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
+  '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'];
 
 /** Starts `calltrail demo` on a free port; resolves once it listens. */
 export async function startServer({ calls = 6000, days = 30 } = {}) {

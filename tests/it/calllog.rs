@@ -165,6 +165,14 @@ async fn log_links_work_expire_are_revoked_and_show_one_call_only() {
         "{html}"
     );
     assert!(html.contains("BYE NORMAL_CLEARING"));
+    assert!(
+        html.contains("<td>Звонок записан</td><td>owner (token 1)</td><td>поля: from, to, operator, queue,"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>Создана ссылка на лог</td><td>boss (token 2)</td>"),
+        "{html}"
+    );
     assert!(!html.contains("l2"), "another call's id is not on the page");
     let shared: Value = open(format!("/log/{token}"), true).await.unwrap().json().await.unwrap();
     assert_eq!(shared["call"]["external_id"], "l1");
