@@ -30,6 +30,22 @@ pub struct Swept {
     pub recordings: usize,
 }
 
+/// Runs `batch` in its own transaction until it deletes fewer than a whole batch; returns the sum.
+async fn in_batches<F>(store: &Store, batch: F) -> Result<usize, StoreError>
+where
+    F: Fn(&rusqlite::Connection) -> Result<usize, StoreError> + Clone + Send + 'static,
+{
+    let mut total = 0;
+    loop {
+        let f = batch.clone();
+        let n = store.write(move |conn, _| f(conn)).await?;
+        total += n;
+        if n < BATCH as usize {
+            return Ok(total);
+        }
+    }
+}
+
 /// Deletes everything expired as of `now` in every account.
 pub async fn sweep(store: &Store, recordings: &Recordings, now: i64) -> Result<(), StoreError> {
     for account in store.read(auth::accounts).await? {
@@ -38,26 +54,13 @@ pub async fn sweep(store: &Store, recordings: &Recordings, now: i64) -> Result<(
         let calls_before = account.keep_calls_days.map(|d| now - i64::from(d) * DAY_MS);
         let id = account.id;
         if let Some(cutoff) = recordings_before {
-            loop {
-                let n = store
-                    .write(move |conn, _| retention::expire_recordings(conn, id, cutoff, BATCH, now))
-                    .await?;
-                swept.recordings += n;
-                if n < BATCH as usize {
-                    break;
-                }
-            }
+            swept.recordings = in_batches(store, move |conn| {
+                retention::expire_recordings(conn, id, cutoff, BATCH, now)
+            })
+            .await?;
         }
         if let Some(cutoff) = calls_before {
-            loop {
-                let n = store
-                    .write(move |conn, _| retention::expire_calls(conn, id, cutoff, BATCH, now))
-                    .await?;
-                swept.calls += n;
-                if n < BATCH as usize {
-                    break;
-                }
-            }
+            swept.calls = in_batches(store, move |conn| retention::expire_calls(conn, id, cutoff, BATCH, now)).await?;
         }
         if swept != Swept::default() {
             let detail = serde_json::json!({

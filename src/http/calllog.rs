@@ -106,21 +106,7 @@ pub async fn create_link(
         .write(move |conn, _| {
             calllog::create_link(conn, account, call, &t, user, now, expires_at)?;
             let detail = serde_json::json!({ "expires_at": format_time(expires_at, None) });
-            calllog::event(
-                conn,
-                call,
-                CallEvent::LogLinkCreated,
-                &source,
-                Some(detail.clone()),
-                now,
-            )?;
-            audit::record(
-                conn,
-                &actor,
-                AuditAction::LogLinkCreated,
-                Some(&call.to_string()),
-                Some(detail),
-            )
+            tell(conn, call, CREATED, &source, &actor, detail, now)
         })
         .await?;
     Ok((
@@ -153,26 +139,31 @@ pub async fn revoke_links(
             let n = calllog::revoke_links(conn, call, now)?;
             if n > 0 {
                 let detail = serde_json::json!({ "links": n });
-                calllog::event(
-                    conn,
-                    call,
-                    CallEvent::LogLinkRevoked,
-                    &source,
-                    Some(detail.clone()),
-                    now,
-                )?;
-                audit::record(
-                    conn,
-                    &actor,
-                    AuditAction::LogLinkRevoked,
-                    Some(&call.to_string()),
-                    Some(detail),
-                )?;
+                tell(conn, call, REVOKED, &source, &actor, detail, now)?;
             }
             Ok(n)
         })
         .await?;
     Ok(Json(Revoked { revoked }))
+}
+
+/// A change to a call's links, as the call's log and the audit log name it.
+type LinkChange = (CallEvent, AuditAction);
+const CREATED: LinkChange = (CallEvent::LogLinkCreated, AuditAction::LogLinkCreated);
+const REVOKED: LinkChange = (CallEvent::LogLinkRevoked, AuditAction::LogLinkRevoked);
+
+/// Writes a change to a call's links to the call's log and to the audit log, with one detail.
+fn tell(
+    conn: &rusqlite::Connection,
+    call: i64,
+    (event, action): LinkChange,
+    source: &str,
+    actor: &Actor,
+    detail: serde_json::Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    calllog::event(conn, call, event, source, Some(detail.clone()), now)?;
+    audit::record(conn, actor, action, Some(&call.to_string()), Some(detail))
 }
 
 /// The shared log as JSON.

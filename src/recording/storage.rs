@@ -134,23 +134,13 @@ impl Storage {
     /// Stores `body` under `key`, never holding it whole in memory; at most `limit` bytes. The
     /// object appears only once complete (and, on disk, synced), so a failed or too large body
     /// leaves nothing behind.
-    pub async fn put(&self, key: &str, mut body: ByteStream, limit: u64) -> Result<Written, StorageError> {
-        let mut hasher = Sha256::new();
-        let mut bytes = 0u64;
+    pub async fn put(&self, key: &str, body: ByteStream, limit: u64) -> Result<Written, StorageError> {
         match self {
             Storage::Disk(root) => {
                 let tmp = root.join("tmp").join(format!("{}.part", random_name()));
-                let result: Result<(), StorageError> = async {
+                let result: Result<Written, StorageError> = async {
                     let mut file = tokio::fs::File::create(&tmp).await?;
-                    while let Some(chunk) = body.next().await {
-                        let chunk = chunk?;
-                        bytes += chunk.len() as u64;
-                        if bytes > limit {
-                            return Err(StorageError::TooLarge { limit });
-                        }
-                        hasher.update(&chunk);
-                        file.write_all(&chunk).await?;
-                    }
+                    let written = copy_limited(body, &mut file, limit).await?;
                     file.sync_all().await?;
                     let path = root.join(key);
                     let parent = path.parent().unwrap_or(root).to_path_buf();
@@ -158,40 +148,28 @@ impl Storage {
                     tokio::fs::rename(&tmp, &path).await?;
                     // The rename is durable only once the folder that holds it is synced.
                     tokio::fs::File::open(&parent).await?.sync_all().await?;
-                    Ok(())
+                    Ok(written)
                 }
                 .await;
                 if result.is_err() {
                     let _ = tokio::fs::remove_file(&tmp).await;
                 }
-                result?;
+                result
             }
             Storage::Object { store, prefix } => {
                 let mut writer = BufWriter::new(store.clone(), Self::object_path(prefix, key));
-                let result: Result<(), StorageError> = async {
-                    while let Some(chunk) = body.next().await {
-                        let chunk = chunk?;
-                        bytes += chunk.len() as u64;
-                        if bytes > limit {
-                            return Err(StorageError::TooLarge { limit });
-                        }
-                        hasher.update(&chunk);
-                        writer.write_all(&chunk).await?;
+                match copy_limited(body, &mut writer, limit).await {
+                    Ok(written) => {
+                        writer.shutdown().await?;
+                        Ok(written)
                     }
-                    writer.shutdown().await?;
-                    Ok(())
-                }
-                .await;
-                if let Err(e) = result {
-                    let _ = writer.abort().await;
-                    return Err(e);
+                    Err(e) => {
+                        let _ = writer.abort().await;
+                        Err(e)
+                    }
                 }
             }
         }
-        Ok(Written {
-            bytes,
-            sha256: hex(&hasher.finalize()),
-        })
     }
 
     /// The bytes of `range` of the object (all of it when None), as a stream.
@@ -255,6 +233,29 @@ impl Storage {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Copies `body` into `sink`, at most `limit` bytes, hashing as it goes.
+async fn copy_limited(
+    mut body: ByteStream,
+    sink: &mut (impl tokio::io::AsyncWrite + Unpin),
+    limit: u64,
+) -> Result<Written, StorageError> {
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        bytes += chunk.len() as u64;
+        if bytes > limit {
+            return Err(StorageError::TooLarge { limit });
+        }
+        hasher.update(&chunk);
+        sink.write_all(&chunk).await?;
+    }
+    Ok(Written {
+        bytes,
+        sha256: hex(&hasher.finalize()),
+    })
 }
 
 /// 128 random bits as hex: object names nobody can guess or collide with.

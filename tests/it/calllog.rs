@@ -23,19 +23,6 @@ fn call_with_flow(external_id: &str) -> Value {
     })
 }
 
-async fn id_of(app: &TestApp, token: &str, external_id: &str) -> String {
-    let (_, page) = app.get(token, "/api/v1/calls?limit=500").await;
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["external_id"] == external_id)
-        .unwrap_or_else(|| panic!("{external_id}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn the_log_tells_what_happened_to_a_call() {
     let app = TestApp::start("calllog-events").await;
@@ -46,7 +33,7 @@ async fn the_log_tells_what_happened_to_a_call() {
     let update = json!([{"external_id": "e1", "completion_code": {"id": "sale", "name": "Продажа"}, "tags": ["vip"]}]);
     app.ingest_ok(&owner, update.clone()).await;
     assert_eq!(app.ingest_ok(&owner, update).await["unchanged"], 1);
-    let id = id_of(&app, &owner, "e1").await;
+    let id = app.call_id(&owner, "e1").await;
     let (status, d) = app.get(&owner, &format!("/api/v1/calls/{id}?tz=Europe/Moscow")).await;
     assert_eq!(status, 200, "{d}");
     let flow = &d["details"]["flow"];
@@ -130,7 +117,7 @@ async fn log_links_work_expire_are_revoked_and_show_one_call_only() {
     let supervisor = app.token("default", "sup", Role::Supervisor, TokenScope::Full).await;
     app.ingest_ok(&owner, json!([call_with_flow("l1"), call_with_flow("l2")]))
         .await;
-    let (one, two) = (id_of(&app, &owner, "l1").await, id_of(&app, &owner, "l2").await);
+    let (one, two) = (app.call_id(&owner, "l1").await, app.call_id(&owner, "l2").await);
     let link_path = format!("/api/v1/calls/{one}/log-link");
 
     let (status, link) = app.send("POST", &manager, &link_path, None).await;
@@ -323,7 +310,7 @@ async fn retention_deletes_old_calls_and_recordings_with_their_files() {
     let ids: Vec<String> = {
         let mut v = vec![];
         for (ext, _) in ages {
-            v.push(id_of(&app, &owner, ext).await);
+            v.push(app.call_id(&owner, ext).await);
         }
         v
     };

@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 
 use crate::common::{disk_recordings, session_cookie, temp_dir, TestApp};
 
-fn calltrail(args: &[&str], stdin: &str) -> (i32, String, String) {
+/// Runs the real binary with `stdin`; returns its exit code, standard output and error.
+pub(crate) fn calltrail(args: &[&str], stdin: &str) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_calltrail"))
         .args(args)
         .env_remove("CALLTRAIL_DATA")

@@ -407,6 +407,20 @@ pub fn wav_bytes(len: usize, seed: u8) -> Vec<u8> {
 }
 
 impl TestApp {
+    /// The id of the call with this external id, as the first page of the owner's search lists it.
+    pub async fn call_id(&self, token: &str, external_id: &str) -> String {
+        let (_, page) = self.get(token, "/api/v1/calls?limit=500").await;
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|c| c["external_id"] == external_id)
+            .unwrap_or_else(|| panic!("{external_id} in {page}"))["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
     /// Uploads a recording for the call `external_id`; returns the status and answer.
     pub async fn upload(&self, token: &str, external_id: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
         let r = self

@@ -35,19 +35,6 @@ fn sha(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-async fn call_id(app: &TestApp, token: &str, external_id: &str) -> String {
-    let (_, page) = app.get(token, "/api/v1/calls?limit=500").await;
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["external_id"] == external_id)
-        .unwrap_or_else(|| panic!("{external_id} in {page}"))["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// A GET with a Range header; returns status, headers and body.
 async fn ranged(
     app: &TestApp,
@@ -110,7 +97,7 @@ async fn uploads_and_byte_ranges() {
     assert_eq!(up["bytes"], 1_000_000);
     assert_eq!(up["sha256"], sha(&file));
     app.ingest_ok(&feeder, json!([call("r1", "ivanova", None)])).await;
-    let id = call_id(&app, &owner, "r1").await;
+    let id = app.call_id(&owner, "r1").await;
     let (_, listed) = app.get(&owner, "/api/v1/calls").await;
     assert_eq!(listed["items"][0]["has_recording"], true);
     let path = format!("/api/v1/calls/{id}/recording");
@@ -239,7 +226,7 @@ async fn uploads_and_byte_ranges() {
 
     // A call without a recording, and one that does not exist.
     app.ingest_ok(&owner, json!([call("r2", "ivanova", None)])).await;
-    let other = call_id(&app, &owner, "r2").await;
+    let other = app.call_id(&owner, "r2").await;
     assert_eq!(
         app.get(&owner, &format!("/api/v1/calls/{other}/recording")).await.0,
         404
@@ -280,7 +267,7 @@ async fn restricted_roles_play_or_download_as_the_account_allows() {
     app.ingest_ok(&owner, json!([call("mine", "ivanova", None)])).await;
     let file = wav_bytes(3_000, 5);
     assert_eq!(app.upload(&owner, "mine", "audio/wav", file.clone()).await.0, 200);
-    let id = call_id(&app, &owner, "mine").await;
+    let id = app.call_id(&owner, "mine").await;
     let play = format!("/api/v1/calls/{id}/recording");
     let download = format!("{play}?download=1");
     // (setting, operator plays, operator downloads); the manager always may; another operator
@@ -436,7 +423,7 @@ async fn recordings_are_fetched_from_urls_with_retries() {
     for _ in 0..200 {
         details.clear();
         for c in cases {
-            let id = call_id(&app, &owner, c).await;
+            let id = app.call_id(&owner, c).await;
             let (_, d) = app.get(&owner, &format!("/api/v1/calls/{id}")).await;
             details.insert(c, (id, d));
         }
@@ -579,20 +566,11 @@ impl Drop for Binary {
     }
 }
 
+/// The real binary's output, insisting that it succeeded.
 fn run(args: &[&str], stdin: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_calltrail"))
-        .args(args)
-        .env_remove("CALLTRAIL_DATA")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let (code, out, err) = crate::cli::calltrail(args, stdin);
+    assert_eq!(code, 0, "{err}");
+    out
 }
 
 /// A deterministic body of `len` bytes that starts as a WAV file, produced chunk by chunk.
@@ -788,7 +766,7 @@ async fn recordings_on_s3_compatible_storage() {
     let file = wav_bytes(2 * 1024 * 1024 + 17, 6);
     let (status, up) = app.upload(&owner, "s3", "audio/wav", file.clone()).await;
     assert_eq!(status, 200, "{up}");
-    let id = call_id(&app, &owner, "s3").await;
+    let id = app.call_id(&owner, "s3").await;
     let path = format!("/api/v1/calls/{id}/recording");
     assert_eq!(ranged(&app, &owner, &path, None).await.2, file);
     let (status, h, body) = ranged(&app, &owner, &path, Some("bytes=1048576-1048675")).await;
