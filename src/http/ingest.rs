@@ -62,7 +62,9 @@ pub async fn ingest_calls(
         .write(move |conn, cache| apply_batch(conn, cache, account, items, &source))
         .await?;
     state.live.publish(account, outcome.changed.clone());
-    // A recording URL may have arrived: the fetcher looks for work now rather than at its next round.
-    state.recordings.wake.notify_one();
+    if outcome.fetches > 0 {
+        // The fetcher starts on new recording URLs now rather than at its next round.
+        state.recordings.wake.notify_one();
+    }
     Ok(Json(outcome))
 }

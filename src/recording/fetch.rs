@@ -63,26 +63,25 @@ pub async fn run(store: Store, recordings: Recordings, config: Arc<RecordingConf
     };
     loop {
         purge_deleted(&store, &recordings).await;
+        // Looked up on a read connection: an idle fetcher costs the writer nothing.
+        let next = store.read(recordings::next_due).await.ok().flatten();
         let now = now_ms();
-        let due = store
-            .write(move |conn, _| recordings::claim_due(conn, now, PARALLEL as u32, LEASE_MS))
-            .await;
-        let due = match due {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot claim recording fetches");
-                Vec::new()
-            }
+        let due = match next {
+            Some(at) if at <= now => store
+                .write(move |conn, _| recordings::claim_due(conn, now, PARALLEL as u32, LEASE_MS))
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot claim recording fetches");
+                    Vec::new()
+                }),
+            _ => Vec::new(),
         };
         if due.is_empty() {
-            let next = store.read(recordings::next_due).await.ok().flatten();
             let wait = next
-                .map(|at| Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)))
+                .map(|at| Duration::from_millis(u64::try_from(at - now).unwrap_or(0)))
                 .unwrap_or(IDLE)
-                .min(IDLE);
-            if !wait.is_zero() {
-                let _ = tokio::time::timeout(wait, recordings.wake.notified()).await;
-            }
+                .clamp(Duration::from_millis(50), IDLE);
+            let _ = tokio::time::timeout(wait, recordings.wake.notified()).await;
             continue;
         }
         futures_util::stream::iter(due)
@@ -211,6 +210,14 @@ fn describe(e: &reqwest::Error) -> String {
 /// Deletes stored objects queued for deletion (replaced or expired recordings).
 pub async fn purge_deleted(store: &Store, recordings: &Recordings) {
     loop {
+        match store.read(recordings::deletions_queued).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the object deletion queue");
+                return;
+            }
+        }
         let keys = match store.write(|conn, _| recordings::deletable(conn, 100)).await {
             Ok(k) => k,
             Err(e) => {

@@ -33,6 +33,9 @@ pub struct IngestOutcome {
     /// Ids of the calls created or changed, for live updates.
     #[serde(skip)]
     pub changed: Vec<i64>,
+    /// Recording fetches this batch scheduled (the fetcher is woken only for these).
+    #[serde(skip)]
+    pub fetches: u32,
 }
 
 /// The stored form of a call, as compared to decide whether anything changed.
@@ -92,7 +95,8 @@ pub fn apply_batch(
                 if row == old {
                     out.unchanged += 1;
                 } else {
-                    write_row(conn, cache, account, &external_id, &row, Some((id, &old)), source, now)?;
+                    let fetch = write_row(conn, cache, account, &external_id, &row, Some((id, &old)), source, now)?.1;
+                    out.fetches += u32::from(fetch);
                     out.updated += 1;
                     out.changed.push(id);
                 }
@@ -105,7 +109,8 @@ pub fn apply_batch(
                 }
                 record.validate().map_err(invalid)?;
                 let row = resolve(conn, cache, account, &record).map_err(|e| with_index(e, index))?;
-                let id = write_row(conn, cache, account, &external_id, &row, None, source, now)?;
+                let (id, fetch) = write_row(conn, cache, account, &external_id, &row, None, source, now)?;
+                out.fetches += u32::from(fetch);
                 out.created += 1;
                 out.changed.push(id);
             }
@@ -306,7 +311,8 @@ static LOAD_SQL: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Inserts (no `existing` call) or updates a call and its tags, topics, notes, log lines and
-/// recording request; notes the change in the call's log; returns its id.
+/// recording request; notes the change in the call's log; returns its id and whether a
+/// recording fetch was scheduled.
 #[allow(clippy::too_many_arguments)]
 fn write_row(
     conn: &Connection,
@@ -317,7 +323,7 @@ fn write_row(
     existing: Option<(i64, &Row)>,
     source: &str,
     now: i64,
-) -> Result<i64, StoreError> {
+) -> Result<(i64, bool), StoreError> {
     let kind = row.kind.code();
     let result = row.result.map(|r| r.code());
     let t = &row.timeline;
@@ -412,10 +418,12 @@ fn write_row(
     if old.log != row.log {
         calllog::set_lines(conn, id, row.log.as_deref())?;
     }
+    let mut fetch = false;
     if old.recording_url != row.recording_url {
         match &row.recording_url {
             Some(url) => {
-                if recordings::request(conn, account, external_id, url, now)? {
+                fetch = recordings::request(conn, account, external_id, url, now)?;
+                if fetch {
                     let detail = serde_json::json!({ "url": url });
                     calllog::event(conn, id, CallEvent::RecordingRequested, source, Some(detail), now)?;
                 }
@@ -444,7 +452,7 @@ fn write_row(
             .execute(params![id, key, note.0, note.1, note.2])?;
         }
     }
-    Ok(id)
+    Ok((id, fetch))
 }
 
 /// A call with nothing known but its kind and start: what a new call is compared with, so that

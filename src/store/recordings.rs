@@ -272,6 +272,13 @@ pub fn queue_deletion(conn: &Connection, key: &str, now: i64) -> Result<(), Stor
     Ok(())
 }
 
+/// Whether any object waits for deletion (read first, so an empty queue costs no write).
+pub fn deletions_queued(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM object_deletions LIMIT 1")?
+        .exists([])?)
+}
+
 /// Objects queued for deletion that no recording refers to any more (the demo shares files
 /// between calls, so a key can still be in use by another call).
 pub fn deletable(conn: &Connection, limit: u32) -> Result<Vec<String>, StoreError> {
