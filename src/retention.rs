@@ -69,12 +69,7 @@ pub async fn sweep(store: &Store, recordings: &Recordings, now: i64) -> Result<(
                 "calls_before": calls_before.map(|t| crate::store::view::format_time(t, None)),
                 "recordings_before": recordings_before.map(|t| crate::store::view::format_time(t, None)),
             });
-            let actor = Actor {
-                account: Some(id),
-                user: None,
-                login: Some("(retention)".into()),
-                address: None,
-            };
+            let actor = Actor::system(id, retention::SOURCE);
             store
                 .write(move |conn, _| audit::record(conn, &actor, AuditAction::RetentionDeleted, None, Some(detail)))
                 .await?;

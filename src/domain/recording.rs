@@ -25,6 +25,8 @@ pub enum RecordingUse {
     Download,
 }
 
+text_enum!(RecordingUse { Play => "play", Download => "download" });
+
 impl RecordingAccess {
     /// Whether the restricted roles may use a recording this way under this setting.
     pub fn allows(self, how: RecordingUse) -> bool {

@@ -160,12 +160,8 @@ pub async fn get_recording(
             let setting = auth::account(conn, p.account_id)?.restricted_recordings;
             // Decided before the call is looked up: the refusal says nothing about the id.
             if !may_use(p.role, setting, how) {
-                let what = match how {
-                    RecordingUse::Play => "play",
-                    RecordingUse::Download => "download",
-                };
                 return Err(crate::store::StoreError::Forbidden(format!(
-                    "your role may not {what} recordings in this account"
+                    "your role may not {how} recordings in this account"
                 )));
             }
             let scope = access::scope_for(conn, &p)?;
@@ -175,14 +171,10 @@ pub async fn get_recording(
             recordings::of_call(conn, p.account_id, id)
         })
         .await?
-        .filter(|r| r.object_key.is_some())
         .ok_or(AppError::NotFound)?;
-    let (Some(key), size) = (
-        recording.object_key.clone(),
-        u64::try_from(recording.bytes.unwrap_or(0)).unwrap_or(0),
-    ) else {
-        return Err(AppError::NotFound);
-    };
+    // Only a stored file can be served; a pending or failed fetch is no recording yet.
+    let key = recording.object_key.clone().ok_or(AppError::NotFound)?;
+    let size = u64::try_from(recording.bytes.unwrap_or(0)).unwrap_or(0);
     let content_type = recording
         .content_type
         .clone()
@@ -208,7 +200,7 @@ pub async fn get_recording(
     let actor = Actor::of(&principal, address);
     let detail = serde_json::json!({
         "call_id": id.to_string(),
-        "use": match how { RecordingUse::Play => "play", RecordingUse::Download => "download" },
+        "use": how.code(),
         "range": range.as_ref().map(|r| format!("{}-{}", r.start, r.end - 1)),
     });
     state

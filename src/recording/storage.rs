@@ -115,14 +115,6 @@ impl Storage {
         }
     }
 
-    /// A short name for logs and the health endpoint.
-    pub fn describe(&self) -> &'static str {
-        match self {
-            Storage::Disk(_) => "disk",
-            Storage::Object { .. } => "s3",
-        }
-    }
-
     fn object_path(prefix: &str, key: &str) -> ObjectPath {
         if prefix.is_empty() {
             ObjectPath::from(key)

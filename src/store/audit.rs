@@ -29,14 +29,19 @@ impl Actor {
         }
     }
 
-    /// The command line, acting on an account.
-    pub fn command_line(account: AccountId) -> Actor {
+    /// calltrail itself (the command line, a background task), named in parentheses.
+    pub fn system(account: AccountId, name: &str) -> Actor {
         Actor {
             account: Some(account),
             user: None,
-            login: Some("(command line)".into()),
+            login: Some(format!("({name})")),
             address: None,
         }
+    }
+
+    /// The command line, acting on an account.
+    pub fn command_line(account: AccountId) -> Actor {
+        Actor::system(account, "command line")
     }
 }
 

@@ -432,8 +432,7 @@ fn write_row(
         }
     }
     if created && recordings::has_file(conn, account, external_id)? {
-        conn.prepare_cached("UPDATE calls SET has_recording = 1 WHERE id = ?")?
-            .execute([id])?;
+        recordings::set_has_recording(conn, id, true)?;
         let detail = serde_json::json!({ "from": "stored before the call arrived" });
         calllog::event(conn, id, CallEvent::RecordingStored, source, Some(detail), now)?;
     }

@@ -11,8 +11,6 @@ use crate::domain::AccountId;
 /// One call's recording.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recording {
-    pub account: AccountId,
-    pub external_id: String,
     pub state: RecordingState,
     pub source_url: Option<String>,
     pub object_key: Option<String>,
@@ -33,23 +31,20 @@ pub struct StoredFile {
     pub sha256: String,
 }
 
-const COLS: &str = "account_id, external_id, state, source_url, object_key, content_type, bytes, sha256, attempts, \
-    error, stored_at";
+const COLS: &str = "state, source_url, object_key, content_type, bytes, sha256, attempts, error, stored_at";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Recording> {
-    let state: String = r.get(2)?;
+    let state: String = r.get(0)?;
     Ok(Recording {
-        account: AccountId(r.get(0)?),
-        external_id: r.get(1)?,
         state: RecordingState::parse(&state).unwrap_or(RecordingState::Failed),
-        source_url: r.get(3)?,
-        object_key: r.get(4)?,
-        content_type: r.get(5)?,
-        bytes: r.get(6)?,
-        sha256: r.get(7)?,
-        attempts: r.get(8)?,
-        error: r.get(9)?,
-        stored_at: r.get(10)?,
+        source_url: r.get(1)?,
+        object_key: r.get(2)?,
+        content_type: r.get(3)?,
+        bytes: r.get(4)?,
+        sha256: r.get(5)?,
+        attempts: r.get(6)?,
+        error: r.get(7)?,
+        stored_at: r.get(8)?,
     })
 }
 
@@ -116,6 +111,13 @@ pub fn forget_url(conn: &Connection, account: AccountId, external_id: &str) -> R
     Ok(())
 }
 
+/// Keeps the call's `has_recording` in step with its recording row.
+pub fn set_has_recording(conn: &Connection, call: i64, has: bool) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE calls SET has_recording = ? WHERE id = ?")?
+        .execute(params![has, call])?;
+    Ok(())
+}
+
 /// Whether a stored file exists for this call key (for a call that arrives after its recording).
 pub fn has_file(conn: &Connection, account: AccountId, external_id: &str) -> Result<bool, StoreError> {
     Ok(conn
@@ -170,8 +172,7 @@ pub fn attach(
     ])?;
     let call = call_id(conn, account, external_id)?;
     if let Some(id) = call {
-        conn.prepare_cached("UPDATE calls SET has_recording = 1 WHERE id = ?")?
-            .execute([id])?;
+        set_has_recording(conn, id, true)?;
         let detail = serde_json::json!({
             "bytes": file.bytes,
             "content_type": file.content_type,

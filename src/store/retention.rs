@@ -36,8 +36,7 @@ pub fn expire_recordings(
         }
         conn.prepare_cached("DELETE FROM recordings WHERE account_id = ? AND external_id = ?")?
             .execute(params![account.0, external_id])?;
-        conn.prepare_cached("UPDATE calls SET has_recording = 0 WHERE id = ?")?
-            .execute([id])?;
+        recordings::set_has_recording(conn, *id, false)?;
         calllog::event(conn, *id, CallEvent::RecordingDeleted, SOURCE, None, now)?;
     }
     Ok(doomed.len())

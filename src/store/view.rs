@@ -305,10 +305,20 @@ pub fn get(conn: &Connection, scope: &CallScope, id: i64, tz: Option<Tz>) -> Res
         return Err(StoreError::NotFound);
     }
     let call = load_views(conn, scope, &[id], tz)?.pop().ok_or(StoreError::NotFound)?;
+    let recording = recordings::of_call(conn, scope.account, id)?.map(|rec| RecordingView {
+        state: rec.state,
+        content_type: rec.content_type,
+        bytes: rec.bytes,
+        stored_at: rec.stored_at.map(|t| format_time(t, tz)),
+        error: rec.error,
+        attempts: rec.attempts,
+        url: rec.object_key.map(|_| format!("/api/v1/calls/{id}/recording")),
+    });
+    let log = calllog::log(conn, id, tz)?;
     let details = conn.query_row(
         "SELECT dial_started_at, answered_at, scenario_started_at, amd_detected_at, ended_at, flow, recording_url FROM calls WHERE id = ?",
         [id],
-        |r| {
+        move |r| {
             let t = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(|ms| format_time(ms, tz)));
             let flow: Option<String> = r.get(5)?;
             let steps: Vec<FlowStep> = flow.as_deref().and_then(|f| serde_json::from_str(f).ok()).unwrap_or_default();
@@ -328,24 +338,10 @@ pub fn get(conn: &Connection, scope: &CallScope, id: i64, tz: Option<Tz>) -> Res
                     })
                     .collect(),
                 recording_url: r.get(6)?,
-                recording: None,
-                log: CallLog {
-                    events: vec![],
-                    lines: vec![],
-                },
+                recording,
+                log,
             })
         },
     )?;
-    let mut details = details;
-    details.recording = recordings::of_call(conn, scope.account, id)?.map(|rec| RecordingView {
-        state: rec.state,
-        content_type: rec.content_type,
-        bytes: rec.bytes,
-        stored_at: rec.stored_at.map(|t| format_time(t, tz)),
-        error: rec.error,
-        attempts: rec.attempts,
-        url: rec.object_key.map(|_| format!("/api/v1/calls/{id}/recording")),
-    });
-    details.log = calllog::log(conn, id, tz)?;
     Ok(CallDetailView { call, details })
 }
