@@ -65,6 +65,31 @@ pub struct ServeArgs {
     /// How often expired calls and recordings are deleted (the accounts' retention settings), in minutes.
     #[arg(long, env = "CALLTRAIL_RETENTION_EVERY_MINUTES", default_value_t = 60)]
     pub retention_every_minutes: u32,
+    /// The key that seals secrets kept in the database (the QM API key): 64 hex digits or base64
+    /// of 32 bytes. Default: `secret.key` in the data folder, created on first start.
+    #[arg(long, env = "CALLTRAIL_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Calls sent to the QM system in one batch, before a pause.
+    #[arg(long, env = "CALLTRAIL_QM_BATCH_SIZE", default_value_t = 100)]
+    pub qm_batch_size: u32,
+    /// Requests to the QM system per second, evenly spaced, within a batch.
+    #[arg(long, env = "CALLTRAIL_QM_REQUESTS_PER_SECOND", default_value_t = 5)]
+    pub qm_requests_per_second: u32,
+    /// The pause between two batches, in seconds.
+    #[arg(long, env = "CALLTRAIL_QM_BATCH_PAUSE_SECONDS", default_value_t = 10)]
+    pub qm_batch_pause_seconds: u32,
+    /// Attempts to send one call before it is reported failed (5xx, 429, timeouts are retried).
+    #[arg(long, env = "CALLTRAIL_QM_ATTEMPTS", default_value_t = 5)]
+    pub qm_attempts: u32,
+    /// Delay before the second attempt, in seconds; it doubles with each attempt after.
+    #[arg(long, env = "CALLTRAIL_QM_RETRY_SECONDS", default_value_t = 30)]
+    pub qm_retry_seconds: u32,
+    /// A request the QM system has not answered in this many seconds failed (and is retried).
+    #[arg(long, env = "CALLTRAIL_QM_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub qm_timeout_seconds: u32,
+    /// How long the recording links handed to the QM system work, in hours.
+    #[arg(long, env = "CALLTRAIL_QM_LINK_HOURS", default_value_t = 72)]
+    pub qm_link_hours: u32,
     /// The client address is the last one in X-Forwarded-For (set only behind your own proxy).
     #[arg(long, env = "CALLTRAIL_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
@@ -120,6 +145,34 @@ impl RecordingConfig {
     }
 }
 
+/// Delivery to the QM system.
+#[derive(Debug, Clone)]
+pub struct QmConfig {
+    pub batch_size: u32,
+    /// Time between two requests within a batch.
+    pub request_interval_ms: u64,
+    pub batch_pause_ms: u64,
+    pub attempts: u32,
+    /// Delay before the second attempt; doubles after each.
+    pub retry_base_ms: i64,
+    pub timeout_ms: u64,
+    pub link_ttl_ms: i64,
+}
+
+impl Default for QmConfig {
+    fn default() -> Self {
+        QmConfig {
+            batch_size: 100,
+            request_interval_ms: 200,
+            batch_pause_ms: 10_000,
+            attempts: 5,
+            retry_base_ms: 30_000,
+            timeout_ms: 30_000,
+            link_ttl_ms: 72 * 3_600_000,
+        }
+    }
+}
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -138,6 +191,9 @@ pub struct Config {
     pub recordings: RecordingConfig,
     /// How often retention runs, in milliseconds.
     pub retention_every_ms: u64,
+    /// None: the key file in the data folder.
+    pub secret_key: Option<crate::secrets::SealingKey>,
+    pub qm: QmConfig,
 }
 
 impl Config {
@@ -154,6 +210,8 @@ impl Config {
             export_stretch: crate::export::walk::STRETCH,
             recordings: RecordingConfig::on_disk(&data),
             retention_every_ms: 3_600_000,
+            secret_key: None,
+            qm: QmConfig::default(),
             data,
         }
     }
@@ -201,6 +259,13 @@ impl ServeArgs {
         if self.recording_max_mb == 0 {
             return Err("--recording-max-mb: must be at least 1".into());
         }
+        let secret_key = match &self.secret_key {
+            None => None,
+            Some(text) => Some(crate::secrets::SealingKey::parse(text).map_err(|e| format!("--secret-key: {e}"))?),
+        };
+        if self.qm_batch_size == 0 || self.qm_requests_per_second == 0 {
+            return Err("--qm-batch-size and --qm-requests-per-second: must be at least 1".into());
+        }
         let public_url = match &self.public_url {
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => u.trim_end_matches('/').to_string(),
             Some(u) => return Err(format!("--public-url: expected an http(s) URL, got {u:?}")),
@@ -230,6 +295,16 @@ impl ServeArgs {
                 fetch_timeout_ms: 60_000,
             },
             retention_every_ms: u64::from(self.retention_every_minutes.max(1)) * 60_000,
+            secret_key,
+            qm: QmConfig {
+                batch_size: self.qm_batch_size,
+                request_interval_ms: 1000 / u64::from(self.qm_requests_per_second),
+                batch_pause_ms: u64::from(self.qm_batch_pause_seconds) * 1000,
+                attempts: self.qm_attempts.max(1),
+                retry_base_ms: i64::from(self.qm_retry_seconds.max(1)) * 1000,
+                timeout_ms: u64::from(self.qm_timeout_seconds.max(1)) * 1000,
+                link_ttl_ms: i64::from(self.qm_link_hours.max(1)) * 3_600_000,
+            },
         })
     }
 }

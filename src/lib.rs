@@ -14,6 +14,7 @@ pub mod http;
 pub mod ingest;
 pub mod json;
 pub mod live;
+pub mod qm;
 pub mod recording;
 pub mod retention;
 pub mod secrets;
@@ -53,7 +54,12 @@ impl Server {
         }
         let storage = crate::recording::storage::Storage::open(&config.recordings.storage)?;
         let recordings = crate::recording::Recordings::new(storage, config.recordings.max_bytes);
+        let sealing = match &config.secret_key {
+            Some(key) => key.clone(),
+            None => crate::secrets::SealingKey::load_or_create(&config.data.join("secret.key"))?,
+        };
         let state = AppState {
+            qm: crate::qm::Qm::new(sealing),
             store,
             live: LiveHub::default(),
             config: Arc::new(config),
@@ -113,10 +119,26 @@ impl Server {
             self.state.recordings.clone(),
             self.state.config.retention_every_ms,
         ));
+        let stop_qm = tokio_util::sync::CancellationToken::new();
+        let qm = tokio::spawn(crate::qm::worker::run(
+            store.clone(),
+            self.state.config.clone(),
+            self.state.qm.clone(),
+            stop_qm.clone(),
+        ));
+        // A request out to the QM system is let finish and recorded before the server stops
+        // answering (the QM system may be downloading the recording it names), so that no call
+        // is left in doubt or sent twice.
+        let qm_grace = std::time::Duration::from_millis(self.state.config.qm.timeout_ms + 5_000);
         let app = http::router(self.state);
         // Open event streams would hold the graceful shutdown forever: end them first.
         let shutdown = async move {
             shutdown.await;
+            stop_qm.cancel();
+            let qm_abort = qm.abort_handle();
+            if tokio::time::timeout(qm_grace, qm).await.is_err() {
+                qm_abort.abort();
+            }
             live.close();
         };
         let result = axum::serve(

@@ -22,6 +22,8 @@ pub enum AuditAction {
     LogLinkCreated,
     LogLinkRevoked,
     RetentionDeleted,
+    QmSettingsChanged,
+    QmExport,
 }
 
 text_enum!(AuditAction {
@@ -41,4 +43,6 @@ text_enum!(AuditAction {
     LogLinkCreated => "log_link_created",
     LogLinkRevoked => "log_link_revoked",
     RetentionDeleted => "retention_deleted",
+    QmSettingsChanged => "qm_settings_changed",
+    QmExport => "qm_export",
 });

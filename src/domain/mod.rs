@@ -10,6 +10,7 @@ pub mod audit;
 pub mod column;
 pub mod duration;
 pub mod filter;
+pub mod qm;
 pub mod record;
 pub mod recording;
 pub mod role;

@@ -163,6 +163,11 @@ impl Principal {
         self.full() && matches!(self.role, Role::Owner | Role::Admin | Role::Manager)
     }
 
+    /// Handing calls to the QM system: owners, administrators and managers.
+    pub fn may_export_to_qm(&self) -> bool {
+        self.full() && matches!(self.role, Role::Owner | Role::Admin | Role::Manager)
+    }
+
     /// Whether this principal may give a user `target`'s role, or change a user who has it:
     /// only an owner makes or touches owners.
     pub fn may_assign(&self, target: Role) -> bool {

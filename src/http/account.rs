@@ -73,6 +73,8 @@ pub struct Permissions {
     pub recording_play: bool,
     /// Downloads recording files.
     pub recording_download: bool,
+    /// Hands calls to the QM system (the role may, and the integration is connected and active).
+    pub qm_export: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -88,16 +90,18 @@ pub struct Me {
     security(("bearer" = [])))]
 pub async fn me(principal: Principal, State(state): State<AppState>) -> Result<Json<Me>, AppError> {
     let p = principal.clone();
-    let (user, account, scope) = state
+    let (user, account, scope, qm) = state
         .store
         .read(move |conn| {
             Ok((
                 people::user(conn, p.account_id, p.user_id.0)?,
                 auth::account(conn, p.account_id)?,
                 access::scope_for(conn, &p)?,
+                crate::store::qm::integration(conn, p.account_id)?,
             ))
         })
         .await?;
+    let qm_ready = super::qm::not_ready(&state.qm, principal.account_id, qm.as_ref()).is_none();
     let reads = principal.may_read_calls();
     let permissions = Permissions {
         call_history: reads && scope.operator_test(&[]) != OperatorTest::Never,
@@ -110,6 +114,7 @@ pub async fn me(principal: Principal, State(state): State<AppState>) -> Result<J
         audit_log: principal.may_administer(),
         recording_play: reads && may_use(principal.role, account.restricted_recordings, RecordingUse::Play),
         recording_download: reads && may_use(principal.role, account.restricted_recordings, RecordingUse::Download),
+        qm_export: principal.may_export_to_qm() && qm_ready,
     };
     Ok(Json(Me {
         user,

@@ -93,22 +93,28 @@ pub struct ExportRequest {
     pub delimiter: Option<String>,
 }
 
-/// The request as the query pairs of `GET /api/v1/calls/export`, so both are checked alike.
-fn as_pairs(body: ExportRequest) -> Result<Vec<(String, String)>, AppError> {
-    let mut pairs = vec![("format".to_string(), body.format)];
-    let text = |field: &str, v: &Value| -> Result<String, AppError> {
-        match v {
-            Value::String(s) => Ok(s.clone()),
-            Value::Number(n) => Ok(n.to_string()),
-            _ => Err(AppError::invalid(field, "expected a string or a list of strings")),
-        }
-    };
-    for (key, value) in &body.filters {
+fn text(field: &str, v: &Value) -> Result<String, AppError> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(AppError::invalid(field, "expected a string or a list of strings")),
+    }
+}
+
+/// Search filters sent as a JSON object (each value a string, a number or a list of them) as
+/// the query pairs of `GET /api/v1/calls`, so that both are checked alike. `reserved` are keys
+/// of the request around the filters, refused inside them.
+pub(crate) fn filter_pairs(
+    filters: &serde_json::Map<String, Value>,
+    reserved: &[&str],
+) -> Result<Vec<(String, String)>, AppError> {
+    let mut pairs = vec![];
+    for (key, value) in filters {
         let field = format!("filters.{key}");
-        if matches!(key.as_str(), "format" | "lang" | "columns" | "delimiter") {
+        if reserved.contains(&key.as_str()) {
             return Err(AppError::invalid(
                 field,
-                format!("{key} is a field of the export, not a filter"),
+                format!("{key} is a field of the request, not a filter"),
             ));
         }
         match value {
@@ -120,6 +126,16 @@ fn as_pairs(body: ExportRequest) -> Result<Vec<(String, String)>, AppError> {
             v => pairs.push((key.clone(), text(&field, v)?)),
         }
     }
+    Ok(pairs)
+}
+
+/// The request as the query pairs of `GET /api/v1/calls/export`, so both are checked alike.
+fn as_pairs(body: ExportRequest) -> Result<Vec<(String, String)>, AppError> {
+    let mut pairs = vec![("format".to_string(), body.format)];
+    pairs.extend(filter_pairs(
+        &body.filters,
+        &["format", "lang", "columns", "delimiter"],
+    )?);
     match body.columns {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => pairs.push(("columns".into(), s)),

@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod meta;
 pub mod people;
 pub mod preferences;
+pub mod qm;
 pub mod recording;
 pub mod session;
 pub mod web;
@@ -37,6 +38,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub jobs: crate::export::jobs::JobQueue,
     pub recordings: crate::recording::Recordings,
+    pub qm: crate::qm::Qm,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -54,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .merge(preferences::router())
         .merge(recording::router())
         .merge(calllog::router())
+        .merge(qm::router())
         .merge(web::router())
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(limit))
@@ -77,6 +80,8 @@ pub fn router(state: AppState) -> Router {
         session::sign_in, session::current, session::sign_out,
         account::me, account::settings, account::update_settings, account::audit_log,
         preferences::get_preferences, preferences::put_preferences,
+        qm::get_integration, qm::put_integration, qm::connect, qm::start_export, qm::list_exports,
+        qm::get_export, qm::cancel_export, qm::rerun_export,
     ),
     modifiers(&BearerAuth)
 )]

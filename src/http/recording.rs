@@ -22,6 +22,7 @@ use crate::recording::sniff;
 use crate::recording::storage::StorageError;
 use crate::store::audit::{self, Actor};
 use crate::store::auth::{self, now_ms};
+use crate::store::recordings::Recording;
 use crate::store::{access, recordings, search};
 
 pub fn router() -> Router<AppState> {
@@ -172,6 +173,22 @@ pub async fn get_recording(
         })
         .await?
         .ok_or(AppError::NotFound)?;
+    let actor = Actor::of(&principal, address);
+    serve(&state, id, recording, &headers, how, how.code(), actor).await
+}
+
+/// Sends a call's recording file: the asked byte range (206, 416 past the end) or the whole,
+/// with its type and ETag, inline or as an attachment; every answer that carries bytes is
+/// written to the audit log as `actor`'s, with `use_label` saying how it was used.
+pub(crate) async fn serve(
+    state: &AppState,
+    id: i64,
+    recording: Recording,
+    headers: &HeaderMap,
+    how: RecordingUse,
+    use_label: &str,
+    actor: Actor,
+) -> Result<Response, AppError> {
     // Only a stored file can be served; a pending or failed fetch is no recording yet.
     let key = recording.object_key.clone().ok_or(AppError::NotFound)?;
     let size = u64::try_from(recording.bytes.unwrap_or(0)).unwrap_or(0);
@@ -197,10 +214,9 @@ pub async fn get_recording(
         Answer::Part(r) => Some(r.clone()),
     };
     let body = state.recordings.storage.get(&key, range.clone()).await?;
-    let actor = Actor::of(&principal, address);
     let detail = serde_json::json!({
         "call_id": id.to_string(),
-        "use": how.code(),
+        "use": use_label,
         "range": range.as_ref().map(|r| format!("{}-{}", r.start, r.end - 1)),
     });
     state

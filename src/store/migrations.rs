@@ -14,6 +14,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (7, include_str!("../../migrations/sqlite/0007_export_jobs.sql")),
     (8, include_str!("../../migrations/sqlite/0008_started_id_index.sql")),
     (9, include_str!("../../migrations/sqlite/0009_recordings_call_log.sql")),
+    (10, include_str!("../../migrations/sqlite/0010_qm.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -20,6 +20,7 @@ pub mod ingest;
 mod migrations;
 pub mod people;
 pub mod preferences;
+pub mod qm;
 pub mod recordings;
 pub mod retention;
 pub mod search;

@@ -306,3 +306,11 @@ pub fn deleted(conn: &Connection, key: &str) -> Result<(), StoreError> {
         .execute([key])?;
     Ok(())
 }
+
+/// The account a call belongs to (for links that name only the call).
+pub fn account_of_call(conn: &Connection, call: i64) -> Result<Option<AccountId>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT account_id FROM calls WHERE id = ?")?
+        .query_row([call], |r| r.get(0).map(AccountId))
+        .optional()?)
+}

@@ -371,3 +371,30 @@ pub fn matching(
         .collect::<Result<_, _>>()?;
     load_views(conn, scope, &found, tz)
 }
+
+/// The ids of the calls matching the filter, newest first, `limit` at a time after the
+/// `(started_at, id)` of the last one given (a keyset walk for jobs that act on every call).
+pub fn ids_after(
+    conn: &Connection,
+    scope: &CallScope,
+    filter: &CallFilter,
+    after: Option<(i64, i64)>,
+    limit: u32,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut sql = where_clause(scope, filter);
+    if let Some((started, id)) = after {
+        sql.and(
+            "(c.started_at < ? OR (c.started_at = ? AND c.id < ?))",
+            [Value::Integer(started), Value::Integer(started), Value::Integer(id)],
+        );
+    }
+    let text = format!(
+        "SELECT c.started_at, c.id FROM calls c{} ORDER BY c.started_at DESC, c.id DESC LIMIT {limit}",
+        sql.text
+    );
+    let rows = conn
+        .prepare_cached(&text)?
+        .query_map(params_from_iter(sql.args.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}

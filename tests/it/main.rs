@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod counts;
 mod exports;
+mod qm;
 mod recordings;
 mod session;
 mod view;

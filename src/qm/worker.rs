@@ -1,0 +1,496 @@
+//! Delivers QM export jobs, one at a time, one request at a time: calls in batches of
+//! `--qm-batch-size` with requests `--qm-requests-per-second` apart and a pause between batches
+//! (the QM system blocks senders that burst); each operator imported before their first call
+//! and again when their name changes; retries with a doubling delay on 429, 408, 5xx and
+//! silence (a 429 also holds the whole job back); the x-correlation-id of every failure kept.
+//!
+//! No call is sent twice: before a request the call is marked `sending` (committed), and the
+//! QM system's 200 is recorded together with the account's delivery record, which every later
+//! job checks first. A stopping server lets the request that is out finish and be recorded; a
+//! server that dies mid-request leaves a `sending` call, reported failed on the next start
+//! (it may have been taken) and sent again only by an explicit re-run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use chrono_tz::Tz;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{Answer, CallPayload, QmClient, UserPayload, AGENT_ROLE};
+use super::{link, Qm};
+use crate::config::{Config, QmConfig};
+use crate::domain::qm::{self as words, Outcome};
+use crate::domain::{AccountId, Credential, Principal};
+use crate::export::jobs::JobState;
+use crate::recording::sniff;
+use crate::store::auth::{self, now_ms};
+use crate::store::qm::{self as rows, Attempt, Export};
+use crate::store::{access, people, recordings, search, Store, StoreError};
+
+/// Calls listed per write while a filtered job is prepared.
+const PREPARE_STRETCH: u32 = 5_000;
+
+/// Runs until `stop` is cancelled; a request that is out when it is finishes first.
+pub async fn run(store: Store, config: Arc<Config>, qm: Qm, stop: CancellationToken) {
+    match store.write(|conn, _| rows::interrupted_sends(conn, now_ms())).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(calls = n, "QM sends interrupted by the last stop are reported failed"),
+        Err(e) => tracing::warn!(error = %e, "could not look at interrupted QM sends"),
+    }
+    let worker = Worker {
+        store,
+        config,
+        qm,
+        stop,
+    };
+    loop {
+        if worker.stop.is_cancelled() {
+            return;
+        }
+        match worker.store.write(|conn, _| rows::claim_export(conn, now_ms())).await {
+            Ok(Some(job)) => {
+                let id = job.id;
+                if let Err(reason) = worker.run_job(job).await {
+                    let finished = worker
+                        .store
+                        .write(move |conn, _| rows::finish_export(conn, id, Some(&reason), now_ms()))
+                        .await;
+                    if let Err(e) = finished {
+                        tracing::warn!(job = id, error = %e, "could not record the end of a QM export");
+                    }
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not take the next QM export"),
+        }
+        tokio::select! {
+            _ = worker.qm.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = worker.stop.cancelled() => return,
+        }
+    }
+}
+
+struct Worker {
+    store: Store,
+    config: Arc<Config>,
+    qm: Qm,
+    stop: CancellationToken,
+}
+
+/// What the job does after one call.
+enum Next {
+    Go,
+    /// The QM system throttles: hold every request back this long.
+    Hold(Duration),
+    /// The job cannot go on (the key was refused).
+    Stop(String),
+}
+
+/// An integration ready to send with.
+struct Link {
+    client: QmClient,
+    language_code: String,
+    channel: &'static str,
+    tz: Tz,
+}
+
+impl Worker {
+    fn rules(&self) -> &QmConfig {
+        &self.config.qm
+    }
+
+    /// Waits, unless the server is stopping; false when it is.
+    async fn pause(&self, ms: u64) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => true,
+            _ = self.stop.cancelled() => false,
+        }
+    }
+
+    /// Works on a job until it is done, cancelled or the server stops (`Ok`), or it cannot go
+    /// on (`Err(reason)`).
+    async fn run_job(&self, job: Export) -> Result<(), String> {
+        let id = job.id;
+        if !job.prepared {
+            self.prepare(&job).await?;
+        }
+        loop {
+            if self.stop.is_cancelled() {
+                return Ok(());
+            }
+            let state = self.store.read(move |conn| rows::export_state(conn, id)).await;
+            if !matches!(state, Ok(JobState::Running)) {
+                return Ok(());
+            }
+            let link = self.connect(job.account).await?;
+            let (batch, next) = self
+                .store
+                .read(move |conn| {
+                    let now = now_ms();
+                    Ok((rows::due_calls(conn, id, now, u32::MAX)?, rows::next_due_at(conn, id)?))
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            if batch.is_empty() {
+                match next {
+                    None => {
+                        let done = self
+                            .store
+                            .write(move |conn, _| rows::finish_export(conn, id, None, now_ms()))
+                            .await;
+                        return done.map_err(|e| e.to_string());
+                    }
+                    // Everything left waits for a retry; look again (a cancel, a stop) at least every second.
+                    Some(at) => {
+                        let wait = (at - now_ms()).clamp(10, 1000) as u64;
+                        if !self.pause(wait).await {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                }
+            }
+            let size = self.rules().batch_size as usize;
+            let more = batch.len() > size;
+            for (i, (call, attempts)) in batch.into_iter().take(size).enumerate() {
+                if i > 0 && !self.pause(self.rules().request_interval_ms).await {
+                    return Ok(());
+                }
+                if self.stop.is_cancelled() {
+                    return Ok(());
+                }
+                match self.send_call(&job, &link, call, attempts).await? {
+                    Next::Go => {}
+                    Next::Hold(wait) => {
+                        tracing::info!(
+                            job = id,
+                            seconds = wait.as_secs_f64(),
+                            "the QM system throttles; holding back"
+                        );
+                        if !self.pause(wait.as_millis() as u64).await {
+                            return Ok(());
+                        }
+                        break;
+                    }
+                    Next::Stop(reason) => return Err(reason),
+                }
+                // A cancel is seen between two calls.
+                if !matches!(
+                    self.store.read(move |conn| rows::export_state(conn, id)).await,
+                    Ok(JobState::Running)
+                ) {
+                    return Ok(());
+                }
+            }
+            if more
+                && !self
+                    .pause(self.rules().batch_pause_ms.max(self.rules().request_interval_ms))
+                    .await
+            {
+                return Ok(());
+            }
+            if !more && !self.pause(self.rules().request_interval_ms).await {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Lists the calls of a filtered job: the search as its user may see it now, as of when
+    /// the job was asked for (so "today" means the day it was asked).
+    async fn prepare(&self, job: &Export) -> Result<(), String> {
+        let spec = job.clone();
+        let (scope, filter) = self
+            .store
+            .read(move |conn| {
+                let user = people::user(conn, spec.account, spec.user.0)?;
+                let principal = Principal {
+                    account_id: spec.account,
+                    user_id: spec.user,
+                    login: user.login,
+                    role: user.role,
+                    credential: Credential::Job { id: spec.id },
+                };
+                let pairs: Vec<(String, String)> = serde_json::from_str(spec.query.as_deref().unwrap_or("[]"))
+                    .map_err(|e| StoreError::Conflict(format!("the stored search is unreadable: {e}")))?;
+                let asked = Utc
+                    .timestamp_millis_opt(spec.created_at)
+                    .single()
+                    .unwrap_or_else(Utc::now);
+                let (scope, req, _) = access::prepare_search(conn, &principal, &pairs, asked)?;
+                Ok((scope, req.filter))
+            })
+            .await
+            .map_err(|e| format!("the export cannot start: {e}"))?;
+        let id = job.id;
+        let mut after = None;
+        loop {
+            let (s, f) = (scope.clone(), filter.clone());
+            let page = self
+                .store
+                .read(move |conn| search::ids_after(conn, &s, &f, after, PREPARE_STRETCH))
+                .await
+                .map_err(|e| format!("the export cannot start: {e}"))?;
+            let Some(&last) = page.last() else { break };
+            after = Some(last);
+            let ids: Vec<i64> = page.iter().map(|&(_, id)| id).collect();
+            self.store
+                .write(move |conn, _| rows::add_calls(conn, id, &ids, now_ms()))
+                .await
+                .map_err(|e| e.to_string())?;
+            if self.stop.is_cancelled() {
+                // Listed again from the start next time; calls listed already stay as they are.
+                return Ok(());
+            }
+        }
+        self.store
+            .write(move |conn, _| rows::set_prepared(conn, id))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The account's integration, if it is active and its key opens.
+    async fn connect(&self, account: AccountId) -> Result<Link, String> {
+        let (integration, tz) = self
+            .store
+            .read(move |conn| {
+                Ok((
+                    rows::integration(conn, account)?,
+                    auth::account(conn, account)?.timezone,
+                ))
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let integration = integration
+            .filter(|i| i.active)
+            .ok_or("the QM integration was deactivated")?;
+        let sealed = integration.api_key_sealed.ok_or("the QM integration has no API key")?;
+        let key = self
+            .qm
+            .sealing
+            .open(&sealed, &Qm::key_context(account))
+            .map_err(|e| e.to_string())?;
+        let client = QmClient::new(
+            &integration.base_url,
+            &key,
+            Duration::from_millis(self.rules().timeout_ms),
+        )?;
+        Ok(Link {
+            client,
+            language_code: integration.language_code,
+            channel: integration.operator_channel.code(),
+            tz: tz.parse().unwrap_or(Tz::UTC),
+        })
+    }
+
+    async fn record(&self, job: i64, call: i64, outcome: Outcome, attempt: Attempt<'static>) -> Result<(), String> {
+        self.store
+            .write(move |conn, _| rows::set_outcome(conn, job, call, outcome, &attempt, now_ms()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// One call: checked, its operator imported if needed, sent, and the answer recorded.
+    async fn send_call(&self, job: &Export, link: &Link, call: i64, attempts: i64) -> Result<Next, String> {
+        let (account, id) = (job.account, job.id);
+        let (delivery, facts, recording) = self
+            .store
+            .read(move |conn| {
+                Ok((
+                    rows::delivery(conn, account, call)?,
+                    rows::call_facts(conn, account, call)?,
+                    recordings::of_call(conn, account, call)?,
+                ))
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some((export, at)) = delivery {
+            let note = format!(
+                "sent in export {export} at {}",
+                crate::store::view::format_time(at, None)
+            );
+            return self.settle(id, call, Outcome::AlreadySent, note).await;
+        }
+        let Some(facts) = facts else {
+            return self
+                .settle(id, call, Outcome::Skipped, "the call was deleted".into())
+                .await;
+        };
+        let content_type = recording.and_then(|r| r.object_key.and(r.content_type));
+        let Some(content_type) = content_type.filter(|_| facts.has_recording) else {
+            return self.settle(id, call, Outcome::Skipped, "no recording".into()).await;
+        };
+
+        let mut operator_id = None;
+        if let Some((user, login, name)) = &facts.operator {
+            operator_id = Some(login.clone());
+            let user = *user;
+            let imported = self
+                .store
+                .read(move |conn| rows::imported_operator(conn, account, user))
+                .await
+                .map_err(|e| e.to_string())?;
+            if imported.as_deref() != Some(name.as_str()) {
+                let (last_name, first_name, middle_name) = words::name_parts(name);
+                let payload = UserPayload {
+                    id: login.clone(),
+                    last_name,
+                    first_name,
+                    middle_name,
+                    role_id: AGENT_ROLE,
+                };
+                let answer = link.client.import_user(&payload).await;
+                if answer == Answer::Taken {
+                    let (login, name) = (login.clone(), name.clone());
+                    self.store
+                        .write(move |conn, _| rows::operator_imported(conn, account, user, &login, &name, now_ms()))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if !self.pause(self.rules().request_interval_ms).await {
+                        return Ok(Next::Go);
+                    }
+                } else {
+                    return self.failed(id, call, attempts, answer, "operator import: ").await;
+                }
+            }
+        }
+
+        let expires = (now_ms() + self.rules().link_ttl_ms) / 1000;
+        let file_link = link::file_link(
+            &self.config.public_url,
+            &self.qm.link_key,
+            call,
+            sniff::extension(&content_type),
+            expires,
+        );
+        let ended = facts
+            .ended_at
+            .unwrap_or(facts.started_at + (facts.ring_seconds.unwrap_or(0) + facts.talk_seconds) * 1000);
+        let client_number = match facts.kind.direction() {
+            crate::domain::Direction::Incoming => &facts.from,
+            crate::domain::Direction::Outgoing => &facts.to,
+        };
+        let qm_id = words::call_id(&facts.external_id);
+        let payload = CallPayload {
+            id: qm_id.clone(),
+            file_link,
+            call_direction: words::call_direction(facts.kind.direction()),
+            start_date: words::local_time(facts.started_at, link.tz),
+            end_date: words::local_time(ended.max(facts.started_at), link.tz),
+            operator_id,
+            client_phone_number: Some(client_number.clone()).filter(|n| !n.is_empty()),
+            language_code: link.language_code.clone(),
+            hangup_party: words::hangup_party(facts.result),
+            operator_channel: link.channel,
+            result: facts.result.map(|r| words::result_label(r, &link.language_code)),
+        };
+
+        // Out of the door: from here a stop that kills the process leaves the call `sending`.
+        self.record(
+            id,
+            call,
+            Outcome::Sending,
+            Attempt {
+                next_at: now_ms(),
+                ..Attempt::default()
+            },
+        )
+        .await?;
+        let answer = link.client.import_call(&payload).await;
+        if answer == Answer::Taken {
+            self.store
+                .write(move |conn, _| {
+                    let now = now_ms();
+                    let attempt = Attempt {
+                        status: Some(200),
+                        counted: true,
+                        ..Attempt::default()
+                    };
+                    rows::set_outcome(conn, id, call, Outcome::Sent, &attempt, now)?;
+                    rows::delivered(conn, account, call, &qm_id, id, now)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok(Next::Go);
+        }
+        self.failed(id, call, attempts, answer, "").await
+    }
+
+    /// An outcome without a request.
+    async fn settle(&self, job: i64, call: i64, outcome: Outcome, note: String) -> Result<Next, String> {
+        self.store
+            .write(move |conn, _| {
+                let attempt = Attempt {
+                    error: Some(&note),
+                    ..Attempt::default()
+                };
+                rows::set_outcome(conn, job, call, outcome, &attempt, now_ms())
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Next::Go)
+    }
+
+    /// A request that was not taken: retried later while it may pass and attempts remain,
+    /// else failed. `what` says which request it was when it was not the call's own.
+    async fn failed(&self, job: i64, call: i64, attempts: i64, answer: Answer, what: &str) -> Result<Next, String> {
+        let attempt_no = attempts + 1;
+        let rules = self.rules();
+        let mut outcome = Outcome::Failed;
+        let mut next_at = 0;
+        let mut next = Next::Go;
+        let (status, correlation_id, message) = match answer {
+            Answer::Taken => return Ok(Next::Go),
+            Answer::Refused {
+                status,
+                correlation_id,
+                message,
+            } => {
+                if status == 401 || status == 403 {
+                    next = Next::Stop(format!(
+                        "the QM system refused the API key ({status}); check the integration's key and connect again"
+                    ));
+                }
+                (Some(status), correlation_id, format!("{what}{status}: {message}"))
+            }
+            Answer::Retry {
+                status,
+                correlation_id,
+                message,
+                after,
+            } => {
+                let label = status.map(|s| format!("{s}: ")).unwrap_or_default();
+                if attempt_no >= i64::from(rules.attempts) {
+                    let message = format!("{what}gave up after {attempt_no} attempts: {label}{message}");
+                    (status, correlation_id, message)
+                } else {
+                    let backoff = rules.retry_base_ms.saturating_mul(1 << attempts.clamp(0, 20));
+                    let delay = after.map_or(backoff, |a| (a.as_millis() as i64).max(backoff));
+                    outcome = Outcome::Pending;
+                    next_at = now_ms() + delay;
+                    if status == Some(429) {
+                        next = Next::Hold(Duration::from_millis(delay as u64));
+                    }
+                    (status, correlation_id, format!("{what}{label}{message}"))
+                }
+            }
+        };
+        let status = status.map(i64::from);
+        self.store
+            .write(move |conn, _| {
+                let attempt = Attempt {
+                    status,
+                    correlation_id: correlation_id.as_deref(),
+                    error: Some(&message),
+                    next_at,
+                    counted: true,
+                };
+                rows::set_outcome(conn, job, call, outcome, &attempt, now_ms())
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(next)
+    }
+}
