@@ -59,6 +59,9 @@ pub struct IntegrationView {
     /// The QM system accepted these credentials (when: `connected_at`).
     pub connected: bool,
     pub connected_at: Option<String>,
+    /// Where the QM system downloads recordings from: this server's public URL
+    /// (`--public-url`), which it must be able to reach.
+    pub file_links_from: String,
 }
 
 fn defaults() -> Integration {
@@ -74,7 +77,8 @@ fn defaults() -> Integration {
     }
 }
 
-fn view(qm: &Qm, account: AccountId, i: Integration) -> IntegrationView {
+fn view(state: &AppState, account: AccountId, i: Integration) -> IntegrationView {
+    let qm = &state.qm;
     let readable = i
         .api_key_sealed
         .as_deref()
@@ -91,6 +95,7 @@ fn view(qm: &Qm, account: AccountId, i: Integration) -> IntegrationView {
         active: i.active,
         connected: i.connected_at.is_some(),
         connected_at: i.connected_at.map(|t| format_time(t, None)),
+        file_links_from: format!("{}/qm/recordings/", state.config.public_url),
     }
 }
 
@@ -122,7 +127,7 @@ pub async fn get_integration(
     administrator(&principal)?;
     let account = principal.account_id;
     let i = current(&state, account).await?;
-    Ok(Json(view(&state.qm, account, i)))
+    Ok(Json(view(&state, account, i)))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -291,7 +296,7 @@ pub async fn put_integration(
             Ok(())
         })
         .await?;
-    Ok(Json(view(&state.qm, account, after)))
+    Ok(Json(view(&state, account, after)))
 }
 
 /// Checks the stored credentials with the QM system without changing whether exports run.
@@ -322,7 +327,7 @@ pub async fn connect(
             audit::record(conn, &actor, AuditAction::QmSettingsChanged, None, Some(detail))
         })
         .await?;
-    Ok(Json(view(&state.qm, account, i)))
+    Ok(Json(view(&state, account, i)))
 }
 
 /// What to hand to the QM system: the calls of a search, or these calls.

@@ -126,11 +126,13 @@ impl Worker {
                 return Ok(());
             }
             let link = self.connect(job.account).await?;
+            let size = self.rules().batch_size;
+            // One more than a batch: whether a pause follows it.
             let (batch, next) = self
                 .store
                 .read(move |conn| {
                     let now = now_ms();
-                    Ok((rows::due_calls(conn, id, now, u32::MAX)?, rows::next_due_at(conn, id)?))
+                    Ok((rows::due_calls(conn, id, now, size + 1)?, rows::next_due_at(conn, id)?))
                 })
                 .await
                 .map_err(|e| e.to_string())?;
@@ -153,9 +155,8 @@ impl Worker {
                     }
                 }
             }
-            let size = self.rules().batch_size as usize;
-            let more = batch.len() > size;
-            for (i, (call, attempts)) in batch.into_iter().take(size).enumerate() {
+            let more = batch.len() > size as usize;
+            for (i, (call, attempts)) in batch.into_iter().take(size as usize).enumerate() {
                 if i > 0 && !self.pause(self.rules().request_interval_ms).await {
                     return Ok(());
                 }

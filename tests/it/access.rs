@@ -120,6 +120,13 @@ enum Check {
     UploadRecording,
     LogLink(Target),
     RevokeLogLinks(Target),
+    QmSettings,
+    UpdateQmSettings,
+    QmConnect,
+    StartQmExport,
+    QmExports,
+    /// One QM export (GET, DELETE, POST …/rerun): the account's own, or another account's.
+    QmExport(Target),
 }
 
 struct Row {
@@ -186,6 +193,17 @@ const MATRIX: &[Row] = &[
     row("GET", "/api/v1/exports/{id}", Check::ExportJob),
     row("DELETE", "/api/v1/exports/{id}", Check::CancelExport),
     row("GET", "/api/v1/exports/{id}/file", Check::ExportFile),
+    row("GET", "/api/v1/integrations/qm", Check::QmSettings),
+    row("PUT", "/api/v1/integrations/qm", Check::UpdateQmSettings),
+    row("POST", "/api/v1/integrations/qm/connect", Check::QmConnect),
+    row("POST", "/api/v1/integrations/qm/exports", Check::StartQmExport),
+    row("GET", "/api/v1/integrations/qm/exports", Check::QmExports),
+    row("GET", "/api/v1/integrations/qm/exports/{id}", Check::QmExport(Target::InScope)),
+    row("GET", "/api/v1/integrations/qm/exports/{id}", Check::QmExport(Target::OtherAccount)),
+    row("DELETE", "/api/v1/integrations/qm/exports/{id}", Check::QmExport(Target::InScope)),
+    row("DELETE", "/api/v1/integrations/qm/exports/{id}", Check::QmExport(Target::OtherAccount)),
+    row("POST", "/api/v1/integrations/qm/exports/{id}/rerun", Check::QmExport(Target::InScope)),
+    row("POST", "/api/v1/integrations/qm/exports/{id}/rerun", Check::QmExport(Target::OtherAccount)),
     row("POST", "/api/v1/session", Check::SignIn),
     row("GET", "/api/v1/session", Check::SessionRead),
     row("DELETE", "/api/v1/session", Check::SignOut),
@@ -485,6 +503,23 @@ impl World {
         self.app.finished_export(token).await
     }
 
+    /// A QM export job of the default account (`false`) or of the other one, made in the store
+    /// (the world's integration is not active, so none could be asked for).
+    async fn qm_job(&self, other: bool) -> String {
+        self.app
+            .store
+            .write(move |conn, _| {
+                let name = if other { "acme" } else { "default" };
+                let account = calltrail::store::auth::account_by_name(conn, name)?.unwrap();
+                let user: i64 = conn.query_row("SELECT MIN(id) FROM users WHERE account_id = ?", [account.id.0], |r| r.get(0))?;
+                let user = calltrail::domain::UserId(user);
+                calltrail::store::qm::create_export(conn, account.id, user, None, Some(&[]), None, 0)
+            })
+            .await
+            .unwrap()
+            .to_string()
+    }
+
     async fn other_account_job(&self) -> String {
         self.app.finished_export(&self.other_owner).await
     }
@@ -523,6 +558,11 @@ fn names(body: &Value, field: &str) -> BTreeSet<String> {
 
 /// The status every principal gets when a check is not about them: 401 without credentials,
 /// 403 for an ingest token.
+/// Owners, administrators and managers hand calls to the QM system.
+fn qm_exporter(who: Who) -> bool {
+    matches!(who, Who::Owner | Who::Admin | Who::Manager)
+}
+
 fn gate(who: Who) -> Option<u16> {
     match who {
         Who::Anonymous => Some(401),
@@ -927,6 +967,43 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
             if status == 201 {
                 assert!(body["url"].as_str().unwrap().contains("/log/lg_"), "{ctx}: {body}");
             }
+        }
+        Check::QmSettings | Check::UpdateQmSettings => {
+            let body = (r.method == "PUT").then(|| json!({"language_code": "ru"}));
+            let (status, answer) = w.request(who, r.method, &path, body).await;
+            let expected = gate(who).unwrap_or(if administrator { 200 } else { 403 });
+            assert_eq!(status, expected, "{ctx}: {answer}");
+            if status == 200 {
+                assert_eq!((&answer["language_code"], &answer["active"]), (&json!("ru"), &json!(false)), "{ctx}");
+            }
+        }
+        Check::QmConnect => {
+            // Administrators are told what is missing; nobody else gets that far.
+            let (status, answer) = w.request(who, r.method, &path, None).await;
+            let expected = gate(who).unwrap_or(if administrator { 400 } else { 403 });
+            assert_eq!(status, expected, "{ctx}: {answer}");
+        }
+        Check::StartQmExport | Check::QmExports => {
+            let body = (r.method == "POST").then(|| json!({"filters": {}}));
+            let (status, answer) = w.request(who, r.method, &path, body).await;
+            // Starting one waits for an active integration (409); listing works.
+            let ok = if r.method == "POST" { 409 } else { 200 };
+            let expected = gate(who).unwrap_or(if qm_exporter(who) { ok } else { 403 });
+            assert_eq!(status, expected, "{ctx}: {answer}");
+        }
+        Check::QmExport(target) => {
+            let job = w.qm_job(matches!(target, Target::OtherAccount)).await;
+            let path = r.path.replace("{id}", &job);
+            let (status, answer) = w.request(who, r.method, &path, None).await;
+            let expected = match (gate(who), target) {
+                (Some(s), _) => s,
+                (None, _) if !qm_exporter(who) => 403,
+                // A re-run needs an active integration before anything else.
+                (None, _) if r.method == "POST" => 409,
+                (None, Target::OtherAccount) => 404,
+                (None, _) => 200,
+            };
+            assert_eq!(status, expected, "{ctx}: {answer}");
         }
         Check::SessionRead | Check::SignOut => {
             // Tokens are not sessions: there is no session to read or end.

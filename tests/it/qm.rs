@@ -363,7 +363,7 @@ async fn settings_are_for_administrators_and_the_key_never_leaves_the_server() {
         fresh,
         json!({"base_url": "https://tqm-cloud.tbank.ru", "api_key": null, "api_key_readable": false,
                "language_code": "ru", "operator_channel": "left", "active": false, "connected": false,
-               "connected_at": null})
+               "connected_at": null, "file_links_from": format!("{}/qm/recordings/", app.base)})
     );
     // Not active: exporting is refused with a clear conflict, and /me says so.
     let (status, body) = app
