@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn dates_are_wall_clock_in_the_account_zone() {
         // 2026-11-25 09:00:00 UTC.
-        let ms = 1_764_061_200_000;
+        let ms = 1_795_597_200_000;
         assert_eq!(local_time(ms, Tz::Europe__Moscow), "2026-11-25T12:00:00");
         assert_eq!(local_time(ms, Tz::UTC), "2026-11-25T09:00:00");
         assert_eq!(local_time(ms, Tz::Asia__Vladivostok), "2026-11-25T19:00:00");
