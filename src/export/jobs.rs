@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use chrono_tz::Tz;
 use tokio::sync::Notify;
 
@@ -16,10 +16,10 @@ use super::file::{write_file, FileSpec};
 use super::walk::Walk;
 use super::{Format, Layout};
 use crate::config::Config;
-use crate::domain::{Column, Credential, Lang, Principal};
+use crate::domain::{Column, Lang};
 use crate::store::auth::now_ms;
 use crate::store::exports::{self, Job, Outcome};
-use crate::store::{access, people, Store, StoreError};
+use crate::store::{access, Store};
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -144,24 +144,7 @@ async fn run(store: &Store, config: &Arc<Config>, job: Job) -> Result<Finished, 
     let id = job.id;
     let spec = job.clone();
     let prepared = store
-        .read(move |conn| {
-            let user = people::user(conn, spec.account, spec.user.0)?;
-            let principal = Principal {
-                account_id: spec.account,
-                user_id: spec.user,
-                login: user.login,
-                role: user.role,
-                credential: Credential::Job { id: spec.id },
-            };
-            let pairs: Vec<(String, String)> = serde_json::from_str(&spec.query)
-                .map_err(|e| StoreError::Conflict(format!("the stored search is unreadable: {e}")))?;
-            let asked = Utc
-                .timestamp_millis_opt(spec.created_at)
-                .single()
-                .unwrap_or_else(Utc::now);
-            let (scope, req, _) = access::prepare_search(conn, &principal, &pairs, asked)?;
-            Ok((scope, req, user.role))
-        })
+        .read(move |conn| access::job_search(conn, spec.account, spec.user, spec.id, &spec.query, spec.created_at))
         .await;
     let (scope, req, role) = prepared.map_err(|e| format!("the export cannot start: {e}"))?;
     let tz: Tz = job.tz.parse().unwrap_or(Tz::UTC);

@@ -357,6 +357,10 @@ pub struct FailureView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QmCallView {
     pub call_id: String,
+    /// The telephony's id of the call (null once the call is deleted).
+    pub external_id: Option<String>,
+    /// The id the QM system knows the call by.
+    pub qm_id: Option<String>,
     pub outcome: Outcome,
     /// Requests made for it.
     pub attempts: i64,
@@ -639,6 +643,8 @@ pub async fn get_export(
             .into_iter()
             .map(|c| QmCallView {
                 call_id: c.call_id.to_string(),
+                qm_id: c.external_id.as_deref().map(words::call_id),
+                external_id: c.external_id,
                 outcome: c.outcome,
                 attempts: c.attempts,
                 status: c.status,

@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
 use tokio_util::sync::CancellationToken;
 
@@ -21,12 +20,12 @@ use super::client::{Answer, CallPayload, QmClient, UserPayload, AGENT_ROLE};
 use super::{link, Qm};
 use crate::config::{Config, QmConfig};
 use crate::domain::qm::{self as words, Outcome};
-use crate::domain::{AccountId, Credential, Principal};
+use crate::domain::AccountId;
 use crate::export::jobs::JobState;
 use crate::recording::sniff;
 use crate::store::auth::{self, now_ms};
 use crate::store::qm::{self as rows, Attempt, Export};
-use crate::store::{access, people, recordings, search, Store, StoreError};
+use crate::store::{access, recordings, search, Store};
 
 /// Calls listed per write while a filtered job is prepared.
 const PREPARE_STRETCH: u32 = 5_000;
@@ -206,21 +205,9 @@ impl Worker {
         let (scope, filter) = self
             .store
             .read(move |conn| {
-                let user = people::user(conn, spec.account, spec.user.0)?;
-                let principal = Principal {
-                    account_id: spec.account,
-                    user_id: spec.user,
-                    login: user.login,
-                    role: user.role,
-                    credential: Credential::Job { id: spec.id },
-                };
-                let pairs: Vec<(String, String)> = serde_json::from_str(spec.query.as_deref().unwrap_or("[]"))
-                    .map_err(|e| StoreError::Conflict(format!("the stored search is unreadable: {e}")))?;
-                let asked = Utc
-                    .timestamp_millis_opt(spec.created_at)
-                    .single()
-                    .unwrap_or_else(Utc::now);
-                let (scope, req, _) = access::prepare_search(conn, &principal, &pairs, asked)?;
+                let query = spec.query.as_deref().unwrap_or("[]");
+                let (scope, req, _) =
+                    access::job_search(conn, spec.account, spec.user, spec.id, query, spec.created_at)?;
                 Ok((scope, req.filter))
             })
             .await

@@ -3,13 +3,13 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use super::{auth, directory, preferences, StoreError};
+use super::{auth, directory, people, preferences, StoreError};
 use crate::domain::access::ScopeFacts;
 use crate::domain::filter::parse_search;
-use crate::domain::{CallScope, Principal, Role, SearchRequest};
+use crate::domain::{AccountId, CallScope, Credential, Principal, Role, SearchRequest, UserId};
 
 /// The principal's scope as the directory says now — its role and blocked flag included, so a
 /// long-lived request (a live stream) follows a demotion or a block.
@@ -77,6 +77,33 @@ pub fn supervised_operators(conn: &Connection, supervisor: i64) -> Result<Vec<i6
 /// with presets and dates in their zone (the user's own, then the account's) as of `now`, every
 /// id checked, each topic widened to the topics nested below it. Also the zone the results are
 /// shown in.
+/// The search a background job was asked for (`query`: its `[key, value]` pairs in JSON), as
+/// its user may run it now — a user who lost a group since sees less — with dates and presets
+/// as of when it was asked (`asked_ms`), so that "today" is the day it was asked. Also the
+/// user's role now.
+pub fn job_search(
+    conn: &Connection,
+    account: AccountId,
+    user: UserId,
+    job: i64,
+    query: &str,
+    asked_ms: i64,
+) -> Result<(CallScope, SearchRequest, Role), StoreError> {
+    let found = people::user(conn, account, user.0)?;
+    let principal = Principal {
+        account_id: account,
+        user_id: user,
+        login: found.login,
+        role: found.role,
+        credential: Credential::Job { id: job },
+    };
+    let pairs: Vec<(String, String)> = serde_json::from_str(query)
+        .map_err(|e| StoreError::Conflict(format!("the stored search is unreadable: {e}")))?;
+    let asked = Utc.timestamp_millis_opt(asked_ms).single().unwrap_or_else(Utc::now);
+    let (scope, req, _) = prepare_search(conn, &principal, &pairs, asked)?;
+    Ok((scope, req, found.role))
+}
+
 pub fn prepare_search(
     conn: &Connection,
     principal: &Principal,

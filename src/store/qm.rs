@@ -320,6 +320,8 @@ pub fn counts(conn: &Connection, export: i64) -> Result<Counts, StoreError> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportCall {
     pub call_id: i64,
+    /// None once the call is deleted.
+    pub external_id: Option<String>,
     pub outcome: Outcome,
     pub attempts: i64,
     pub status: Option<i64>,
@@ -338,13 +340,15 @@ pub fn export_calls(
 ) -> Result<Vec<ExportCall>, StoreError> {
     let rows = conn
         .prepare_cached(
-            "SELECT call_id, outcome, attempts, status, correlation_id, error, updated_at FROM qm_export_calls \
-             WHERE export_id = ?1 AND call_id > ?2 AND (?3 IS NULL OR outcome = ?3) ORDER BY call_id LIMIT ?4",
+            "SELECT x.call_id, x.outcome, x.attempts, x.status, x.correlation_id, x.error, x.updated_at, c.external_id \
+             FROM qm_export_calls x LEFT JOIN calls c ON c.id = x.call_id \
+             WHERE x.export_id = ?1 AND x.call_id > ?2 AND (?3 IS NULL OR x.outcome = ?3) ORDER BY x.call_id LIMIT ?4",
         )?
         .query_map(params![export, after, outcome.map(|o| o.code()), limit], |r| {
             let outcome: String = r.get(1)?;
             Ok(ExportCall {
                 call_id: r.get(0)?,
+                external_id: r.get(7)?,
                 outcome: Outcome::parse(&outcome).unwrap_or(Outcome::Failed),
                 attempts: r.get(2)?,
                 status: r.get(3)?,

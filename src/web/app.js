@@ -23,6 +23,15 @@ const WORDS = {
     export: 'Экспортировать', export_xlsx: 'Экспортировать как XLS файл', export_csv: 'Экспортировать как CSV файл',
     export_title: 'Выгрузка', job_queued: 'В очереди…', job_progress: (a, b) => `${a} из ${b} строк`, job_done: n => `Готово: ${n} строк.`,
     job_failed: 'Не удалось', job_cancelled: 'Отменено', download: 'Скачать',
+    export_qm: 'Выгрузить в Tinkoff QM', qm_title: 'Выгрузка в Tinkoff QM', qm_start: 'Выгрузить',
+    qm_confirm: n => `Звонков по текущим фильтрам: ${n}`,
+    qm_confirm_note: 'Звонки без записи будут пропущены. Звонки, которые уже были выгружены, повторно не отправляются.',
+    qm_state: { queued: 'В очереди', running: 'Идёт выгрузка', done: 'Готово', failed: 'Не удалось', cancelled: 'Отменено' },
+    qm_progress: (a, b) => `${a} из ${b} звонков`,
+    qm_sent: 'Отправлено', qm_already: 'Уже были отправлены', qm_skipped: 'Пропущено — нет записи', qm_failed: 'Ошибки', qm_pending: 'Ожидают',
+    qm_stop: 'Остановить выгрузку', qm_hide_hint: 'Выгрузка продолжится в фоне', qm_rerun: 'Отправить повторно только ошибки',
+    qm_cols: { call: 'Звонок', status: 'HTTP', error: 'Ошибка', correlation: 'x-correlation-id' },
+    qm_more: (n, all) => `Показаны первые ${n} из ${all} ошибок`,
     calendar: 'Календарь', custom: 'Произвольный период', date_from: 'С', date_to: 'По',
     today: 'Сегодня', yesterday: 'Вчера', last_7_days: 'Последние 7 дней', last_30_days: 'Последние 30 дней',
     this_week: 'Эта неделя', this_month: 'Этот месяц', last_month: 'Прошлый месяц', all_time: 'Всё время',
@@ -58,6 +67,12 @@ const WORDS = {
     restricted_rec: 'Записи для супервизоров и операторов',
     ra_download: 'Слушать и скачивать', ra_play: 'Только слушать', ra_none: 'Нет доступа',
     saved: 'Сохранено', keep_bad: 'Укажите число дней от 1 до 36500 или оставьте поле пустым',
+    qm: 'Tinkoff QM', qm_base_url: 'Адрес системы QM', qm_api_key: 'API-ключ', qm_key_keep: 'Пусто — оставить текущий ключ',
+    qm_language: 'Язык звонков (код, например ru)', qm_channel: 'Канал оператора в записи', qm_left: 'Левый канал', qm_right: 'Правый канал',
+    qm_active: 'Интеграция активна', qm_active_hint: 'Пока интеграция активна, владелец, администраторы и менеджеры выгружают звонки из меню «Экспортировать».',
+    qm_connect: 'Проверить подключение', qm_connect_ok: 'Подключение работает',
+    qm_connected: at => `Подключено ${at}`, qm_not_connected: 'Не подключено', qm_key_again: 'Ключ нужно ввести заново',
+    qm_links: url => `Записи звонков QM скачивает по подписанным ссылкам с адреса ${url}… — он должен быть доступен из QM (параметр --public-url).`,
     details: 'Информация о звонке', flow: 'Смотреть схему звонка', flow_hide: 'Скрыть схему звонка', flow_empty: 'Схема звонка не записана',
     d_external: 'Внешний ID', d_kind: 'Тип звонка', d_group: 'Группа', d_dial: 'Начало дозвона', d_answered: 'Ответ',
     d_scenario: 'Запуск сценария', d_amd: 'Автоответчик обнаружен', d_ended: 'Окончание', d_notes: 'Заметки',
@@ -92,6 +107,15 @@ const WORDS = {
     export: 'Export', export_xlsx: 'Export as XLSX file', export_csv: 'Export as CSV file',
     export_title: 'Export', job_queued: 'Queued…', job_progress: (a, b) => `${a} of ${b} rows`, job_done: n => `Done: ${n} rows.`,
     job_failed: 'Failed', job_cancelled: 'Cancelled', download: 'Download',
+    export_qm: 'Upload to QM', qm_title: 'Upload to Tinkoff QM', qm_start: 'Upload',
+    qm_confirm: n => `Calls matching the current filters: ${n}`,
+    qm_confirm_note: 'Calls without a recording are skipped. Calls uploaded before are not sent again.',
+    qm_state: { queued: 'Queued', running: 'Uploading', done: 'Done', failed: 'Failed', cancelled: 'Cancelled' },
+    qm_progress: (a, b) => `${a} of ${b} calls`,
+    qm_sent: 'Sent', qm_already: 'Sent before', qm_skipped: 'Skipped: no recording', qm_failed: 'Errors', qm_pending: 'Waiting',
+    qm_stop: 'Stop the upload', qm_hide_hint: 'The upload goes on in the background', qm_rerun: 'Send only the errors again',
+    qm_cols: { call: 'Call', status: 'HTTP', error: 'Error', correlation: 'x-correlation-id' },
+    qm_more: (n, all) => `The first ${n} of ${all} errors`,
     calendar: 'Calendar', custom: 'Custom range', date_from: 'From', date_to: 'To',
     today: 'Today', yesterday: 'Yesterday', last_7_days: 'Last 7 days', last_30_days: 'Last 30 days',
     this_week: 'This week', this_month: 'This month', last_month: 'Last month', all_time: 'All time',
@@ -127,6 +151,12 @@ const WORDS = {
     restricted_rec: 'Recordings for supervisors and operators',
     ra_download: 'Play and download', ra_play: 'Play only', ra_none: 'No access',
     saved: 'Saved', keep_bad: 'Enter 1 to 36500 days, or leave the field empty',
+    qm: 'Tinkoff QM', qm_base_url: 'QM system address', qm_api_key: 'API key', qm_key_keep: 'Leave empty to keep the current key',
+    qm_language: 'Language of the calls (a code such as ru)', qm_channel: "The operator's channel in recordings", qm_left: 'Left channel', qm_right: 'Right channel',
+    qm_active: 'Integration active', qm_active_hint: 'While the integration is active, the owner, administrators and managers upload calls from the Export menu.',
+    qm_connect: 'Check the connection', qm_connect_ok: 'The connection works',
+    qm_connected: at => `Connected ${at}`, qm_not_connected: 'Not connected', qm_key_again: 'Enter the key again',
+    qm_links: url => `The QM system downloads recordings through signed links from ${url}… — it must be reachable from there (--public-url).`,
     details: 'Call details', flow: 'View call flow', flow_hide: 'Hide call flow', flow_empty: 'No call flow recorded',
     d_external: 'External id', d_kind: 'Call kind', d_group: 'Group', d_dial: 'Dialling started', d_answered: 'Answered',
     d_scenario: 'Scenario started', d_amd: 'Answering machine detected', d_ended: 'Ended', d_notes: 'Notes',
@@ -282,6 +312,11 @@ function fmt(kind) {
 }
 const when = iso => (iso ? fmt('time').format(new Date(iso)) : '');
 const clock = iso => (iso ? fmt('clock').format(new Date(iso)) : '');
+
+// A count, with the viewer's language's digit grouping.
+function num(n) {
+  return n.toLocaleString(S.lang === 'ru' ? 'ru-RU' : 'en-GB');
+}
 
 function money(amount, currency) {
   if (amount === null || amount === undefined) return '';
@@ -538,9 +573,22 @@ function exportMenu() {
       startExportJob(format);
     }
   } }, label);
-  const pop = h('div', { class: 'pop right', id: 'export-pop', hidden: true }, item('xlsx', t('export_xlsx')), item('csv', t('export_csv')));
+  // The QM item only once the integration is connected and active, and only for the roles that
+  // may use it: the server says both in `qm_export`.
+  const qm = S.me.permissions.qm_export && h('a', { class: 'item', id: 'export-qm', href: '#', onclick: ev => {
+    ev.preventDefault();
+    pop.hidden = true;
+    openQmExport();
+  } }, t('export_qm'));
+  const pop = h('div', { class: 'pop right', id: 'export-pop', hidden: true }, item('xlsx', t('export_xlsx')), item('csv', t('export_csv')), qm);
   pop.addEventListener('click', ev => ev.stopPropagation());
   return h('div', { class: 'pop-wrap' }, h('button', { class: 'btn', id: 'export', 'aria-haspopup': 'true', onclick: ev => { ev.stopPropagation(); togglePop(pop); } }, icon('download'), t('export'), ' ▾'), pop);
+}
+
+// After the permissions changed (the QM integration turned on or off): the menu, not the page.
+function refreshExportMenu() {
+  const menu = $('#export')?.closest('.pop-wrap');
+  if (menu) menu.replaceWith(exportMenu());
 }
 
 function download(href) {
@@ -555,10 +603,16 @@ function filtersObject() {
   return out;
 }
 
-async function startExportJob(format) {
-  const panel = h('div', { class: 'job', id: 'export-job', role: 'status' });
-  document.querySelectorAll('#export-job').forEach(e => e.remove());
+// A panel in the corner that follows a background job; one of each kind at a time.
+function jobPanel(id) {
+  document.querySelectorAll(`#${id}`).forEach(e => e.remove());
+  const panel = h('div', { class: 'job', id, role: 'status' });
   document.body.append(panel);
+  return panel;
+}
+
+async function startExportJob(format) {
+  const panel = jobPanel('export-job');
   const bar = h('progress', { max: 1, value: 0 });
   const text = h('div', { class: 'muted' }, t('job_queued'));
   let job;
@@ -594,6 +648,125 @@ async function startExportJob(format) {
       : t('job_progress', job.rows_done.toLocaleString(locale), (job.rows_total ?? 0).toLocaleString(locale));
     await new Promise(r => setTimeout(r, 400));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handing the current view's calls to the QM system (T-Bank QM). The server sends them in the
+// background; the panel follows the job, lists the calls the QM system did not take, and can
+// send those again.
+
+const QM_COUNTS = [['sent', 'qm-sent', 'qm_sent'], ['already_sent', 'qm-already', 'qm_already'],
+  ['skipped', 'qm-skipped', 'qm_skipped'], ['failed', 'qm-failed', 'qm_failed'], ['pending', 'qm-pending', 'qm_pending']];
+const QM_FINISHED = ['done', 'failed', 'cancelled'];
+// Failed calls listed in the panel; the API pages through all of them.
+const QM_FAILURES_SHOWN = 100;
+
+// First the question: how many calls, and which of them will not be sent.
+function openQmExport() {
+  const panel = jobPanel('qm-job');
+  panel.classList.add('qm');
+  const total = S.list?.total;
+  const start = h('button', { class: 'primary', id: 'qm-start', onclick: async () => {
+    start.disabled = true;
+    try {
+      // With the page's zone: a preset's days are the viewer's days, as in the count above.
+      followQmJob(panel, await api('POST', '/api/v1/integrations/qm/exports', { filters: { ...filtersObject(), tz: S.tz } }));
+    } catch (e) {
+      panel.replaceChildren(h('b', {}, t('qm_title')), h('div', { class: 'bad' }, `${t('error')}: ${e.message}`),
+        h('div', { class: 'job-actions' }, qmClose(panel)));
+    }
+  } }, t('qm_start'));
+  panel.replaceChildren(h('b', {}, t('qm_title')),
+    h('p', {}, t('qm_confirm', total == null ? '…' : num(total))),
+    h('p', { class: 'muted' }, t('qm_confirm_note')),
+    h('div', { class: 'job-actions' }, qmClose(panel, t('cancel')), start));
+}
+
+function qmClose(panel, label = t('close'), title = null) {
+  return h('button', { class: 'btn', id: 'qm-close', title, onclick: () => panel.remove() }, label);
+}
+
+// Polls the job every second while the panel is open, until it has finished.
+async function followQmJob(panel, job) {
+  panel.dataset.job = job.id;
+  const show = qmJobView(panel);
+  show(job);
+  while (!QM_FINISHED.includes(job.state)) {
+    await new Promise(r => setTimeout(r, 1000));
+    if (!document.body.contains(panel)) return;
+    try {
+      job = await api('GET', `/api/v1/integrations/qm/exports/${job.id}?outcome=failed&limit=${QM_FAILURES_SHOWN}`);
+    } catch (e) {
+      show.error(e.message);
+      return;
+    }
+    show(job);
+  }
+}
+
+// The panel's parts, built once per job so that its buttons stay put while the counts change;
+// returns the function that shows a state of the job.
+function qmJobView(panel) {
+  const state = h('div', { id: 'qm-state' });
+  const bar = h('progress', { max: 1, value: 0 });
+  const numbers = Object.fromEntries(QM_COUNTS.map(([key, id]) => [key, h('b', { id })]));
+  const error = h('div', { class: 'bad', hidden: true });
+  const failures = h('div', { class: 'qm-failures-wrap' });
+  const actions = h('div', { class: 'job-actions' });
+  panel.replaceChildren(h('b', {}, t('qm_title')), state, bar,
+    h('dl', { class: 'qm-counts' }, QM_COUNTS.map(([key, , label]) => h('div', {}, h('dt', {}, t(label)), h('dd', {}, numbers[key])))),
+    error, failures, actions);
+  let finished = null;
+  const show = job => {
+    const done = job.total - job.pending;
+    state.dataset.state = job.state;
+    state.textContent = job.state === 'queued' ? t('qm_state').queued : `${t('qm_state')[job.state]} · ${t('qm_progress', num(done), num(job.total))}`;
+    bar.max = Math.max(job.total, 1); bar.value = done;
+    for (const [key] of QM_COUNTS) numbers[key].textContent = num(job[key]);
+    show.error(job.error);
+    failures.replaceChildren(...qmFailures(job));
+    // The buttons change once: from stopping the job to what comes after it.
+    if (finished !== QM_FINISHED.includes(job.state)) {
+      finished = QM_FINISHED.includes(job.state);
+      actions.replaceChildren(...(finished ? qmAfter(panel, job, show) : qmWhile(panel, job, show)));
+    }
+  };
+  show.error = message => { error.hidden = !message; error.textContent = message || ''; };
+  return show;
+}
+
+function qmWhile(panel, job, show) {
+  const stop = h('button', { class: 'btn', id: 'qm-cancel', onclick: async () => {
+    stop.disabled = true;
+    // The next poll shows the job cancelled.
+    try { await api('DELETE', `/api/v1/integrations/qm/exports/${job.id}`); } catch (e) { show.error(e.message); stop.disabled = false; }
+  } }, t('qm_stop'));
+  return [stop, qmClose(panel, t('close'), t('qm_hide_hint'))];
+}
+
+function qmAfter(panel, job, show) {
+  const rerun = job.failed > 0 && h('button', { class: 'primary', id: 'qm-rerun', onclick: async () => {
+    rerun.disabled = true;
+    try {
+      followQmJob(panel, await api('POST', `/api/v1/integrations/qm/exports/${job.id}/rerun`));
+    } catch (e) {
+      show.error(e.message);
+      rerun.disabled = false;
+    }
+  } }, t('qm_rerun'));
+  return [rerun, qmClose(panel)].filter(Boolean);
+}
+
+// The calls the QM system did not take: why, and the id its support asks for.
+function qmFailures(job) {
+  const calls = job.calls || [];
+  if (!calls.length) return [];
+  const cols = t('qm_cols');
+  const table = h('table', { class: 'qm-failures', id: 'qm-failures' },
+    h('thead', {}, h('tr', {}, ['call', 'status', 'error', 'correlation'].map(k => h('th', {}, cols[k])))),
+    h('tbody', {}, calls.map(c => h('tr', { dataset: { call: c.call_id } },
+      h('td', { title: c.qm_id ? `QM id: ${c.qm_id}` : '' }, c.external_id ?? c.call_id), h('td', {}, c.status ?? '—'), h('td', {}, c.error || ''), h('td', {}, c.correlation_id || '')))));
+  return job.failed > calls.length ? [table, h('div', { class: 'muted' }, t('qm_more', num(calls.length), num(job.failed)))] : [table];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1053,13 +1226,14 @@ async function openSettings(tab) {
   const body = h('div', { class: 'body' }, t('loading'));
   const foot = h('div', { class: 'foot' });
   const tabs = h('div', { class: 'tabs', role: 'tablist' },
-    ['filters', 'view'].concat(S.me.permissions.manage_settings ? ['account'] : []).map(k => h('button', { role: 'tab', id: `tab-${k}`, 'aria-selected': String(k === tab), onclick: () => openSettings(k) }, t(k))));
+    ['filters', 'view'].concat(S.me.permissions.manage_settings ? ['account', 'qm'] : []).map(k => h('button', { role: 'tab', id: `tab-${k}`, 'aria-selected': String(k === tab), onclick: () => openSettings(k) }, t(k))));
   const drawer = h('aside', { class: 'drawer', role: 'dialog', 'aria-label': t('settings') },
     h('div', { class: 'head' }, h('h2', {}, t('settings')), h('button', { class: 'btn', 'aria-label': t('close'), onclick: closeSettings }, '✕')),
     tabs, body, foot);
   document.body.append(h('div', { class: 'drawer-back', onclick: closeSettings }), drawer);
   if (tab === 'view') return viewTab(body, foot);
   if (tab === 'account') return accountTab(body, foot);
+  if (tab === 'qm') return qmTab(body, foot);
   await loadDirs();
   filtersTab(body, foot);
 }
@@ -1243,6 +1417,71 @@ async function accountTab(body, foot) {
       note.textContent = t('saved'); note.classList.remove('error'); note.classList.add('ok'); note.hidden = false;
     } catch (e) { note.textContent = e.message; note.hidden = false; }
   } }, t('save')));
+}
+
+// Owner and administrator: where the QM system is, its API key, and whether calls may be handed
+// to it. The key never comes back from the server: the field shows its last characters as a
+// placeholder, and an empty field keeps it.
+async function qmTab(body, foot) {
+  let saved = await api('GET', '/api/v1/integrations/qm');
+  const url = h('input', { id: 'qm-base-url', type: 'url', class: 'wide', spellcheck: 'false' });
+  const key = h('input', { id: 'qm-api-key', type: 'password', class: 'wide', autocomplete: 'new-password' });
+  const lang = h('input', { id: 'qm-language', type: 'text' });
+  const channel = h('select', { id: 'qm-channel' }, ['left', 'right'].map(v => h('option', { value: v }, t(`qm_${v}`))));
+  const active = h('input', { id: 'qm-active', type: 'checkbox' });
+  const status = h('div', { id: 'qm-status' });
+  const error = h('div', { class: 'error', id: 'qm-error', role: 'alert', hidden: true });
+  const note = h('div', { class: 'ok', id: 'qm-note', role: 'status', hidden: true });
+  // The QM system downloads recordings from this server: this address must be reachable from it.
+  const links = h('p', { class: 'muted', id: 'qm-links' });
+  const fill = v => {
+    links.textContent = t('qm_links', v.file_links_from);
+    saved = v;
+    url.value = v.base_url; key.value = ''; key.placeholder = v.api_key || '';
+    lang.value = v.language_code; channel.value = v.operator_channel; active.checked = v.active;
+    // A key sealed with another secret key (the server's key was replaced) cannot be used.
+    const stale = v.api_key && !v.api_key_readable;
+    status.className = stale ? 'bad' : v.connected ? 'ok' : 'muted';
+    status.textContent = stale ? t('qm_key_again') : v.connected ? t('qm_connected', when(v.connected_at)) : t('qm_not_connected');
+  };
+  fill(saved);
+  body.replaceChildren(
+    h('label', { class: 'field' }, h('span', {}, t('qm_base_url')), url),
+    h('label', { class: 'field' }, h('span', {}, t('qm_api_key')), key, h('span', {}, t('qm_key_keep'))),
+    h('label', { class: 'field' }, h('span', {}, t('qm_language')), lang),
+    h('label', { class: 'field' }, h('span', {}, t('qm_channel')), channel),
+    h('label', { class: 'check' }, active, t('qm_active')),
+    h('p', { class: 'muted' }, t('qm_active_hint')),
+    links, status, error, note);
+  // Only what changed, so an unchanged address or key is not checked again; `active` always.
+  const change = () => {
+    const c = { active: active.checked };
+    if (url.value.trim() !== saved.base_url) c.base_url = url.value.trim();
+    if (key.value) c.api_key = key.value;
+    if (lang.value.trim() !== saved.language_code) c.language_code = lang.value.trim();
+    if (channel.value !== saved.operator_channel) c.operator_channel = channel.value;
+    return c;
+  };
+  const fields = { base_url: url, api_key: key, language_code: lang };
+  const submit = async (button, request, done) => {
+    button.disabled = true; error.hidden = true; note.hidden = true;
+    Object.values(fields).forEach(i => i.classList.remove('invalid'));
+    try {
+      fill(await request());
+      note.textContent = done; note.hidden = false;
+      // Whether the Export menu offers QM follows the integration: ask again, no reload.
+      S.me = await api('GET', '/api/v1/me');
+      refreshExportMenu();
+    } catch (e) {
+      error.textContent = e.message; error.hidden = false;
+      fields[e.field]?.classList.add('invalid');
+    } finally {
+      button.disabled = false;
+    }
+  };
+  foot.replaceChildren(
+    h('button', { class: 'btn', id: 'qm-connect', onclick: ev => submit(ev.currentTarget, () => api('POST', '/api/v1/integrations/qm/connect'), t('qm_connect_ok')) }, t('qm_connect')),
+    h('button', { class: 'primary', id: 'qm-save', onclick: ev => submit(ev.currentTarget, () => api('PUT', '/api/v1/integrations/qm', change()), t('saved')) }, t('save')));
 }
 
 window.addEventListener('popstate', () => { if (S.me && S.me.permissions.call_history) showMain(); });

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startServer, launch, newPage, signIn, settled, api, shown, screenshot } from './harness.mjs';
+import { startServer, startFakeQm, launch, newPage, signIn, settled, api, shown, screenshot } from './harness.mjs';
 
 let server, browser;
 
@@ -645,4 +645,120 @@ test('account settings: retention and what restricted roles may do with recordin
   assert.equal(ok, true, 'a supervisor plays a call they see');
   await owner.context().close();
   await sup.context().close();
+});
+
+/** Waits for the QM panel's job (a new one, other than `previous`) to finish; checks that the
+ *  panel's counts are the API's, and returns the API's view of the job with its failed calls. */
+async function qmJobDone(page, srv, previous = '') {
+  const panel = await page.waitForSelector(`#qm-job[data-job]:not([data-job="${previous}"])`);
+  const id = await panel.getAttribute('data-job');
+  await page.waitForSelector(`#qm-job[data-job="${id}"] #qm-state[data-state=done]`, { timeout: 60_000 });
+  const job = await api(srv, 'GET', `/api/v1/integrations/qm/exports/${id}?outcome=failed`);
+  const counts = await page.evaluate(() => Object.fromEntries(['sent', 'already', 'skipped', 'failed', 'pending']
+    .map(k => [k, Number(document.querySelector(`#qm-${k}`).textContent.replace(/\D/g, ''))])));
+  assert.deepEqual(counts, { sent: job.sent, already: job.already_sent, skipped: job.skipped, failed: job.failed, pending: job.pending });
+  assert.equal(job.sent + job.skipped + job.already_sent + job.failed, job.total, 'every call has its outcome');
+  return job;
+}
+
+test('QM: an administrator connects the integration; a manager uploads the view, sees each outcome and re-sends the errors', async () => {
+  const key = 'qm-test-key-1234';
+  const qm = await startFakeQm(key, { refuse: 3 });
+  // Its own small history, sent without the production pacing, so the upload takes seconds.
+  const own = await startServer({ calls: 300, days: 7, args: ['--qm-requests-per-second', '1000', '--qm-batch-pause-seconds', '0'] });
+  const pages = [];
+  const open = async role => {
+    const page = await newPage(browser, own);
+    pages.push(page);
+    await signIn(page, own, role);
+    await settled(page);
+    return page;
+  };
+  try {
+    // The administrator: a key the QM system refuses changes nothing; the right one connects.
+    const admin = await open('admin');
+    assert.equal(await admin.locator('#export-qm').count(), 0, 'no QM item before the integration is on');
+    await admin.click('#open-settings');
+    await admin.click('#tab-qm');
+    await admin.waitForSelector('#qm-base-url');
+    assert.equal(await admin.textContent('#qm-status'), 'Не подключено');
+    assert.match(await admin.textContent('#qm-links'), new RegExp(`с адреса ${own.base}/qm/recordings/…`), 'where the QM system downloads from');
+    await admin.fill('#qm-base-url', qm.url);
+    await admin.fill('#qm-api-key', 'wrong-key-0000');
+    await admin.check('#qm-active');
+    await admin.click('#qm-save');
+    await admin.waitForSelector('#qm-error:not([hidden])');
+    assert.match(await admin.textContent('#qm-error'), /refused the API key \(401\)/);
+    assert.equal(await admin.getAttribute('#qm-api-key', 'class'), 'wide invalid');
+    const refused = await api(own, 'GET', '/api/v1/integrations/qm');
+    assert.deepEqual([refused.active, refused.connected, refused.api_key], [false, false, null], 'a refused key is not kept');
+    assert.equal(await admin.locator('#export-qm').count(), 0, 'still no QM item');
+    await admin.fill('#qm-api-key', key);
+    await admin.click('#qm-save');
+    await admin.waitForSelector('#qm-note:not([hidden])');
+    assert.ok(await admin.isHidden('#qm-error'));
+    assert.match(await admin.textContent('#qm-status'), /^Подключено \d{2}\.\d{2}\.\d{4}/);
+    assert.equal(await admin.inputValue('#qm-api-key'), '', 'the key is never shown');
+    assert.equal(await admin.getAttribute('#qm-api-key', 'placeholder'), '••••1234');
+    const on = await api(own, 'GET', '/api/v1/integrations/qm');
+    assert.deepEqual([on.base_url, on.api_key, on.active, on.connected], [qm.url, '••••1234', true, true]);
+    // The stored key is checked again on request; the empty key field keeps it.
+    await admin.click('#qm-connect');
+    await admin.waitForFunction(() => document.querySelector('#qm-note')?.textContent === 'Подключение работает');
+    await screenshot(admin, '12-qm-settings');
+    // The Export menu offers QM at once, without a reload.
+    await admin.keyboard.press('Escape');
+    await admin.click('#export');
+    assert.equal(await admin.textContent('#export-qm'), 'Выгрузить в Tinkoff QM');
+
+    // An operator never hands calls to QM.
+    const operator = await open('operator');
+    await operator.click('#export');
+    assert.equal(await operator.locator('#export-qm').count(), 0, 'no QM item for an operator');
+
+    // The manager uploads the whole view: asked first, with the count of the view.
+    const manager = await open('manager');
+    const total = (await shown(manager)).total;
+    await manager.click('#export');
+    await manager.click('#export-qm');
+    await manager.waitForSelector('#qm-job #qm-start');
+    assert.equal(await manager.textContent('#qm-job p'), `Звонков по текущим фильтрам: ${total}`);
+    await manager.click('#qm-start');
+    const first = await qmJobDone(manager, own);
+    assert.equal(first.total, total, 'the job has the calls of the view');
+    assert.equal(first.failed, 3, 'the calls the QM system refused');
+    assert.ok(first.sent > 0 && first.skipped > 0, `sent ${first.sent}, skipped ${first.skipped}`);
+    assert.equal(first.sent, qm.seen.calls.size, 'as many calls as the QM system took');
+    assert.equal(qm.seen.downloads.length, first.sent, 'each taken call once');
+    for (const d of qm.seen.downloads) assert.ok(d.status === 200 && d.bytes > 44, `the recording link works: ${JSON.stringify(d)}`);
+    assert.ok(qm.seen.users.length > 0 && qm.seen.users.every(u => u.roleId === 2), 'operators imported as agents');
+    // Each refused call: its id, the QM system's status, why, and its x-correlation-id.
+    const rows = await manager.$$eval('#qm-failures tbody tr', trs => trs.map(tr => [...tr.cells].map(td => td.textContent)));
+    assert.deepEqual(rows, first.calls.map(c => [c.external_id, '400', c.error, c.correlation_id]));
+    assert.deepEqual(first.calls.map(c => c.correlation_id).sort(), qm.seen.refused.map(r => r.correlationId).sort());
+    await screenshot(manager, '13-qm-upload');
+
+    // Only the errors again, followed in the same panel.
+    await manager.click('#qm-rerun');
+    const rerun = await qmJobDone(manager, own, first.id);
+    assert.equal(rerun.rerun_of, first.id);
+    assert.deepEqual([rerun.total, rerun.sent, rerun.failed], [3, 3, 0]);
+    assert.equal(qm.seen.calls.size, first.sent + 3);
+    assert.equal(await manager.locator('#qm-rerun').count(), 0, 'nothing left to send again');
+    assert.equal(await manager.locator('#qm-failures').count(), 0);
+
+    // The same view once more: everything was taken before, nothing is sent twice.
+    await manager.click('#qm-close');
+    await manager.click('#export');
+    await manager.click('#export-qm');
+    await manager.click('#qm-start');
+    const again = await qmJobDone(manager, own, rerun.id);
+    assert.deepEqual([again.already_sent, again.sent, again.failed], [first.sent + 3, 0, 0]);
+    assert.equal(qm.seen.downloads.length, first.sent + 3, 'no call sent twice');
+    for (const page of pages) assert.deepEqual(page.errors, undefined);
+  } finally {
+    for (const page of pages) await page.context().close();
+    await own.stop();
+    await qm.stop();
+  }
 });

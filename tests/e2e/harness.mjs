@@ -1,7 +1,8 @@
 // The browser suite's fixtures: the real calltrail binary on a loopback port with demo data,
-// Debian's Chromium driven by playwright-core, and the API (with the demo owner's token) to
-// compute what the page must show.
+// Debian's Chromium driven by playwright-core, the API (with the demo owner's token) to
+// compute what the page must show, and a fake QM system for the uploads.
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -15,11 +16,12 @@ export const artifacts = path.join(root, 'target', 'e2e-artifacts');
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'];
 
-/** Starts `calltrail demo` on a free port; resolves once it listens. */
-export async function startServer({ calls = 6000, days = 30 } = {}) {
+/** Starts `calltrail demo` on a free port; resolves once it listens. `args` go to the server
+ *  as they are (`demo` takes every flag of `serve`). */
+export async function startServer({ calls = 6000, days = 30, args = [] } = {}) {
   const bin = process.env.CALLTRAIL_BIN || path.join(root, 'target', 'debug', 'calltrail');
   const data = mkdtempSync(path.join(tmpdir(), 'calltrail-e2e-'));
-  const child = spawn(bin, ['demo', '--data', data, '--listen', '127.0.0.1:0', '--no-live', '--calls', String(calls), '--days', String(days)],
+  const child = spawn(bin, ['demo', '--data', data, '--listen', '127.0.0.1:0', '--no-live', '--calls', String(calls), '--days', String(days), ...args],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
   let out = '';
   const base = await new Promise((resolve, reject) => {
@@ -47,6 +49,47 @@ export async function startServer({ calls = 6000, days = 30 } = {}) {
       await new Promise(r => child.once('exit', r));
       rmSync(data, { recursive: true, force: true });
     },
+  };
+}
+
+/** A stand-in for the QM system's import API on a loopback port. It takes only `Authorization:
+ *  Basic <key>` (else 401); a call without `id` or `fileLink` is 400, which is how calltrail checks
+ *  a key. Like the real system it downloads each call's recording by its link, before it answers.
+ *  The first `refuse` calls it sees are refused once (400 with an x-correlation-id), so that an
+ *  upload has errors to send again. */
+export async function startFakeQm(key, { refuse = 0 } = {}) {
+  const seen = { calls: new Map(), users: [], downloads: [], refused: [] };
+  const server = createServer(async (req, res) => {
+    let raw = '';
+    for await (const chunk of req) raw += chunk;
+    const answer = (status, text = '', headers = {}) => { res.writeHead(status, headers); res.end(text); };
+    if (req.headers.authorization !== `Basic ${key}`) return answer(401, 'unknown API key');
+    let body;
+    try { body = JSON.parse(raw); } catch { return answer(400, 'not JSON'); }
+    if (req.method === 'POST' && req.url === '/integration/import/user') {
+      seen.users.push(body);
+      return answer(200);
+    }
+    if (req.method !== 'POST' || req.url !== '/v2/integration/import/call') return answer(404);
+    if (!body.id || !body.fileLink) return answer(400, 'id and fileLink are required');
+    if (seen.refused.length < refuse && !seen.refused.some(r => r.id === body.id)) {
+      const correlationId = `fake-qm-${seen.refused.length + 1}`;
+      seen.refused.push({ id: body.id, correlationId });
+      return answer(400, 'refused by the fake QM system', { 'x-correlation-id': correlationId });
+    }
+    try {
+      const file = await fetch(body.fileLink);
+      seen.downloads.push({ id: body.id, status: file.status, bytes: (await file.arrayBuffer()).byteLength });
+    } catch (e) {
+      seen.downloads.push({ id: body.id, status: 0, bytes: 0, error: String(e) });
+    }
+    seen.calls.set(body.id, body);
+    return answer(200);
+  });
+  await new Promise(resolve => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`, seen,
+    stop: () => new Promise(resolve => { server.closeAllConnections(); server.close(resolve); }),
   };
 }
 

@@ -198,12 +198,36 @@ const MATRIX: &[Row] = &[
     row("POST", "/api/v1/integrations/qm/connect", Check::QmConnect),
     row("POST", "/api/v1/integrations/qm/exports", Check::StartQmExport),
     row("GET", "/api/v1/integrations/qm/exports", Check::QmExports),
-    row("GET", "/api/v1/integrations/qm/exports/{id}", Check::QmExport(Target::InScope)),
-    row("GET", "/api/v1/integrations/qm/exports/{id}", Check::QmExport(Target::OtherAccount)),
-    row("DELETE", "/api/v1/integrations/qm/exports/{id}", Check::QmExport(Target::InScope)),
-    row("DELETE", "/api/v1/integrations/qm/exports/{id}", Check::QmExport(Target::OtherAccount)),
-    row("POST", "/api/v1/integrations/qm/exports/{id}/rerun", Check::QmExport(Target::InScope)),
-    row("POST", "/api/v1/integrations/qm/exports/{id}/rerun", Check::QmExport(Target::OtherAccount)),
+    row(
+        "GET",
+        "/api/v1/integrations/qm/exports/{id}",
+        Check::QmExport(Target::InScope),
+    ),
+    row(
+        "GET",
+        "/api/v1/integrations/qm/exports/{id}",
+        Check::QmExport(Target::OtherAccount),
+    ),
+    row(
+        "DELETE",
+        "/api/v1/integrations/qm/exports/{id}",
+        Check::QmExport(Target::InScope),
+    ),
+    row(
+        "DELETE",
+        "/api/v1/integrations/qm/exports/{id}",
+        Check::QmExport(Target::OtherAccount),
+    ),
+    row(
+        "POST",
+        "/api/v1/integrations/qm/exports/{id}/rerun",
+        Check::QmExport(Target::InScope),
+    ),
+    row(
+        "POST",
+        "/api/v1/integrations/qm/exports/{id}/rerun",
+        Check::QmExport(Target::OtherAccount),
+    ),
     row("POST", "/api/v1/session", Check::SignIn),
     row("GET", "/api/v1/session", Check::SessionRead),
     row("DELETE", "/api/v1/session", Check::SignOut),
@@ -511,7 +535,10 @@ impl World {
             .write(move |conn, _| {
                 let name = if other { "acme" } else { "default" };
                 let account = calltrail::store::auth::account_by_name(conn, name)?.unwrap();
-                let user: i64 = conn.query_row("SELECT MIN(id) FROM users WHERE account_id = ?", [account.id.0], |r| r.get(0))?;
+                let user: i64 =
+                    conn.query_row("SELECT MIN(id) FROM users WHERE account_id = ?", [account.id.0], |r| {
+                        r.get(0)
+                    })?;
                 let user = calltrail::domain::UserId(user);
                 calltrail::store::qm::create_export(conn, account.id, user, None, Some(&[]), None, 0)
             })
@@ -974,7 +1001,11 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
             let expected = gate(who).unwrap_or(if administrator { 200 } else { 403 });
             assert_eq!(status, expected, "{ctx}: {answer}");
             if status == 200 {
-                assert_eq!((&answer["language_code"], &answer["active"]), (&json!("ru"), &json!(false)), "{ctx}");
+                assert_eq!(
+                    (&answer["language_code"], &answer["active"]),
+                    (&json!("ru"), &json!(false)),
+                    "{ctx}"
+                );
             }
         }
         Check::QmConnect => {

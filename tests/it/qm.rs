@@ -292,6 +292,24 @@ async fn connected(app: &TestApp, owner: &str, base: &str) {
     );
 }
 
+/// A fake QM system, and a server connected to it with the fast rules and `adjust`'s changes;
+/// the owner's token.
+async fn connected_app(
+    name: &str,
+    adjust: impl FnOnce(&mut calltrail::config::Config),
+) -> (FakeQm, SealingKey, TestApp, String) {
+    let (qm, base) = FakeQm::start(Tz::Europe__Moscow).await;
+    let key = SealingKey::random();
+    let app = TestApp::start_configured(temp_dir(name), |c| {
+        fast(c, &key);
+        adjust(c);
+    })
+    .await;
+    let owner = app.owner().await;
+    connected(&app, &owner, &base).await;
+    (qm, key, app, owner)
+}
+
 /// Waits for a QM export to end and returns it with its calls.
 async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
     for _ in 0..600 {
@@ -305,10 +323,20 @@ async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
     panic!("QM export {id} did not finish");
 }
 
+/// Asks for a re-run of a QM export: the status and the answer.
+async fn ask_rerun(app: &TestApp, token: &str, id: &str) -> (u16, Value) {
+    let path = format!("/api/v1/integrations/qm/exports/{id}/rerun");
+    app.send("POST", token, &path, None).await
+}
+
+/// Asks for a QM export: the status and the answer.
+async fn ask(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
+    app.send("POST", token, "/api/v1/integrations/qm/exports", Some(body))
+        .await
+}
+
 async fn start(app: &TestApp, token: &str, body: Value) -> String {
-    let (status, job) = app
-        .send("POST", token, "/api/v1/integrations/qm/exports", Some(body))
-        .await;
+    let (status, job) = ask(app, token, body).await;
     assert_eq!(status, 201, "{job}");
     job["id"].as_str().unwrap().to_string()
 }
@@ -366,14 +394,7 @@ async fn settings_are_for_administrators_and_the_key_never_leaves_the_server() {
                "connected_at": null, "file_links_from": format!("{}/qm/recordings/", app.base)})
     );
     // Not active: exporting is refused with a clear conflict, and /me says so.
-    let (status, body) = app
-        .send(
-            "POST",
-            &manager,
-            "/api/v1/integrations/qm/exports",
-            Some(json!({"filters": {}})),
-        )
-        .await;
+    let (status, body) = ask(&app, &manager, json!({"filters": {}})).await;
     assert_eq!(status, 409, "{body}");
     assert!(
         body["error"]["message"]
@@ -487,14 +508,7 @@ async fn settings_are_for_administrators_and_the_key_never_leaves_the_server() {
             .contains("enter the API key again"),
         "{body}"
     );
-    let (status, body) = app
-        .send(
-            "POST",
-            &owner,
-            "/api/v1/integrations/qm/exports",
-            Some(json!({"filters": {}})),
-        )
-        .await;
+    let (status, body) = ask(&app, &owner, json!({"filters": {}})).await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(
         app.get(&manager, "/api/v1/me").await.1["permissions"]["qm_export"],
@@ -509,32 +523,20 @@ async fn settings_are_for_administrators_and_the_key_never_leaves_the_server() {
     );
     let (status, off) = app.send("PUT", &admin, path, Some(json!({"active": false}))).await;
     assert_eq!((status, &off["active"]), (200, &json!(false)));
-    let (status, _) = app
-        .send(
-            "POST",
-            &owner,
-            "/api/v1/integrations/qm/exports",
-            Some(json!({"call_ids": ["1"]})),
-        )
-        .await;
+    let (status, _) = ask(&app, &owner, json!({"call_ids": ["1"]})).await;
     assert_eq!(status, 409);
     app.stop().await;
 }
 
 #[tokio::test]
 async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
-    let (qm, base) = FakeQm::start(Tz::Europe__Moscow).await;
-    let key = SealingKey::random();
-    let app = TestApp::start_configured(temp_dir("qm-happy"), |c| {
-        fast(c, &key);
+    let (qm, key, app, owner) = connected_app("qm-happy", |c| {
         // Paced: requests 30 ms apart, two calls a batch, 150 ms between batches.
         c.qm.request_interval_ms = 30;
         c.qm.batch_size = 2;
         c.qm.batch_pause_ms = 150;
     })
     .await;
-    let owner = app.owner().await;
-    connected(&app, &owner, &base).await;
     let long = "kit-session-7c1f0d8e-93b4-4b7a-a1d2-5e6f7a8b9c0d-leg-1";
     let mut outgoing = answered(long, Some(("petrov", "Сергей Петров")), 10);
     outgoing["kind"] = json!("softphone_outgoing");
@@ -576,26 +578,12 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
     let manager = app.token("default", "manager", Role::Manager, TokenScope::Full).await;
     for role in [Role::Supervisor, Role::Operator] {
         let who = app.token("default", role.code(), role, TokenScope::Full).await;
-        let (status, _) = app
-            .send(
-                "POST",
-                &who,
-                "/api/v1/integrations/qm/exports",
-                Some(json!({"filters": {}})),
-            )
-            .await;
+        let (status, _) = ask(&app, &who, json!({"filters": {}})).await;
         assert_eq!(status, 403, "{role:?}");
         assert_eq!(app.get(&who, "/api/v1/integrations/qm/exports").await.0, 403);
     }
     let feeder = app.token("default", "pbx", Role::Operator, TokenScope::Ingest).await;
-    let (status, _) = app
-        .send(
-            "POST",
-            &feeder,
-            "/api/v1/integrations/qm/exports",
-            Some(json!({"filters": {}})),
-        )
-        .await;
+    let (status, _) = ask(&app, &feeder, json!({"filters": {}})).await;
     assert_eq!(status, 403);
     for (body, field) in [
         (json!({"filters": {}, "call_ids": ["1"]}), "filters"),
@@ -608,9 +596,7 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
         (json!({"filters": {"from": "yesterday-ish"}}), "from"),
         (json!({"filter": {}}), "filter"),
     ] {
-        let (status, answer) = app
-            .send("POST", &manager, "/api/v1/integrations/qm/exports", Some(body.clone()))
-            .await;
+        let (status, answer) = ask(&app, &manager, body.clone()).await;
         assert_eq!((status, error_field(&answer)), (400, field), "{body}: {answer}");
     }
     assert_eq!(
@@ -619,14 +605,10 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
         "nothing made"
     );
 
+    let the_day = json!({"filters": {"tz": "Europe/Moscow", "from": "2026-11-10", "to": "2026-11-11"}});
     // The connection check's request is not one of the export's.
     qm.seen.lock().unwrap().requests.clear();
-    let id = start(
-        &app,
-        &manager,
-        json!({"filters": {"tz": "Europe/Moscow", "from": "2026-11-10", "to": "2026-11-11"}}),
-    )
-    .await;
+    let id = start(&app, &manager, the_day.clone()).await;
     let job = finished(&app, &manager, &id).await;
     assert_eq!(job["state"], "done", "{job}");
     assert_eq!(
@@ -635,6 +617,12 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
         "total, sent, already, skipped, failed, pending: {job}"
     );
     let q4 = outcome_of(&job, &ids["q4"]);
+    assert_eq!((&q4["external_id"], &q4["qm_id"]), (&json!("q4"), &json!("q4")));
+    let short_id = &outcome_of(&job, &ids[long])["qm_id"];
+    assert!(
+        short_id.as_str().unwrap().starts_with("ct") && short_id.as_str().unwrap().len() == 32,
+        "{short_id}"
+    );
     assert_eq!(
         (&q4["outcome"], &q4["error"]),
         (&json!("skipped"), &json!("no recording"))
@@ -730,12 +718,7 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
     assert!(by_qm.iter().all(|e| e["detail"]["use"] == "qm"));
 
     // The same calls again: nothing is sent twice.
-    let again = start(
-        &app,
-        &owner,
-        json!({"filters": {"tz": "Europe/Moscow", "from": "2026-11-10", "to": "2026-11-11"}}),
-    )
-    .await;
+    let again = start(&app, &owner, the_day.clone()).await;
     let job = finished(&app, &owner, &again).await;
     assert_eq!(counts(&job), [4, 0, 3, 1, 0, 0], "{job}");
     assert!(outcome_of(&job, &ids["q1"])["error"]
@@ -793,15 +776,7 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
 
 #[tokio::test]
 async fn failures_are_retried_kept_with_their_correlation_ids_and_sent_again_only_by_a_rerun() {
-    let (qm, base) = FakeQm::start(Tz::Europe__Moscow).await;
-    let key = SealingKey::random();
-    let app = TestApp::start_configured(temp_dir("qm-retries"), |c| {
-        fast(c, &key);
-        c.qm.timeout_ms = 300;
-    })
-    .await;
-    let owner = app.owner().await;
-    connected(&app, &owner, &base).await;
+    let (qm, _, app, owner) = connected_app("qm-retries", |c| c.qm.timeout_ms = 300).await;
     let exts = ["r1", "r2", "r3", "r4", "r5", "r6"];
     let calls: Vec<Value> = exts
         .iter()
@@ -902,14 +877,7 @@ async fn failures_are_retried_kept_with_their_correlation_ids_and_sent_again_onl
     assert_eq!((status, error_field(&body)), (400, "outcome"));
 
     // A re-run sends exactly what failed, once.
-    let (status, rerun) = app
-        .send(
-            "POST",
-            &owner,
-            &format!("/api/v1/integrations/qm/exports/{id}/rerun"),
-            None,
-        )
-        .await;
+    let (status, rerun) = ask_rerun(&app, &owner, &id).await;
     assert_eq!(status, 201, "{rerun}");
     assert_eq!(rerun["rerun_of"], json!(id));
     let rerun = finished(&app, &owner, rerun["id"].as_str().unwrap()).await;
@@ -917,28 +885,11 @@ async fn failures_are_retried_kept_with_their_correlation_ids_and_sent_again_onl
     let mut taken = qm.taken_ids();
     taken.sort();
     assert_eq!(taken, vec!["r1", "r2", "r3", "r4", "r5", "r6"], "each once");
-    let (status, body) = app
-        .send(
-            "POST",
-            &owner,
-            &format!("/api/v1/integrations/qm/exports/{id}/rerun"),
-            None,
-        )
-        .await;
+    let (status, body) = ask_rerun(&app, &owner, &id).await;
     assert_eq!(status, 201, "the first job's failures are now already sent: {body}");
     let third = finished(&app, &owner, body["id"].as_str().unwrap()).await;
     assert_eq!(counts(&third), [2, 0, 2, 0, 0, 0], "{third}");
-    let (status, body) = app
-        .send(
-            "POST",
-            &owner,
-            &format!(
-                "/api/v1/integrations/qm/exports/{}/rerun",
-                third["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
+    let (status, body) = ask_rerun(&app, &owner, third["id"].as_str().unwrap()).await;
     assert_eq!(status, 409, "nothing failed: {body}");
 
     // A key the QM system no longer accepts stops the job, saying so; nothing is lost.
@@ -961,17 +912,7 @@ async fn failures_are_retried_kept_with_their_correlation_ids_and_sent_again_onl
         .unwrap()
         .starts_with("not sent: the QM system refused"));
     qm.seen.lock().unwrap().key = KEY.into();
-    let (_, rerun) = app
-        .send(
-            "POST",
-            &owner,
-            &format!(
-                "/api/v1/integrations/qm/exports/{}/rerun",
-                stopped["id"].as_str().unwrap()
-            ),
-            None,
-        )
-        .await;
+    let (_, rerun) = ask_rerun(&app, &owner, stopped["id"].as_str().unwrap()).await;
     let rerun = finished(&app, &owner, rerun["id"].as_str().unwrap()).await;
     assert_eq!(counts(&rerun), [2, 2, 0, 0, 0, 0], "{rerun}");
     app.stop().await;
@@ -979,13 +920,9 @@ async fn failures_are_retried_kept_with_their_correlation_ids_and_sent_again_onl
 
 #[tokio::test]
 async fn a_restart_mid_job_sends_every_call_exactly_once() {
-    let (qm, base) = FakeQm::start(Tz::Europe__Moscow).await;
+    let (qm, key, app, owner) = connected_app("qm-restart", |_| {}).await;
     qm.seen.lock().unwrap().delay_ms = 60;
-    let key = SealingKey::random();
-    let dir = temp_dir("qm-restart");
-    let app = TestApp::start_configured(dir.clone(), |c| fast(c, &key)).await;
-    let owner = app.owner().await;
-    connected(&app, &owner, &base).await;
+    let dir = app.dir.clone();
     let exts: Vec<String> = (0..12).map(|i| format!("s{i:02}")).collect();
     let calls: Vec<Value> = exts
         .iter()
@@ -1036,14 +973,7 @@ async fn a_restart_mid_job_sends_every_call_exactly_once() {
         "{interrupted}"
     );
     assert_eq!(qm.taken_ids().len(), 11);
-    let (_, rerun) = app
-        .send(
-            "POST",
-            &owner,
-            &format!("/api/v1/integrations/qm/exports/{id}/rerun"),
-            None,
-        )
-        .await;
+    let (_, rerun) = ask_rerun(&app, &owner, &id).await;
     let rerun = finished(&app, &owner, rerun["id"].as_str().unwrap()).await;
     assert_eq!(counts(&rerun), [1, 1, 0, 0, 0, 0], "{rerun}");
     let mut taken = qm.taken_ids();
