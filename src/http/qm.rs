@@ -283,6 +283,9 @@ pub async fn put_integration(
         .store
         .write(move |conn, _| {
             rows::put_integration(conn, account, &saved)?;
+            if changed.contains(&"base_url") {
+                rows::forget_operators(conn, account)?;
+            }
             if !changed.is_empty() {
                 let detail = serde_json::json!({
                     "changed": changed,

@@ -74,6 +74,13 @@ pub fn put_integration(conn: &Connection, account: AccountId, i: &Integration) -
     Ok(())
 }
 
+/// Forgets which operators were imported: another QM system knows none of them.
+pub fn forget_operators(conn: &Connection, account: AccountId) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM qm_operators WHERE account_id = ?")?
+        .execute([account.0])?;
+    Ok(())
+}
+
 /// The name an operator was last imported with, if they were.
 pub fn imported_operator(conn: &Connection, account: AccountId, user: i64) -> Result<Option<String>, StoreError> {
     Ok(conn

@@ -751,6 +751,35 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
         json!({"id": "ivanova", "lastName": "Смирнова", "firstName": "Анна", "roleId": 2})
     );
 
+    // Another QM system (a new address): it knows none of the operators, so they are imported
+    // there before their calls; calls the first one took stay delivered.
+    let (qm2, base2) = FakeQm::start(Tz::Europe__Moscow).await;
+    let (status, body) = app
+        .send(
+            "PUT",
+            &owner,
+            "/api/v1/integrations/qm",
+            Some(json!({"base_url": base2})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["connected"]),
+        (200, &json!(true)),
+        "checked again: {body}"
+    );
+    app.ingest_ok(&owner, json!([answered("q6", Some(("ivanova", "Анна Смирнова")), 45)]))
+        .await;
+    app.upload(&owner, "q6", "audio/wav", wav_bytes(5_000, 6)).await;
+    let q6 = app.call_id(&owner, "q6").await;
+    let job = finished(&app, &owner, &start(&app, &owner, json!({"call_ids": [q5, q6]})).await).await;
+    assert_eq!(counts(&job), [2, 1, 1, 0, 0, 0], "{job}");
+    assert_eq!(qm2.taken_ids(), vec!["q6"]);
+    assert_eq!(
+        qm2.seen.lock().unwrap().users.len(),
+        1,
+        "ivanova imported into the new system"
+    );
+
     // Listed newest first, with the audit trail of who exported what.
     let (_, list) = app.get(&manager, "/api/v1/integrations/qm/exports").await;
     let listed: Vec<&str> = list["items"]
@@ -759,8 +788,8 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
         .iter()
         .map(|j| j["id"].as_str().unwrap())
         .collect();
-    assert_eq!(listed.len(), 3);
-    assert_eq!(listed[2], id);
+    assert_eq!(listed.len(), 4);
+    assert_eq!(listed[3], id);
     let (_, audit) = app.get(&owner, "/api/v1/audit?action=qm_export").await;
     let jobs: Vec<&Value> = audit["items"]
         .as_array()
@@ -768,9 +797,9 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
         .iter()
         .map(|e| &e["detail"]["job"])
         .collect();
-    assert_eq!(jobs.len(), 3);
-    assert_eq!(jobs[2], &json!(id));
-    assert_eq!(audit["items"][2]["actor_login"], "manager");
+    assert_eq!(jobs.len(), 4);
+    assert_eq!(jobs[3], &json!(id));
+    assert_eq!(audit["items"][3]["actor_login"], "manager");
     app.stop().await;
 }
 
