@@ -49,7 +49,10 @@ CREATE TABLE qm_export_calls (
     export_id INTEGER NOT NULL,
     call_id INTEGER NOT NULL,
     outcome TEXT NOT NULL,
+    -- Requests made for the call, and how many of them the QM system throttled (429: not
+    -- counted against the call's attempts).
     attempts INTEGER NOT NULL DEFAULT 0,
+    throttled INTEGER NOT NULL DEFAULT 0,
     next_at INTEGER NOT NULL DEFAULT 0,
     status INTEGER,
     correlation_id TEXT,
@@ -58,6 +61,8 @@ CREATE TABLE qm_export_calls (
     PRIMARY KEY (export_id, call_id)
 );
 CREATE INDEX qm_export_calls_due_idx ON qm_export_calls (export_id, outcome, next_at);
+-- Retention deletes a call's rows by call.
+CREATE INDEX qm_export_calls_call_idx ON qm_export_calls (call_id);
 
 -- Every failed attempt, with the QM system's x-correlation-id, for its support.
 CREATE TABLE qm_export_failures (
@@ -69,7 +74,7 @@ CREATE TABLE qm_export_failures (
     correlation_id TEXT,
     error TEXT NOT NULL
 );
-CREATE INDEX qm_export_failures_call_idx ON qm_export_failures (export_id, call_id);
+CREATE INDEX qm_export_failures_call_idx ON qm_export_failures (call_id, export_id);
 
 -- The delivery record: a call the QM system took, once per account whatever the job, so that
 -- no call is sent twice across retries, re-runs and restarts.

@@ -42,6 +42,11 @@ impl Role {
     }
 
     /// Price and the scenario link are hidden from the restricted roles.
+    /// Owners, administrators and managers hand calls to the QM system.
+    pub fn exports_to_qm(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin | Role::Manager)
+    }
+
     pub fn sees_price(self) -> bool {
         self.sees_everything()
     }
@@ -165,7 +170,7 @@ impl Principal {
 
     /// Handing calls to the QM system: owners, administrators and managers.
     pub fn may_export_to_qm(&self) -> bool {
-        self.full() && matches!(self.role, Role::Owner | Role::Admin | Role::Manager)
+        self.full() && self.role.exports_to_qm()
     }
 
     /// Whether this principal may give a user `target`'s role, or change a user who has it:

@@ -80,8 +80,9 @@ pub fn router(state: AppState) -> Router {
         session::sign_in, session::current, session::sign_out,
         account::me, account::settings, account::update_settings, account::audit_log,
         preferences::get_preferences, preferences::put_preferences,
-        qm::get_integration, qm::put_integration, qm::connect, qm::start_export, qm::list_exports,
-        qm::get_export, qm::cancel_export, qm::rerun_export,
+        qm::settings::get_integration, qm::settings::put_integration, qm::settings::connect,
+        qm::exports::start_export, qm::exports::list_exports, qm::exports::get_export,
+        qm::exports::cancel_export, qm::exports::rerun_export, qm::link::recording_for_qm,
     ),
     modifiers(&BearerAuth)
 )]

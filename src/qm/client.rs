@@ -45,6 +45,8 @@ pub struct UserPayload {
 
 pub const AGENT_ROLE: u8 = 2;
 
+const CALL_PATH: &str = "/v2/integration/import/call";
+
 /// What became of one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
@@ -97,7 +99,7 @@ impl QmClient {
     }
 
     pub async fn import_call(&self, call: &CallPayload) -> Answer {
-        self.post("/v2/integration/import/call", call).await
+        self.post(CALL_PATH, call).await
     }
 
     pub async fn import_user(&self, user: &UserPayload) -> Answer {
@@ -108,8 +110,8 @@ impl QmClient {
     /// missing fields (400/422: the key was accepted), not for the key (401/403). Nothing is
     /// imported either way.
     pub async fn check(&self) -> Result<(), CheckError> {
-        let url = format!("{}/v2/integration/import/call", self.base_url);
-        let answer = self.post("/v2/integration/import/call", &serde_json::json!({})).await;
+        let answer = self.post(CALL_PATH, &serde_json::json!({})).await;
+        let url = self.url(CALL_PATH);
         match answer {
             Answer::Taken => Ok(()),
             Answer::Refused { status: 400 | 422, .. } => Ok(()),
@@ -135,10 +137,14 @@ impl QmClient {
         }
     }
 
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
     async fn post(&self, path: &str, body: &impl Serialize) -> Answer {
         let sent = self
             .http
-            .post(format!("{}{path}", self.base_url))
+            .post(self.url(path))
             .header(AUTHORIZATION, &self.authorization)
             .header(CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(body).unwrap_or_default())

@@ -1,6 +1,7 @@
 //! The links the QM system downloads recordings from: `/qm/recordings/{call}.{ext}` with an
-//! expiry and an HMAC over both, so that nobody can guess another call's link or stretch one's
-//! life, and no account or session is needed to follow it.
+//! expiry and an HMAC over the call (its account, id and external id) and the expiry, so that
+//! nobody can guess another call's link or stretch one's life, a link never opens a later call
+//! that reuses a deleted call's id, and no account or session is needed to follow it.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -9,18 +10,31 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn mac(key: &[u8; 32], call: i64, expires: i64) -> HmacSha256 {
+/// The call a link opens.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub account: i64,
+    pub call: i64,
+    pub external_id: &'a str,
+}
+
+fn mac(key: &[u8; 32], t: Target<'_>, expires: i64) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(b"qm-recording");
-    mac.update(&call.to_be_bytes());
+    mac.update(&t.account.to_be_bytes());
+    mac.update(&t.call.to_be_bytes());
     mac.update(&expires.to_be_bytes());
+    mac.update(t.external_id.as_bytes());
     mac
 }
 
 /// The link to a call's recording, working until `expires` (epoch seconds).
-pub fn file_link(base_url: &str, key: &[u8; 32], call: i64, extension: &str, expires: i64) -> String {
-    let signature = URL_SAFE_NO_PAD.encode(mac(key, call, expires).finalize().into_bytes());
-    format!("{base_url}/qm/recordings/{call}.{extension}?expires={expires}&signature={signature}")
+pub fn file_link(base_url: &str, key: &[u8; 32], t: Target<'_>, extension: &str, expires: i64) -> String {
+    let signature = URL_SAFE_NO_PAD.encode(mac(key, t, expires).finalize().into_bytes());
+    format!(
+        "{base_url}/qm/recordings/{}.{extension}?expires={expires}&signature={signature}",
+        t.call
+    )
 }
 
 /// Why a link does not open.
@@ -31,10 +45,11 @@ pub enum LinkError {
     Expired,
 }
 
-/// Checks a link's expiry and signature (in constant time) as of `now` (epoch seconds).
-pub fn verify(key: &[u8; 32], call: i64, expires: i64, signature: &str, now: i64) -> Result<(), LinkError> {
+/// Checks a link's signature (in constant time) for the call now stored under its id, then its
+/// expiry, as of `now` (epoch seconds).
+pub fn verify(key: &[u8; 32], t: Target<'_>, expires: i64, signature: &str, now: i64) -> Result<(), LinkError> {
     let given = URL_SAFE_NO_PAD.decode(signature).map_err(|_| LinkError::Forged)?;
-    mac(key, call, expires)
+    mac(key, t, expires)
         .verify_slice(&given)
         .map_err(|_| LinkError::Forged)?;
     if now >= expires {

@@ -73,10 +73,6 @@ pub fn supervised_operators(conn: &Connection, supervisor: i64) -> Result<Vec<i6
     Ok(ids)
 }
 
-/// A search as a principal asks it: their scope as the directory says now, the parameters parsed
-/// with presets and dates in their zone (the user's own, then the account's) as of `now`, every
-/// id checked, each topic widened to the topics nested below it. Also the zone the results are
-/// shown in.
 /// The search a background job was asked for (`query`: its `[key, value]` pairs in JSON), as
 /// its user may run it now — a user who lost a group since sees less — with dates and presets
 /// as of when it was asked (`asked_ms`), so that "today" is the day it was asked. Also the
@@ -104,6 +100,10 @@ pub fn job_search(
     Ok((scope, req, found.role))
 }
 
+/// A search as a principal asks it: their scope as the directory says now, the parameters parsed
+/// with presets and dates in their zone (the user's own, then the account's) as of `now`, every
+/// id checked, each topic widened to the topics nested below it. Also the zone the results are
+/// shown in.
 pub fn prepare_search(
     conn: &Connection,
     principal: &Principal,

@@ -51,7 +51,24 @@ pub fn integration(conn: &Connection, account: AccountId) -> Result<Option<Integ
     Ok(row)
 }
 
-pub fn put_integration(conn: &Connection, account: AccountId, i: &Integration) -> Result<(), StoreError> {
+/// Saves the integration unless it changed since it was read (`read_at`: its `updated_at` then,
+/// 0 for none): a deactivation made while a credential check ran is not overwritten.
+pub fn save_integration(
+    conn: &Connection,
+    account: AccountId,
+    i: &Integration,
+    read_at: i64,
+) -> Result<(), StoreError> {
+    let now_at = integration(conn, account)?.map_or(0, |x| x.updated_at);
+    if now_at != read_at {
+        return Err(StoreError::Conflict(
+            "the QM settings were changed meanwhile; load them again and retry".into(),
+        ));
+    }
+    put_integration(conn, account, i)
+}
+
+fn put_integration(conn: &Connection, account: AccountId, i: &Integration) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO qm_integrations (account_id, base_url, api_key_sealed, api_key_hint, language_code, \
          operator_channel, connected_at, active, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -206,25 +223,23 @@ pub fn exports(conn: &Connection, account: AccountId, limit: u32) -> Result<Vec<
     Ok(rows)
 }
 
-/// The job to work on: one left running by this server (it is the only worker), else the
-/// oldest queued one, marked running.
-pub fn claim_export(conn: &Connection, now: i64) -> Result<Option<Export>, StoreError> {
-    let running = conn
+/// The next open job after `after` in id order (jobs take turns), a queued one marked running.
+pub fn next_export(conn: &Connection, after: i64, now: i64) -> Result<Option<Export>, StoreError> {
+    let job = conn
         .prepare_cached(&format!(
-            "SELECT {EXPORT_COLS} FROM qm_exports WHERE state = 'running' ORDER BY id LIMIT 1"
+            "SELECT {EXPORT_COLS} FROM qm_exports WHERE state IN ('queued', 'running') AND id > ? ORDER BY id LIMIT 1"
         ))?
-        .query_row([], export_from_row)
+        .query_row([after], export_from_row)
         .optional()?;
-    if running.is_some() {
-        return Ok(running);
+    match job {
+        Some(job) if job.state == JobState::Queued => Ok(conn
+            .prepare_cached(&format!(
+                "UPDATE qm_exports SET state = 'running', started_at = ? WHERE id = ? RETURNING {EXPORT_COLS}"
+            ))?
+            .query_row(params![now, job.id], export_from_row)
+            .optional()?),
+        other => Ok(other),
     }
-    Ok(conn
-        .prepare_cached(&format!(
-            "UPDATE qm_exports SET state = 'running', started_at = ? \
-             WHERE id = (SELECT id FROM qm_exports WHERE state = 'queued' ORDER BY id LIMIT 1) RETURNING {EXPORT_COLS}"
-        ))?
-        .query_row([now], export_from_row)
-        .optional()?)
 }
 
 pub fn export_state(conn: &Connection, id: i64) -> Result<JobState, StoreError> {
@@ -249,9 +264,11 @@ pub fn finish_export(conn: &Connection, id: i64, failure: Option<&str>, now: i64
     )?
     .execute(params![state.code(), failure, now, id])?;
     if let Some(reason) = failure {
+        // A call left `sending` by a failed write after its request is in doubt like one
+        // interrupted by a crash: reported failed, sent again only by a re-run.
         conn.prepare_cached(
             "UPDATE qm_export_calls SET outcome = 'failed', error = ?, updated_at = ? \
-             WHERE export_id = ? AND outcome = 'pending'",
+             WHERE export_id = ? AND outcome IN ('pending', 'sending')",
         )?
         .execute(params![format!("not sent: {reason}"), now, id])?;
     }
@@ -408,14 +425,30 @@ pub fn failures(conn: &Connection, export: i64, calls: &[i64]) -> Result<HashMap
     Ok(out)
 }
 
-/// Pending calls of a job whose time has come, soonest first, with their attempts so far.
-pub fn due_calls(conn: &Connection, export: i64, now: i64, limit: u32) -> Result<Vec<(i64, i64)>, StoreError> {
+/// A pending call of a job whose time has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    pub call: i64,
+    /// Requests made for it so far …
+    pub attempts: i64,
+    /// … of which the QM system throttled this many.
+    pub throttled: i64,
+}
+
+/// Pending calls of a job whose time has come, soonest first.
+pub fn due_calls(conn: &Connection, export: i64, now: i64, limit: u32) -> Result<Vec<Due>, StoreError> {
     let rows = conn
         .prepare_cached(
-            "SELECT call_id, attempts FROM qm_export_calls WHERE export_id = ? AND outcome = 'pending' AND next_at <= ? \
-             ORDER BY next_at, call_id LIMIT ?",
+            "SELECT call_id, attempts, throttled FROM qm_export_calls \
+             WHERE export_id = ? AND outcome = 'pending' AND next_at <= ? ORDER BY next_at, call_id LIMIT ?",
         )?
-        .query_map(params![export, now, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![export, now, limit], |r| {
+            Ok(Due {
+                call: r.get(0)?,
+                attempts: r.get(1)?,
+                throttled: r.get(2)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -435,8 +468,12 @@ pub struct Attempt<'a> {
     pub error: Option<&'a str>,
     /// For a call left pending: when to try again.
     pub next_at: i64,
-    /// Counts as one more attempt.
+    /// A request was made.
     pub counted: bool,
+    /// … and throttled (429).
+    pub throttled: bool,
+    /// … and it failed: kept in the call's failures.
+    pub failure: bool,
 }
 
 pub fn set_outcome(
@@ -448,12 +485,13 @@ pub fn set_outcome(
     now: i64,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "UPDATE qm_export_calls SET outcome = ?, attempts = attempts + ?, status = ?, correlation_id = ?, error = ?, \
-         next_at = ?, updated_at = ? WHERE export_id = ? AND call_id = ?",
+        "UPDATE qm_export_calls SET outcome = ?, attempts = attempts + ?, throttled = throttled + ?, status = ?, \
+         correlation_id = ?, error = ?, next_at = ?, updated_at = ? WHERE export_id = ? AND call_id = ?",
     )?
     .execute(params![
         outcome.code(),
         i64::from(a.counted),
+        i64::from(a.throttled),
         a.status,
         a.correlation_id,
         a.error,
@@ -462,7 +500,7 @@ pub fn set_outcome(
         export,
         call
     ])?;
-    if a.counted && outcome != Outcome::Sent {
+    if a.failure {
         if let Some(error) = a.error {
             conn.prepare_cached(
                 "INSERT INTO qm_export_failures (export_id, call_id, at, status, correlation_id, error) \

@@ -307,10 +307,10 @@ pub fn deleted(conn: &Connection, key: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The account a call belongs to (for links that name only the call).
-pub fn account_of_call(conn: &Connection, call: i64) -> Result<Option<AccountId>, StoreError> {
+/// The account and external id of a call (for links that name only its id).
+pub fn call_identity(conn: &Connection, call: i64) -> Result<Option<(AccountId, String)>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT account_id FROM calls WHERE id = ?")?
-        .query_row([call], |r| r.get(0).map(AccountId))
+        .prepare_cached("SELECT account_id, external_id FROM calls WHERE id = ?")?
+        .query_row([call], |r| Ok((AccountId(r.get(0)?), r.get(1)?)))
         .optional()?)
 }

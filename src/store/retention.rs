@@ -78,10 +78,15 @@ pub fn expire_calls(
             "call_events",
             "call_log_lines",
             "log_links",
+            // What QM exports said of it: a later call may reuse a deleted call's id.
+            "qm_export_calls",
+            "qm_export_failures",
         ] {
             conn.prepare_cached(&format!("DELETE FROM {table} WHERE call_id = ?"))?
                 .execute([id])?;
         }
+        conn.prepare_cached("DELETE FROM qm_deliveries WHERE account_id = ? AND call_id = ?")?
+            .execute(params![account.0, id])?;
         if let Some(r) = recordings::get(conn, account, external_id)? {
             if let Some(key) = &r.object_key {
                 recordings::queue_deletion(conn, key, now)?;

@@ -26,8 +26,8 @@ const KEY: &str = "tqm-key-5f2a9c";
 enum Fault {
     /// This status, with this x-correlation-id.
     Status(u16, &'static str),
-    /// 429 with Retry-After: 0.
-    Throttle,
+    /// 429 with Retry-After: this many seconds.
+    Throttle(u64),
     /// No answer for this long.
     Hang(u64),
 }
@@ -204,9 +204,10 @@ async fn import_call(
             status_of(&qm, Some(id), s);
             return refuse(s, correlation, format!("scripted {s}"));
         }
-        Some(Fault::Throttle) => {
+        Some(Fault::Throttle(secs)) => {
             status_of(&qm, Some(id), 429);
-            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")], "slow down").into_response();
+            let after = secs.to_string();
+            return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", after)], "slow down").into_response();
         }
         Some(Fault::Hang(ms)) => {
             status_of(&qm, Some(id), 0);
@@ -391,7 +392,9 @@ async fn settings_are_for_administrators_and_the_key_never_leaves_the_server() {
         fresh,
         json!({"base_url": "https://tqm-cloud.tbank.ru", "api_key": null, "api_key_readable": false,
                "language_code": "ru", "operator_channel": "left", "active": false, "connected": false,
-               "connected_at": null, "file_links_from": format!("{}/qm/recordings/", app.base)})
+               "connected_at": null, "file_links_from": format!("{}/qm/recordings/", app.base),
+               "file_links_warning": format!("{} is this machine's own address: the QM system cannot download \
+                   recordings from it; start calltrail with --public-url set to an address it can reach", app.base)})
     );
     // Not active: exporting is refused with a clear conflict, and /me says so.
     let (status, body) = ask(&app, &manager, json!({"filters": {}})).await;
@@ -414,6 +417,7 @@ async fn settings_are_for_administrators_and_the_key_never_leaves_the_server() {
         (json!({"base_url": "not a url"}), "base_url"),
         (json!({"api_key": "has a space"}), "api_key"),
         (json!({"api_key": ""}), "api_key"),
+        (json!({"api_key": "short"}), "api_key"),
         (json!({"language_code": "russian"}), "language_code"),
         (json!({"operator_channel": "middle"}), "operator_channel"),
         (json!({"active": "yes"}), "active"),
@@ -705,7 +709,12 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
     assert_eq!(app.http.get(&other).send().await.unwrap().status(), 404);
     let link_key = key.derive("calltrail qm file links");
     let call: i64 = ids["q1"].parse().unwrap();
-    let past = calltrail::qm::link::file_link(&app.base, &link_key, call, "wav", Utc::now().timestamp() - 1);
+    let q1_target = calltrail::qm::link::Target {
+        account: 1,
+        call,
+        external_id: "q1",
+    };
+    let past = calltrail::qm::link::file_link(&app.base, &link_key, q1_target, "wav", Utc::now().timestamp() - 1);
     assert_eq!(app.http.get(&past).send().await.unwrap().status(), 410);
     let (_, audit) = app.get(&owner, "/api/v1/audit?action=recording_download").await;
     let by_qm: Vec<&Value> = audit["items"]
@@ -805,7 +814,7 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
 
 #[tokio::test]
 async fn failures_are_retried_kept_with_their_correlation_ids_and_sent_again_only_by_a_rerun() {
-    let (qm, _, app, owner) = connected_app("qm-retries", |c| c.qm.timeout_ms = 300).await;
+    let (qm, _, app, owner) = connected_app("qm-retries", |c| c.qm.timeout_ms = 1_000).await;
     let exts = ["r1", "r2", "r3", "r4", "r5", "r6"];
     let calls: Vec<Value> = exts
         .iter()
@@ -822,8 +831,9 @@ async fn failures_are_retried_kept_with_their_correlation_ids_and_sent_again_onl
         "r1",
         &[Fault::Status(500, "corr-500-a"), Fault::Status(502, "corr-502-b")],
     );
-    qm.fail("r2", &[Fault::Throttle]);
-    qm.fail("r3", &[Fault::Hang(1_000)]);
+    // Throttled three times (the first asking for a second's rest): not the call's attempts.
+    qm.fail("r2", &[Fault::Throttle(1), Fault::Throttle(0), Fault::Throttle(0)]);
+    qm.fail("r3", &[Fault::Hang(3_000)]);
     qm.fail("r4", &[Fault::Status(400, "corr-400")]);
     qm.fail(
         "r5",
@@ -859,12 +869,27 @@ async fn failures_are_retried_kept_with_their_correlation_ids_and_sent_again_onl
     assert_eq!(times.iter().map(|t| t.1).collect::<Vec<_>>(), vec![500, 502, 200]);
     assert!((times[1].0 - times[0].0) >= Duration::from_millis(40), "{times:?}");
     assert!((times[2].0 - times[1].0) >= Duration::from_millis(80), "{times:?}");
-    // r2 throttled once, r3 timed out once: both taken on the next attempt.
-    for (i, first) in [(1, Some(429)), (2, None)] {
-        let c = outcome_of(&job, &ids[i]);
-        assert_eq!((&c["outcome"], &c["attempts"]), (&json!("sent"), &json!(2)), "{c}");
-        assert_eq!(c["failures"][0]["status"], json!(first), "{c}");
+    // r2: three 429s do not use up its three attempts; the job rested as long as asked
+    // before its next request, of any call.
+    let r2 = outcome_of(&job, &ids[1]);
+    assert_eq!((&r2["outcome"], &r2["attempts"]), (&json!("sent"), &json!(4)), "{r2}");
+    let statuses: Vec<&Value> = r2["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["status"])
+        .collect();
+    assert_eq!(statuses, vec![&json!(429), &json!(429), &json!(429)]);
+    {
+        let seen = qm.seen.lock().unwrap();
+        let first = seen.requests.iter().position(|r| r.2.as_deref() == Some("r2")).unwrap();
+        let rest = seen.requests[first + 1].0 - seen.requests[first].0;
+        assert!(rest >= Duration::from_millis(1_000), "held back {rest:?}");
     }
+    // r3 timed out once, then taken.
+    let r3 = outcome_of(&job, &ids[2]);
+    assert_eq!((&r3["outcome"], &r3["attempts"]), (&json!("sent"), &json!(2)), "{r3}");
+    assert_eq!(r3["failures"][0]["status"], Value::Null, "{r3}");
     assert!(outcome_of(&job, &ids[2])["failures"][0]["error"]
         .as_str()
         .unwrap()
