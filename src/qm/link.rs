@@ -65,30 +65,46 @@ mod tests {
     #[test]
     fn links_open_until_they_expire_and_only_as_signed() {
         let key = [7u8; 32];
-        let link = file_link("https://ct.example", &key, 42, "wav", 2_000);
+        let t = Target {
+            account: 1,
+            call: 42,
+            external_id: "e-42",
+        };
+        let link = file_link("https://ct.example", &key, t, "wav", 2_000);
         let (path, query) = link.split_once('?').unwrap();
         assert_eq!(path, "https://ct.example/qm/recordings/42.wav");
         let signature = query.split("signature=").nth(1).unwrap();
         assert!(link.len() < crate::domain::qm::MAX_FILE_LINK_CHARS);
-        assert_eq!(verify(&key, 42, 2_000, signature, 1_999), Ok(()));
-        assert_eq!(verify(&key, 42, 2_000, signature, 2_000), Err(LinkError::Expired));
+        assert_eq!(verify(&key, t, 2_000, signature, 1_999), Ok(()));
+        assert_eq!(verify(&key, t, 2_000, signature, 2_000), Err(LinkError::Expired));
+        let other = |account, call, external_id| Target {
+            account,
+            call,
+            external_id,
+        };
+        for (changed, why) in [
+            (other(1, 43, "e-42"), "another call"),
+            (other(2, 42, "e-42"), "another account"),
+            (other(1, 42, "e-43"), "a later call under a reused id"),
+        ] {
+            assert_eq!(
+                verify(&key, changed, 2_000, signature, 1_000),
+                Err(LinkError::Forged),
+                "{why}"
+            );
+        }
         assert_eq!(
-            verify(&key, 43, 2_000, signature, 1_000),
-            Err(LinkError::Forged),
-            "another call"
-        );
-        assert_eq!(
-            verify(&key, 42, 9_000, signature, 1_000),
+            verify(&key, t, 9_000, signature, 1_000),
             Err(LinkError::Forged),
             "a longer life"
         );
         assert_eq!(
-            verify(&[8u8; 32], 42, 2_000, signature, 1_000),
+            verify(&[8u8; 32], t, 2_000, signature, 1_000),
             Err(LinkError::Forged),
             "another key"
         );
-        assert_eq!(verify(&key, 42, 2_000, "not base64!", 1_000), Err(LinkError::Forged));
+        assert_eq!(verify(&key, t, 2_000, "not base64!", 1_000), Err(LinkError::Forged));
         // A forged link that has also expired says forged: expiry is only told to the link's owner.
-        assert_eq!(verify(&key, 42, 10, "AAAA", 1_000), Err(LinkError::Forged));
+        assert_eq!(verify(&key, t, 10, "AAAA", 1_000), Err(LinkError::Forged));
     }
 }
