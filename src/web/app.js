@@ -30,8 +30,11 @@ const WORDS = {
     qm_progress: (a, b) => `${a} из ${b} звонков`,
     qm_sent: 'Отправлено', qm_already: 'Уже были отправлены', qm_skipped: 'Пропущено — нет записи', qm_failed: 'Ошибки', qm_pending: 'Ожидают',
     qm_stop: 'Остановить выгрузку', qm_hide_hint: 'Выгрузка продолжится в фоне', qm_rerun: 'Отправить повторно только ошибки',
-    qm_cols: { call: 'Звонок', status: 'HTTP', error: 'Ошибка', correlation: 'x-correlation-id' },
-    qm_more: (n, all) => `Показаны первые ${n} из ${all} ошибок`,
+    qm_cols: { call: 'Звонок', outcome: 'Результат', attempts: 'Попыток', status: 'HTTP', error: 'Причина', correlation: 'x-correlation-id' },
+    qm_filter: 'Показать звонки',
+    qm_filters: { '': 'Все', sent: 'Отправлены', already_sent: 'Уже были отправлены', skipped: 'Пропущены', failed: 'Ошибки', pending: 'Ожидают' },
+    qm_outcome: { pending: 'Ожидает', sending: 'Отправляется', sent: 'Отправлен', already_sent: 'Уже был отправлен', skipped: 'Пропущен', failed: 'Ошибка' },
+    qm_more: 'Показать ещё', qm_none: 'Таких звонков нет',
     calendar: 'Календарь', custom: 'Произвольный период', date_from: 'С', date_to: 'По',
     today: 'Сегодня', yesterday: 'Вчера', last_7_days: 'Последние 7 дней', last_30_days: 'Последние 30 дней',
     this_week: 'Эта неделя', this_month: 'Этот месяц', last_month: 'Прошлый месяц', all_time: 'Всё время',
@@ -114,8 +117,11 @@ const WORDS = {
     qm_progress: (a, b) => `${a} of ${b} calls`,
     qm_sent: 'Sent', qm_already: 'Sent before', qm_skipped: 'Skipped: no recording', qm_failed: 'Errors', qm_pending: 'Waiting',
     qm_stop: 'Stop the upload', qm_hide_hint: 'The upload goes on in the background', qm_rerun: 'Send only the errors again',
-    qm_cols: { call: 'Call', status: 'HTTP', error: 'Error', correlation: 'x-correlation-id' },
-    qm_more: (n, all) => `The first ${n} of ${all} errors`,
+    qm_cols: { call: 'Call', outcome: 'Outcome', attempts: 'Attempts', status: 'HTTP', error: 'Reason', correlation: 'x-correlation-id' },
+    qm_filter: 'Show calls',
+    qm_filters: { '': 'All', sent: 'Sent', already_sent: 'Sent before', skipped: 'Skipped', failed: 'Errors', pending: 'Waiting' },
+    qm_outcome: { pending: 'Waiting', sending: 'Sending', sent: 'Sent', already_sent: 'Sent before', skipped: 'Skipped', failed: 'Error' },
+    qm_more: 'Show more', qm_none: 'No such calls',
     calendar: 'Calendar', custom: 'Custom range', date_from: 'From', date_to: 'To',
     today: 'Today', yesterday: 'Yesterday', last_7_days: 'Last 7 days', last_30_days: 'Last 30 days',
     this_week: 'This week', this_month: 'This month', last_month: 'Last month', all_time: 'All time',
@@ -652,14 +658,25 @@ async function startExportJob(format) {
 
 // ---------------------------------------------------------------------------------------------
 // Handing the current view's calls to the QM system (T-Bank QM). The server sends them in the
-// background; the panel follows the job, lists the calls the QM system did not take, and can
-// send those again.
+// background; the panel follows the job, lists each call with its outcome (all of them or one
+// outcome, a page at a time), and can send again the calls the QM system did not take.
 
 const QM_COUNTS = [['sent', 'qm-sent', 'qm_sent'], ['already_sent', 'qm-already', 'qm_already'],
   ['skipped', 'qm-skipped', 'qm_skipped'], ['failed', 'qm-failed', 'qm_failed'], ['pending', 'qm-pending', 'qm_pending']];
 const QM_FINISHED = ['done', 'failed', 'cancelled'];
-// Failed calls listed in the panel; the API pages through all of them.
-const QM_FAILURES_SHOWN = 100;
+// The outcomes the list can be narrowed to ('' is every call), in the order offered.
+const QM_FILTERS = ['', 'sent', 'already_sent', 'skipped', 'failed', 'pending'];
+// Calls per page of the list; the API pages through all of them.
+const QM_PAGE = 100;
+
+// The job with one page of its calls: those of `outcome` ('' for all) after the call `after`.
+function qmJobUrl(id, outcome, after) {
+  const q = new URLSearchParams();
+  if (outcome) q.set('outcome', outcome);
+  if (after) q.set('after', after);
+  q.set('limit', String(QM_PAGE));
+  return `/api/v1/integrations/qm/exports/${id}?${q}`;
+}
 
 // First the question: how many calls, and which of them will not be sent.
 function openQmExport() {
@@ -686,7 +703,8 @@ function qmClose(panel, label = t('close'), title = null) {
   return h('button', { class: 'btn', id: 'qm-close', title, onclick: () => panel.remove() }, label);
 }
 
-// Polls the job every second while the panel is open, until it has finished.
+// Polls the job every second while the panel is open, until it has finished; each poll brings
+// the first page of the calls the list shows.
 async function followQmJob(panel, job) {
   panel.dataset.job = job.id;
   const show = qmJobView(panel);
@@ -694,37 +712,39 @@ async function followQmJob(panel, job) {
   while (!QM_FINISHED.includes(job.state)) {
     await new Promise(r => setTimeout(r, 1000));
     if (!document.body.contains(panel)) return;
+    const outcome = show.outcome();
     try {
-      job = await api('GET', `/api/v1/integrations/qm/exports/${job.id}?outcome=failed&limit=${QM_FAILURES_SHOWN}`);
+      job = await api('GET', qmJobUrl(job.id, outcome));
     } catch (e) {
       show.error(e.message);
       return;
     }
-    show(job);
+    show(job, outcome);
   }
 }
 
 // The panel's parts, built once per job so that its buttons stay put while the counts change;
-// returns the function that shows a state of the job.
+// returns the function that shows a state of the job (with the first page of the calls of
+// `outcome`, when it was asked for).
 function qmJobView(panel) {
   const state = h('div', { id: 'qm-state' });
   const bar = h('progress', { max: 1, value: 0 });
   const numbers = Object.fromEntries(QM_COUNTS.map(([key, id]) => [key, h('b', { id })]));
   const error = h('div', { class: 'bad', hidden: true });
-  const failures = h('div', { class: 'qm-failures-wrap' });
   const actions = h('div', { class: 'job-actions' });
+  const calls = qmCallList();
   panel.replaceChildren(h('b', {}, t('qm_title')), state, bar,
     h('dl', { class: 'qm-counts' }, QM_COUNTS.map(([key, , label]) => h('div', {}, h('dt', {}, t(label)), h('dd', {}, numbers[key])))),
-    error, failures, actions);
+    error, calls.el, actions);
   let finished = null;
-  const show = job => {
+  const show = (job, outcome) => {
     const done = job.total - job.pending;
     state.dataset.state = job.state;
     state.textContent = job.state === 'queued' ? t('qm_state').queued : `${t('qm_state')[job.state]} · ${t('qm_progress', num(done), num(job.total))}`;
     bar.max = Math.max(job.total, 1); bar.value = done;
     for (const [key] of QM_COUNTS) numbers[key].textContent = num(job[key]);
     show.error(job.error);
-    failures.replaceChildren(...qmFailures(job));
+    calls.show(job, outcome, QM_FINISHED.includes(job.state));
     // The buttons change once: from stopping the job to what comes after it.
     if (finished !== QM_FINISHED.includes(job.state)) {
       finished = QM_FINISHED.includes(job.state);
@@ -732,7 +752,75 @@ function qmJobView(panel) {
     }
   };
   show.error = message => { error.hidden = !message; error.textContent = message || ''; };
+  show.outcome = () => calls.outcome();
   return show;
+}
+
+// Each call of the job and what became of it: why the QM system did not take it, and the id
+// its support asks for. One outcome or all, a page at a time.
+function qmCallList() {
+  let id = null;
+  // The outcome shown ('' for all); until the person picks one, the errors once the job has
+  // finished with some, every call otherwise.
+  let outcome = '', picked = false;
+  let next = null;
+  // Answers to earlier questions (another outcome, a page before a refresh) are dropped.
+  let asked = 0;
+  const select = h('select', { id: 'qm-outcome', 'aria-label': t('qm_filter'), onchange: () => {
+    outcome = select.value; picked = true;
+    load();
+  } }, QM_FILTERS.map(v => h('option', { value: v }, t('qm_filters')[v])));
+  const cols = t('qm_cols');
+  const body = h('tbody');
+  const table = h('table', { class: 'qm-calls', id: 'qm-calls', hidden: true },
+    h('thead', {}, h('tr', {}, ['call', 'outcome', 'attempts', 'status', 'error', 'correlation'].map(k => h('th', {}, cols[k])))), body);
+  const none = h('div', { class: 'muted', id: 'qm-none', hidden: true }, t('qm_none'));
+  const more = h('button', { class: 'btn', id: 'qm-more', hidden: true, onclick: () => load(next) }, t('qm_more'));
+  const el = h('div', { class: 'qm-calls-box' },
+    h('label', { class: 'qm-filter' }, h('span', {}, t('qm_filter')), select),
+    h('div', { class: 'qm-calls-wrap' }, table, none), more);
+
+  const rows = list => list.map(c => h('tr', { dataset: { call: c.call_id, outcome: c.outcome } },
+    h('td', { title: c.qm_id ? `QM id: ${c.qm_id}` : null }, c.external_id ?? c.call_id),
+    h('td', {}, t('qm_outcome')[c.outcome] ?? c.outcome),
+    h('td', { class: 'n' }, num(c.attempts ?? 0)),
+    h('td', {}, c.status ?? '—'),
+    h('td', {}, c.error || ''),
+    h('td', {}, c.correlation_id || '')));
+  // A page of calls: the first replaces the list, the next ones go under it.
+  const put = (job, append) => {
+    const list = job.calls || [];
+    if (append) body.append(...rows(list)); else body.replaceChildren(...rows(list));
+    table.hidden = !body.rows.length;
+    none.hidden = !table.hidden;
+    none.textContent = t('qm_none');
+    next = job.next_after || null;
+    more.hidden = !next;
+    more.disabled = false;
+  };
+  async function load(after = null) {
+    const mine = ++asked;
+    more.disabled = true;
+    try {
+      const job = await api('GET', qmJobUrl(id, outcome, after));
+      if (mine === asked) put(job, !!after);
+    } catch (e) {
+      if (mine === asked) { more.disabled = false; none.hidden = false; none.textContent = `${t('error')}: ${e.message}`; }
+    }
+  }
+  return {
+    el,
+    outcome: () => outcome,
+    // A state of the job; `fetched` is the outcome its calls are of, when it brought some.
+    show(job, fetched, finished) {
+      id = job.id;
+      if (!picked) {
+        const want = finished && job.failed > 0 ? 'failed' : '';
+        if (want !== outcome) { outcome = want; select.value = want; }
+      }
+      if (job.calls && fetched === outcome) { asked++; put(job, false); } else load();
+    },
+  };
 }
 
 function qmWhile(panel, job, show) {
@@ -755,18 +843,6 @@ function qmAfter(panel, job, show) {
     }
   } }, t('qm_rerun'));
   return [rerun, qmClose(panel)].filter(Boolean);
-}
-
-// The calls the QM system did not take: why, and the id its support asks for.
-function qmFailures(job) {
-  const calls = job.calls || [];
-  if (!calls.length) return [];
-  const cols = t('qm_cols');
-  const table = h('table', { class: 'qm-failures', id: 'qm-failures' },
-    h('thead', {}, h('tr', {}, ['call', 'status', 'error', 'correlation'].map(k => h('th', {}, cols[k])))),
-    h('tbody', {}, calls.map(c => h('tr', { dataset: { call: c.call_id } },
-      h('td', { title: c.qm_id ? `QM id: ${c.qm_id}` : '' }, c.external_id ?? c.call_id), h('td', {}, c.status ?? '—'), h('td', {}, c.error || ''), h('td', {}, c.correlation_id || '')))));
-  return job.failed > calls.length ? [table, h('div', { class: 'muted' }, t('qm_more', num(calls.length), num(job.failed)))] : [table];
 }
 
 // ---------------------------------------------------------------------------------------------

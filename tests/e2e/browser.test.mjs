@@ -661,6 +661,19 @@ async function qmJobDone(page, srv, previous = '') {
   return job;
 }
 
+/** The rows of the QM panel's call list, once it shows the calls `ids` in this order under the
+ *  outcome filter `outcome` ('' for all; or what it shows after 10 s, for the caller's
+ *  assertion to tell): each row's call id, outcome, hover title and cells' texts. */
+async function qmRows(page, ids, outcome) {
+  await page.waitForFunction(([ids, o]) => document.querySelector('#qm-outcome')?.value === o
+    && [...document.querySelectorAll('#qm-calls tbody tr')].map(r => r.dataset.call).join() === ids.join(),
+  [ids, outcome], { timeout: 10_000 }).catch(() => null);
+  assert.equal(await page.inputValue('#qm-outcome'), outcome);
+  return page.$$eval('#qm-calls tbody tr', trs => trs.map(tr => ({
+    id: tr.dataset.call, outcome: tr.dataset.outcome, title: tr.cells[0].title, cells: [...tr.cells].map(td => td.textContent),
+  })));
+}
+
 test('QM: an administrator connects the integration; a manager uploads the view, sees each outcome and re-sends the errors', async () => {
   const key = 'qm-test-key-1234';
   const qm = await startFakeQm(key, { refuse: 3 });
@@ -732,11 +745,37 @@ test('QM: an administrator connects the integration; a manager uploads the view,
     assert.equal(qm.seen.downloads.length, first.sent, 'each taken call once');
     for (const d of qm.seen.downloads) assert.ok(d.status === 200 && d.bytes > 44, `the recording link works: ${JSON.stringify(d)}`);
     assert.ok(qm.seen.users.length > 0 && qm.seen.users.every(u => u.roleId === 2), 'operators imported as agents');
-    // Each refused call: its id, the QM system's status, why, and its x-correlation-id.
-    const rows = await manager.$$eval('#qm-failures tbody tr', trs => trs.map(tr => [...tr.cells].map(td => td.textContent)));
-    assert.deepEqual(rows, first.calls.map(c => [c.external_id, '400', c.error, c.correlation_id]));
+    // The job finished with errors: the list shows them first. Each refused call: its id, the
+    // outcome, the QM system's status, why, and its x-correlation-id; the QM id on hover.
+    assert.equal(await manager.$eval('#qm-outcome', s => s.selectedOptions[0].textContent), 'Ошибки');
+    const failed = await qmRows(manager, first.calls.map(c => c.call_id), 'failed');
+    assert.deepEqual(failed.map(r => [r.id, r.outcome, r.title, r.cells[0], r.cells[1], r.cells[3], r.cells[4], r.cells[5]]),
+      first.calls.map(c => [c.call_id, 'failed', c.qm_id ? `QM id: ${c.qm_id}` : '', c.external_id ?? c.call_id, 'Ошибка', '400', c.error, c.correlation_id]));
     assert.deepEqual(first.calls.map(c => c.correlation_id).sort(), qm.seen.refused.map(r => r.correlationId).sort());
     await screenshot(manager, '13-qm-upload');
+    // The calls without a recording: the first page of them, and why.
+    const skipped = await api(own, 'GET', `/api/v1/integrations/qm/exports/${first.id}?outcome=skipped&limit=100`);
+    assert.equal(skipped.calls.length, Math.min(100, first.skipped));
+    await manager.selectOption('#qm-outcome', { label: 'Пропущены' });
+    const skippedRows = await qmRows(manager, skipped.calls.map(c => c.call_id), 'skipped');
+    assert.deepEqual(skippedRows.map(r => [r.id, r.outcome, r.cells[0], r.cells[1], r.cells[4]]),
+      skipped.calls.map(c => [c.call_id, 'skipped', c.external_id ?? c.call_id, 'Пропущен', 'no recording']));
+    assert.equal(await manager.isVisible('#qm-more'), first.skipped > 100, '«Показать ещё» while there are more');
+    // Every call, a page at a time, in the API's order.
+    const all = await api(own, 'GET', `/api/v1/integrations/qm/exports/${first.id}?limit=200`);
+    assert.equal(all.calls.length, Math.min(200, first.total));
+    const words = { sent: 'Отправлен', already_sent: 'Уже был отправлен', skipped: 'Пропущен', failed: 'Ошибка', pending: 'Ожидает', sending: 'Отправляется' };
+    await manager.selectOption('#qm-outcome', { label: 'Все' });
+    const firstPage = all.calls.slice(0, 100);
+    assert.deepEqual((await qmRows(manager, firstPage.map(c => c.call_id), '')).map(r => [r.id, r.outcome, r.cells[1]]),
+      firstPage.map(c => [c.call_id, c.outcome, words[c.outcome]]));
+    assert.equal(await manager.isVisible('#qm-more'), first.total > 100);
+    if (first.total > 100) {
+      await manager.click('#qm-more');
+      assert.deepEqual((await qmRows(manager, all.calls.map(c => c.call_id), '')).map(r => [r.id, r.outcome, r.cells[1]]),
+        all.calls.map(c => [c.call_id, c.outcome, words[c.outcome]]));
+      assert.equal(await manager.isVisible('#qm-more'), first.total > 200);
+    }
 
     // Only the errors again, followed in the same panel.
     await manager.click('#qm-rerun');
@@ -745,7 +784,9 @@ test('QM: an administrator connects the integration; a manager uploads the view,
     assert.deepEqual([rerun.total, rerun.sent, rerun.failed], [3, 3, 0]);
     assert.equal(qm.seen.calls.size, first.sent + 3);
     assert.equal(await manager.locator('#qm-rerun').count(), 0, 'nothing left to send again');
-    assert.equal(await manager.locator('#qm-failures').count(), 0);
+    assert.equal(await manager.$eval('#qm-outcome', s => s.selectedOptions[0].textContent), 'Все', 'no errors: every call');
+    const resent = await qmRows(manager, first.calls.map(c => c.call_id), '');
+    assert.deepEqual(resent.map(r => [r.id, r.outcome, r.cells[1], r.cells[4]]), first.calls.map(c => [c.call_id, 'sent', 'Отправлен', '']));
 
     // The same view once more: everything was taken before, nothing is sent twice.
     await manager.click('#qm-close');
