@@ -75,6 +75,7 @@ const WORDS = {
     qm_active: 'Интеграция активна', qm_active_hint: 'Пока интеграция активна, владелец, администраторы и менеджеры выгружают звонки из меню «Экспортировать».',
     qm_connect: 'Проверить подключение', qm_connect_ok: 'Подключение работает',
     qm_connected: at => `Подключено ${at}`, qm_not_connected: 'Не подключено', qm_key_again: 'Ключ нужно ввести заново',
+    qm_unreachable: 'Этот адрес доступен только с этой машины: QM не сможет скачать записи. Запустите calltrail с параметром --public-url — адресом, доступным из QM.',
     qm_links: url => `Записи звонков QM скачивает по подписанным ссылкам с адреса ${url}… — он должен быть доступен из QM (параметр --public-url).`,
     details: 'Информация о звонке', flow: 'Смотреть схему звонка', flow_hide: 'Скрыть схему звонка', flow_empty: 'Схема звонка не записана',
     d_external: 'Внешний ID', d_kind: 'Тип звонка', d_group: 'Группа', d_dial: 'Начало дозвона', d_answered: 'Ответ',
@@ -162,6 +163,7 @@ const WORDS = {
     qm_active: 'Integration active', qm_active_hint: 'While the integration is active, the owner, administrators and managers upload calls from the Export menu.',
     qm_connect: 'Check the connection', qm_connect_ok: 'The connection works',
     qm_connected: at => `Connected ${at}`, qm_not_connected: 'Not connected', qm_key_again: 'Enter the key again',
+    qm_unreachable: 'Only this machine reaches that address: the QM system cannot download the recordings. Start calltrail with --public-url set to an address it reaches.',
     qm_links: url => `The QM system downloads recordings through signed links from ${url}… — it must be reachable from there (--public-url).`,
     details: 'Call details', flow: 'View call flow', flow_hide: 'Hide call flow', flow_empty: 'No call flow recorded',
     d_external: 'External id', d_kind: 'Call kind', d_group: 'Group', d_dial: 'Dialling started', d_answered: 'Answered',
@@ -1510,8 +1512,11 @@ async function qmTab(body, foot) {
   const note = h('div', { class: 'ok', id: 'qm-note', role: 'status', hidden: true });
   // The QM system downloads recordings from this server: this address must be reachable from it.
   const links = h('p', { class: 'muted', id: 'qm-links' });
+  const unreachable = h('p', { class: 'bad', id: 'qm-links-warning', hidden: true });
   const fill = v => {
     links.textContent = t('qm_links', v.file_links_from);
+    // The server's own warning: an address only this machine reaches (the default --public-url).
+    unreachable.textContent = v.file_links_warning ? t('qm_unreachable') : ''; unreachable.hidden = !v.file_links_warning;
     saved = v;
     url.value = v.base_url; key.value = ''; key.placeholder = v.api_key || '';
     lang.value = v.language_code; channel.value = v.operator_channel; active.checked = v.active;
@@ -1528,7 +1533,7 @@ async function qmTab(body, foot) {
     h('label', { class: 'field' }, h('span', {}, t('qm_channel')), channel),
     h('label', { class: 'check' }, active, t('qm_active')),
     h('p', { class: 'muted' }, t('qm_active_hint')),
-    links, status, error, note);
+    links, unreachable, status, error, note);
   // Only what changed, so an unchanged address or key is not checked again; `active` always.
   const change = () => {
     const c = { active: active.checked };

@@ -696,6 +696,8 @@ test('QM: an administrator connects the integration; a manager uploads the view,
     await admin.waitForSelector('#qm-base-url');
     assert.equal(await admin.textContent('#qm-status'), 'Не подключено');
     assert.match(await admin.textContent('#qm-links'), new RegExp(`с адреса ${own.base}/qm/recordings/…`), 'where the QM system downloads from');
+    // The demo listens on loopback: the server says the QM system cannot reach it.
+    assert.equal(await admin.textContent('#qm-links-warning'), 'Этот адрес доступен только с этой машины: QM не сможет скачать записи. Запустите calltrail с параметром --public-url — адресом, доступным из QM.');
     await admin.fill('#qm-base-url', qm.url);
     await admin.fill('#qm-api-key', 'wrong-key-0000');
     await admin.check('#qm-active');
