@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod link;
+mod send;
 pub mod worker;
 
 use std::sync::Arc;
