@@ -3,8 +3,9 @@
 
 use rusqlite::Connection;
 
-/// `(version, sql)` in order. Never edit a shipped migration: add the next one.
-const MIGRATIONS: &[(u32, &str)] = &[
+/// `(version, sql)` in order. Never edit a shipped migration: add the next one, here and in
+/// `POSTGRES` with the same version.
+pub const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_campaign_group_index.sql")),
     (3, include_str!("../../migrations/sqlite/0003_started_talk_index.sql")),
@@ -15,6 +16,31 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (8, include_str!("../../migrations/sqlite/0008_started_id_index.sql")),
     (9, include_str!("../../migrations/sqlite/0009_recordings_call_log.sql")),
     (10, include_str!("../../migrations/sqlite/0010_qm.sql")),
+];
+
+/// The same migrations for PostgreSQL: the same versions, tables, columns and indexes in its
+/// dialect (`tests/it/schema.rs` compares the schemas both produce). The store speaks only
+/// SQLite yet; these are ready for when it speaks PostgreSQL too.
+pub const POSTGRES: &[(u32, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_campaign_group_index.sql"),
+    ),
+    (3, include_str!("../../migrations/postgres/0003_started_talk_index.sql")),
+    (4, include_str!("../../migrations/postgres/0004_sessions_audit.sql")),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_operator_talk_index.sql"),
+    ),
+    (6, include_str!("../../migrations/postgres/0006_user_preferences.sql")),
+    (7, include_str!("../../migrations/postgres/0007_export_jobs.sql")),
+    (8, include_str!("../../migrations/postgres/0008_started_id_index.sql")),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_recordings_call_log.sql"),
+    ),
+    (10, include_str!("../../migrations/postgres/0010_qm.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {

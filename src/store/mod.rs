@@ -17,7 +17,7 @@ pub mod directory;
 pub mod export;
 pub mod exports;
 pub mod ingest;
-mod migrations;
+pub mod migrations;
 pub mod people;
 pub mod preferences;
 pub mod qm;

@@ -10,5 +10,6 @@ mod counts;
 mod exports;
 mod qm;
 mod recordings;
+mod schema;
 mod session;
 mod view;

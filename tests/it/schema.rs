@@ -1,0 +1,236 @@
+//! The two dialects' migrations: the same versions, and the same schema — tables, columns (name,
+//! kind, nullability, in order), primary keys, unique constraints and indexes (name, columns,
+//! uniqueness, partial or not) — apart from the one thing each does its own way: number search
+//! (SQLite's FTS5 table `numbers_fts` with its shadow tables; PostgreSQL's trigram index
+//! `numbers_trgm_idx`). PostgreSQL is the machine's server at 127.0.0.1:5432 (user `postgres`),
+//! in a database of this test's own, dropped afterwards.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use calltrail::store::migrations::{MIGRATIONS, POSTGRES};
+
+#[derive(Debug, Default, PartialEq)]
+struct Table {
+    /// (name, kind: int | text | bytes, not null), in order.
+    columns: Vec<(String, String, bool)>,
+    primary_key: Vec<String>,
+    uniques: BTreeSet<Vec<String>>,
+    /// name → (columns, unique, partial)
+    indexes: BTreeMap<String, (Vec<String>, bool, bool)>,
+}
+
+type Schema = BTreeMap<String, Table>;
+
+/// Each dialect's own way to search numbers: left out of the comparison.
+fn dialect_only(name: &str) -> bool {
+    name.starts_with("numbers_fts") || name == "numbers_trgm_idx"
+}
+
+fn sqlite_schema() -> Schema {
+    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+    for (_, sql) in MIGRATIONS {
+        conn.execute_batch(sql).unwrap();
+    }
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let tx = conn.transaction().unwrap();
+    let mut schema = Schema::new();
+    for name in names.into_iter().filter(|n| !dialect_only(n)) {
+        let mut t = Table::default();
+        let mut pk: Vec<(i64, String)> = vec![];
+        let mut stmt = tx.prepare(&format!("PRAGMA table_info('{name}')")).unwrap();
+        let cols = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .unwrap();
+        for col in cols {
+            let (col, declared, not_null, in_pk) = col.unwrap();
+            let kind = match declared.as_str() {
+                "INTEGER" => "int",
+                "TEXT" => "text",
+                "BLOB" => "bytes",
+                other => panic!("{name}.{col}: type {other}"),
+            };
+            // A primary key is never null (SQLite lets a TEXT one be, by an old quirk; no row does).
+            t.columns.push((col.clone(), kind.into(), not_null || in_pk > 0));
+            if in_pk > 0 {
+                pk.push((in_pk, col));
+            }
+        }
+        pk.sort();
+        t.primary_key = pk.into_iter().map(|(_, c)| c).collect();
+        let mut stmt = tx.prepare(&format!("PRAGMA index_list('{name}')")).unwrap();
+        let indexes: Vec<(String, bool, String, bool)> = stmt
+            .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for (index, unique, origin, partial) in indexes {
+            let mut stmt = tx.prepare(&format!("PRAGMA index_info('{index}')")).unwrap();
+            let columns: Vec<String> = stmt
+                .query_map([], |r| r.get(2))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            match origin.as_str() {
+                "pk" => {}
+                "u" => {
+                    t.uniques.insert(columns);
+                }
+                _ => {
+                    t.indexes.insert(index, (columns, unique, partial));
+                }
+            }
+        }
+        schema.insert(name, t);
+    }
+    schema
+}
+
+/// A database of the test's own on the machine's PostgreSQL, dropped when done.
+struct Scratch {
+    name: String,
+}
+
+impl Scratch {
+    fn admin() -> postgres::Client {
+        postgres::Client::connect("host=127.0.0.1 port=5432 user=postgres", postgres::NoTls)
+            .expect("PostgreSQL at 127.0.0.1:5432, user postgres (./run-tests starts it)")
+    }
+
+    fn create() -> (Scratch, postgres::Client) {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("calltrail_schema_{}_{nanos}", std::process::id());
+        Scratch::admin()
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let client = postgres::Client::connect(
+            &format!("host=127.0.0.1 port=5432 user=postgres dbname={name}"),
+            postgres::NoTls,
+        )
+        .unwrap();
+        (Scratch { name }, client)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = Scratch::admin().batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+fn postgres_schema(client: &mut postgres::Client) -> Schema {
+    for (_, sql) in POSTGRES {
+        client.batch_execute(sql).unwrap();
+    }
+    let names: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut schema = Schema::new();
+    for name in names {
+        let mut t = Table::default();
+        let cols = client
+            .query(
+                "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
+                 WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+                &[&name],
+            )
+            .unwrap();
+        for r in cols {
+            let (col, data_type, nullable): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            let kind = match data_type.as_str() {
+                "bigint" => "int",
+                "text" => "text",
+                "bytea" => "bytes",
+                other => panic!("{name}.{col}: type {other}"),
+            };
+            t.columns.push((col, kind.into(), nullable == "NO"));
+        }
+        let constraints = client
+            .query(
+                "SELECT c.contype::text, array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, o) \
+                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o) \
+                 FROM pg_constraint c WHERE c.conrelid = $1::text::regclass AND c.contype IN ('p', 'u')",
+                &[&name],
+            )
+            .unwrap();
+        for r in constraints {
+            let (kind, columns): (String, Vec<String>) = (r.get(0), r.get(1));
+            if kind == "p" {
+                t.primary_key = columns;
+            } else {
+                t.uniques.insert(columns);
+            }
+        }
+        let indexes = client
+            .query(
+                "SELECT i.relname::text, x.indisunique, x.indpred IS NOT NULL, \
+                 array(SELECT a.attname::text FROM unnest(x.indkey) WITH ORDINALITY k(n, o) \
+                 JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n ORDER BY k.o) \
+                 FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
+                 WHERE x.indrelid = $1::text::regclass \
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
+                &[&name],
+            )
+            .unwrap();
+        for r in indexes {
+            let index: String = r.get(0);
+            if !dialect_only(&index) {
+                t.indexes.insert(index, (r.get(3), r.get(1), r.get(2)));
+            }
+        }
+        schema.insert(name, t);
+    }
+    schema
+}
+
+#[test]
+fn both_dialects_migrate_to_the_same_schema() {
+    let versions = |list: &[(u32, &str)]| list.iter().map(|(v, _)| *v).collect::<Vec<_>>();
+    assert_eq!(versions(MIGRATIONS), versions(POSTGRES), "the same versions");
+    let sqlite = sqlite_schema();
+    let (_scratch, mut client) = Scratch::create();
+    let postgres = postgres_schema(&mut client);
+    assert_eq!(
+        sqlite.keys().collect::<Vec<_>>(),
+        postgres.keys().collect::<Vec<_>>(),
+        "the same tables"
+    );
+    for (name, table) in &sqlite {
+        assert_eq!(table, &postgres[name], "{name}");
+    }
+    // The comparison sees what matters: every table, the calls table's indexes among them.
+    assert!(sqlite.len() > 30, "{}", sqlite.len());
+    assert!(sqlite["calls"].indexes.contains_key("calls_recording_idx"));
+    assert_eq!(sqlite["calls"].indexes["calls_recording_idx"].2, true, "partial");
+    // Number search exists in both, each its own way.
+    let trigram: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'numbers_trgm_idx'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(trigram, 1);
+}
