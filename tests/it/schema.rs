@@ -223,7 +223,7 @@ fn both_dialects_migrate_to_the_same_schema() {
     // The comparison sees what matters: every table, the calls table's indexes among them.
     assert!(sqlite.len() > 30, "{}", sqlite.len());
     assert!(sqlite["calls"].indexes.contains_key("calls_recording_idx"));
-    assert_eq!(sqlite["calls"].indexes["calls_recording_idx"].2, true, "partial");
+    assert!(sqlite["calls"].indexes["calls_recording_idx"].2, "partial");
     // Number search exists in both, each its own way.
     let trigram: i64 = client
         .query_one(
