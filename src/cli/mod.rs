@@ -40,6 +40,8 @@ pub enum Command {
     Token(TokenCommand),
     /// Export the filtered calls to a CSV or XLSX file, as the page does.
     Export(Box<export::ExportArgs>),
+    /// Bring a database's schema up to this version (the server also does at start).
+    Migrate(MigrateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +64,15 @@ pub struct DataArgs {
     /// Data folder, as for `serve`.
     #[arg(long, env = "CALLTRAIL_DATA", default_value = "./calltrail-data")]
     pub data: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// `postgres://…`: a PostgreSQL database instead of the data folder's SQLite file.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,11 +162,40 @@ impl From<StoreError> for CliError {
     }
 }
 
+async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
+    let Some(url) = args.database_url else {
+        let store = Store::open(&args.data.data)?;
+        let version = crate::store::migrations::MIGRATIONS.last().map_or(0, |m| m.0);
+        store.shutdown();
+        println!(
+            "{} is at schema version {version}",
+            args.data.data.join("calltrail.sqlite").display()
+        );
+        return Ok(());
+    };
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(CliError::Usage(format!(
+            "--database-url: expected a postgres:// URL, got {url:?}"
+        )));
+    }
+    // The synchronous client runs its own small runtime: off this one's threads.
+    let reached = tokio::task::spawn_blocking(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls)
+            .map_err(|e| CliError::Usage(format!("--database-url: cannot connect: {e}")))?;
+        crate::store::migrations::run_postgres(&mut client).map_err(|e| CliError::Failed(e.to_string()))
+    })
+    .await
+    .map_err(|e| CliError::Failed(e.to_string()))??;
+    println!("the PostgreSQL database is at schema version {reached}");
+    Ok(())
+}
+
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve(args, None).await,
         Command::Demo(args) => serve(args.serve.clone(), Some(args)).await,
         Command::Export(args) => export::run(*args).await,
+        Command::Migrate(args) => migrate(args).await,
         Command::User(UserCommand::Add {
             login,
             role,
