@@ -33,7 +33,7 @@ pub struct Swept {
 /// Runs `batch` in its own transaction until it deletes fewer than a whole batch; returns the sum.
 async fn in_batches<F>(store: &Store, batch: F) -> Result<usize, StoreError>
 where
-    F: Fn(&rusqlite::Connection) -> Result<usize, StoreError> + Clone + Send + 'static,
+    F: Fn(&crate::store::db::Connection) -> Result<usize, StoreError> + Clone + Send + 'static,
 {
     let mut total = 0;
     loop {

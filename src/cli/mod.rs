@@ -280,7 +280,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 
 /// Records what a command did to a user in the account's audit log.
 fn audit_command(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::db::Connection,
     account: crate::domain::AccountId,
     action: AuditAction,
     user: crate::domain::UserId,
@@ -297,7 +297,7 @@ fn audit_command(
 
 /// The account and user the arguments name; a wrong name is a usage error naming the flag.
 fn existing_user(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::db::Connection,
     account: &str,
     login: &str,
 ) -> Result<(auth::Account, crate::domain::UserId), StoreError> {
@@ -320,7 +320,7 @@ fn existing_user(
 async fn write_once<R, F>(data: &std::path::Path, job: F) -> Result<R, CliError>
 where
     R: Send + 'static,
-    F: FnOnce(&rusqlite::Connection, &mut crate::store::WriteCache) -> Result<R, StoreError> + Send + 'static,
+    F: FnOnce(&crate::store::db::Connection, &mut crate::store::WriteCache) -> Result<R, StoreError> + Send + 'static,
 {
     let store = open(data)?;
     let result = store.write(job).await;

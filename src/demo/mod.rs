@@ -301,7 +301,7 @@ async fn demo_recordings(recordings: &Recordings) -> Result<Vec<StoredFile>, Sto
 
 /// Gives every answered call that an operator took one of the demo recordings.
 fn attach_demo_recordings(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::db::Connection,
     account: AccountId,
     files: &[StoredFile],
 ) -> Result<(), StoreError> {
@@ -315,7 +315,7 @@ fn attach_demo_recordings(
                  stored_at, updated_at) SELECT account_id, external_id, 'stored', ?4, ?5, ?6, ?7, started_at, ?8 \
                  FROM calls WHERE {which}"
             ),
-            rusqlite::params![
+            crate::store::db::params![
                 account.0,
                 n,
                 i as i64,
@@ -331,7 +331,7 @@ fn attach_demo_recordings(
                 "INSERT INTO call_events (call_id, at, event, source, detail) \
                  SELECT id, ?5, 'recording_stored', 'demo', ?4 FROM calls WHERE {which}"
             ),
-            rusqlite::params![
+            crate::store::db::params![
                 account.0,
                 n,
                 i as i64,
@@ -341,7 +341,7 @@ fn attach_demo_recordings(
         )?;
         conn.execute(
             &format!("UPDATE calls SET has_recording = 1 WHERE {which}"),
-            rusqlite::params![account.0, n, i as i64],
+            crate::store::db::params![account.0, n, i as i64],
         )?;
     }
     Ok(())

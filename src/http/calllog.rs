@@ -154,7 +154,7 @@ const REVOKED: LinkChange = (CallEvent::LogLinkRevoked, AuditAction::LogLinkRevo
 
 /// Writes a change to a call's links to the call's log and to the audit log, with one detail.
 fn tell(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::db::Connection,
     call: i64,
     (event, action): LinkChange,
     source: &str,
@@ -202,7 +202,7 @@ async fn shared_log(State(state): State<AppState>, Path(token): Path<String>, he
             let tz = zone.parse::<Tz>().ok();
             let (external_id, started): (String, i64) = conn.query_row(
                 "SELECT external_id, started_at FROM calls WHERE id = ? AND account_id = ?",
-                rusqlite::params![call, account.0],
+                crate::store::db::params![call, account.0],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             Ok::<_, StoreError>(Shared::Log(SharedLog {
@@ -223,7 +223,7 @@ async fn shared_log(State(state): State<AppState>, Path(token): Path<String>, he
         Ok(Shared::Log(log)) => (StatusCode::OK, Some(log)),
         Ok(Shared::Ended) => (StatusCode::GONE, None),
         // A link to a call that retention has deleted since is as good as unknown.
-        Ok(Shared::Unknown) | Err(StoreError::Sqlite(rusqlite::Error::QueryReturnedNoRows)) => {
+        Ok(Shared::Unknown) | Err(StoreError::Database(crate::store::db::Error::NoRows)) => {
             (StatusCode::NOT_FOUND, None)
         }
         Err(e) => return AppError::from(e).into_response(),

@@ -85,7 +85,7 @@ fn name_rule(field: &str, name: &str) -> Result<(), AppError> {
 /// The users a principal may see: everyone for the full roles; for a supervisor themself and
 /// the operators whose calls they see; for an operator, themself.
 /// `None`: all of the account's.
-fn visible_user_ids(conn: &rusqlite::Connection, p: &Principal) -> Result<Option<Vec<i64>>, StoreError> {
+fn visible_user_ids(conn: &crate::store::db::Connection, p: &Principal) -> Result<Option<Vec<i64>>, StoreError> {
     if p.role.sees_everything() {
         return Ok(None);
     }

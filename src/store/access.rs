@@ -1,7 +1,7 @@
 //! The directory facts behind a principal's call scope, read for every request so that a change
 //! of groups or switches applies at once. The rules themselves are in `domain::access`.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::db::{params, Connection, OptionalExtension};
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;

@@ -1,7 +1,7 @@
 //! The audit log: written inside the same transaction as the change it records.
 
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection};
+use crate::store::db::Value;
+use crate::store::db::{params, params_from_iter, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -108,12 +108,9 @@ pub fn list(
         .prepare(&sql)?
         .query_map(params_from_iter(args.iter()), |r| {
             let code: String = r.get(4)?;
-            let action = AuditAction::parse(&code).ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    4,
-                    rusqlite::types::Type::Text,
-                    format!("audit action {code:?}").into(),
-                )
+            let action = AuditAction::parse(&code).ok_or_else(|| crate::store::db::Error::Conversion {
+                column: "action".into(),
+                message: format!("unknown audit action {code:?}"),
             })?;
             let detail: Option<String> = r.get(6)?;
             Ok(AuditEntry {
@@ -180,7 +177,7 @@ pub fn begin_sign_in(conn: &Connection, actor: &Actor, limits: SignInLimits) -> 
         }
     }
     record(conn, actor, AuditAction::LoginFailed, None, None)?;
-    Ok(Ok(conn.last_insert_rowid()))
+    Ok(Ok(conn.last_insert_rowid()?))
 }
 
 /// Turns a started attempt into a success of `user`.

@@ -1,7 +1,7 @@
 //! Accounts, users, API tokens and instance secrets.
 
+use crate::store::db::{params, Connection, OptionalExtension};
 use rand::RngCore;
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 use crate::domain::recording::RecordingAccess;
@@ -47,7 +47,7 @@ pub fn ensure_default_account(conn: &Connection) -> Result<(), StoreError> {
 }
 
 /// A random 32-byte secret kept in the database, created on first use.
-pub fn secret(conn: &Connection, name: &str) -> rusqlite::Result<[u8; 32]> {
+pub fn secret(conn: &Connection, name: &str) -> crate::store::db::Result<[u8; 32]> {
     let stored: Option<Vec<u8>> = conn
         .query_row("SELECT value FROM secrets WHERE name = ?", [name], |r| r.get(0))
         .optional()?;
@@ -63,7 +63,7 @@ pub fn secret(conn: &Connection, name: &str) -> rusqlite::Result<[u8; 32]> {
     Ok(key)
 }
 
-fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+fn account_from_row(r: &crate::store::db::Row<'_, '_>) -> crate::store::db::Result<Account> {
     Ok(Account {
         id: AccountId(r.get(0)?),
         name: r.get(1)?,
@@ -83,7 +83,7 @@ const ACCOUNT_COLS: &str =
 pub fn accounts(conn: &Connection) -> Result<Vec<Account>, StoreError> {
     let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts ORDER BY id");
     let mut stmt = conn.prepare(&sql)?;
-    let all = stmt.query_map([], account_from_row)?.collect::<Result<_, _>>()?;
+    let all = stmt.query_map((), account_from_row)?.collect::<Result<_, _>>()?;
     Ok(all)
 }
 
@@ -187,7 +187,7 @@ pub fn create_user(conn: &Connection, u: &NewUser<'_>) -> Result<UserId, StoreEr
                 "INSERT INTO users (account_id, login, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 params![u.account_id.0, u.login, u.name, u.role.code(), u.password_hash, now_ms()],
             )?;
-            Ok(UserId(conn.last_insert_rowid()))
+            Ok(UserId(conn.last_insert_rowid()?))
         }
     }
 }
@@ -336,7 +336,7 @@ pub fn create_session(conn: &Connection, s: &NewSession<'_>) -> Result<i64, Stor
          VALUES (?, ?, ?, ?, ?, ?, ?)",
         params![s.token_hash, s.user.0, s.csrf_token, now, now, s.expires_at, s.address],
     )?;
-    Ok(conn.last_insert_rowid())
+    Ok(conn.last_insert_rowid()?)
 }
 
 /// The principal a session cookie stands for, if the session has neither expired nor idled out

@@ -1,7 +1,7 @@
 //! A call's log: the events its record went through, the raw lines the telephony sent, and the
 //! read-only links that show them to someone without an account.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::db::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use utoipa::ToSchema;
 

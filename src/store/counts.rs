@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection};
+use crate::store::db::Value;
+use crate::store::db::{params, params_from_iter, Connection};
 
 use super::StoreError;
 use crate::domain::access::OperatorTest;

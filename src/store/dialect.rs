@@ -1,11 +1,11 @@
 //! What is particular to SQLite: connection settings and the number-search clause. The rest of
 //! the store's SQL is written in the subset SQLite and PostgreSQL share, with `?` placeholders.
 
-use rusqlite::Connection;
+use crate::store::db::Connection;
 
 /// The writer: WAL so readers never block it; `synchronous=FULL` so a commit that returned is on
 /// disk (an acknowledged ingest is never lost, even to a power cut).
-pub fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+pub fn configure_writer(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -18,7 +18,7 @@ pub fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Readers map the file into memory and keep a generous page cache: the list queries walk
 /// B-trees, and the OS page cache then serves them without copies.
-pub fn configure_reader(conn: &Connection) -> rusqlite::Result<()> {
+pub fn configure_reader(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "PRAGMA busy_timeout = 10000;
          PRAGMA mmap_size = 17179869184;
@@ -45,15 +45,15 @@ pub fn number_match_arg(fragment: &str) -> String {
 }
 
 /// Records a number in the dictionary (and its trigram index) if it is new there.
-pub fn remember_number(conn: &Connection, number: &str) -> rusqlite::Result<()> {
+pub fn remember_number(conn: &Connection, number: &str) -> crate::store::db::Result<()> {
     let mut find = conn.prepare_cached("SELECT 1 FROM numbers WHERE number = ?")?;
     if find.exists([number])? {
         return Ok(());
     }
     let mut ins = conn.prepare_cached("INSERT INTO numbers (number) VALUES (?)")?;
     ins.execute([number])?;
-    let id = conn.last_insert_rowid();
+    let id = conn.last_insert_rowid()?;
     let mut fts = conn.prepare_cached("INSERT INTO numbers_fts (rowid, number) VALUES (?, ?)")?;
-    fts.execute(rusqlite::params![id, number])?;
+    fts.execute(crate::store::db::params![id, number])?;
     Ok(())
 }

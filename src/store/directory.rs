@@ -3,7 +3,7 @@
 
 use std::hash::{Hash, Hasher};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::db::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -91,7 +91,7 @@ pub fn ensure(
                 conn.prepare_cached(&format!("INSERT INTO {table} (account_id, key, name) VALUES (?, ?, ?)"))?
                     .execute(params![account.0, key, name])?;
             }
-            conn.last_insert_rowid()
+            conn.last_insert_rowid()?
         }
     };
     if let Some((kind, url)) = extra {
@@ -128,7 +128,7 @@ pub fn ensure_operator(
                 "INSERT INTO users (account_id, login, name, role, password_hash, created_at) VALUES (?, ?, ?, ?, NULL, ?)",
             )?
             .execute(params![account.0, login, name.unwrap_or(login), Role::Operator.code(), now_ms()])?;
-            conn.last_insert_rowid()
+            conn.last_insert_rowid()?
         }
     };
     cache

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params_from_iter, Connection};
+use crate::store::db::{params_from_iter, Connection};
 
 use super::search::{matches_after, PagePlan, Position};
 use super::StoreError;

@@ -1,6 +1,6 @@
 //! Background export jobs: what was asked, their progress and their files' lives.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::store::db::{params, Connection, OptionalExtension, Row};
 
 use super::StoreError;
 use crate::domain::{AccountId, UserId};
@@ -49,7 +49,7 @@ pub struct NewJob<'a> {
 const COLS: &str = "id, account_id, user_id, format, lang, tz, columns, delimiter, query, state, rows_done, \
     rows_total, attempts, error, file_name, file_bytes, file_deleted, created_at, finished_at, expires_at";
 
-fn job_from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
+fn job_from_row(r: &Row<'_, '_>) -> crate::store::db::Result<Job> {
     let state: String = r.get(9)?;
     Ok(Job {
         id: r.get(0)?,
@@ -82,7 +82,7 @@ pub fn create(conn: &Connection, j: &NewJob<'_>) -> Result<i64, StoreError> {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
     )?
     .execute(params![j.account.0, j.user.0, j.format, j.lang, j.tz, j.columns, j.delimiter, j.query, j.now])?;
-    Ok(conn.last_insert_rowid())
+    Ok(conn.last_insert_rowid()?)
 }
 
 /// A job, if it is this user's.
@@ -210,7 +210,7 @@ pub fn requeue_interrupted(conn: &Connection, max_attempts: i64, now: i64) -> Re
         .execute(params![now, max_attempts])?;
     let requeued = conn
         .prepare_cached("UPDATE export_jobs SET state = 'queued', rows_done = 0 WHERE state = 'running'")?
-        .execute([])?;
+        .execute(())?;
     Ok((requeued, failed))
 }
 

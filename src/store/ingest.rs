@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use rusqlite::{params, Connection, OptionalExtension, ToSql};
+use crate::store::db::{params, Connection, OptionalExtension, ToValue};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -327,7 +327,7 @@ fn write_row(
     let kind = row.kind.code();
     let result = row.result.map(|r| r.code());
     let t = &row.timeline;
-    let values: [&dyn ToSql; 27] = [
+    let values: [&dyn ToValue; 27] = [
         &row.started_at,
         &kind,
         &row.from,
@@ -356,7 +356,7 @@ fn write_row(
         &row.recording_url,
         &row.flow,
     ];
-    let mut args: Vec<&dyn ToSql> = values.to_vec();
+    let mut args: Vec<&dyn ToValue> = values.to_vec();
     args.push(&now);
     let (id, old) = (existing.map(|e| e.0), existing.map(|e| e.1));
     let id = match id {
@@ -364,7 +364,7 @@ fn write_row(
             args.push(&account.0);
             args.push(&external_id);
             conn.prepare_cached(&INSERT_SQL)?.execute(args.as_slice())?;
-            conn.last_insert_rowid()
+            conn.last_insert_rowid()?
         }
         Some(id) => {
             args.push(&id);

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod calllog;
 pub mod counts;
 pub mod cursor;
+pub mod db;
 pub mod dialect;
 pub mod directory;
 pub mod export;
@@ -30,7 +31,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::OpenFlags;
+
+pub use db::Connection;
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::domain::{AccountId, FieldError};
@@ -44,6 +47,8 @@ const READERS: usize = 8;
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database: {0}")]
+    Database(#[from] db::Error),
     #[error("record {index}: {error}")]
     InvalidRecord { index: usize, error: FieldError },
     #[error("{0}")]
@@ -108,12 +113,13 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join("calltrail.sqlite");
-        let mut conn = Connection::open(&path)?;
-        dialect::configure_writer(&conn)?;
+        let mut sqlite = rusqlite::Connection::open(&path)?;
+        dialect::configure_writer(&sqlite)?;
         // The ingest path uses a few dozen statements; with the default cache of 16 they evicted
         // each other and were parsed and planned again for every call.
-        conn.set_prepared_statement_cache_capacity(256);
-        migrations::run(&mut conn)?;
+        sqlite.set_prepared_statement_cache_capacity(256);
+        migrations::run(&mut sqlite)?;
+        let conn = Connection::Sqlite(sqlite);
         auth::ensure_default_account(&conn)?;
         let cursor_key = auth::secret(&conn, "cursor_key")?;
         let (tx, rx) = mpsc::channel::<Job>();
@@ -217,14 +223,14 @@ impl Store {
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
+    let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )?;
     dialect::configure_reader(&conn)?;
     // Searches differ in their filters and page sizes; keep their statements prepared.
     conn.set_prepared_statement_cache_capacity(256);
-    Ok(conn)
+    Ok(Connection::Sqlite(conn))
 }
 
 fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {

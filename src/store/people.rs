@@ -1,8 +1,8 @@
 //! Users and groups as the directory API shows and changes them. Who may do what is decided by
 //! the HTTP layer from the principal; this module keeps the data consistent.
 
-use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use crate::store::db::Value;
+use crate::store::db::{params, params_from_iter, Connection, OptionalExtension};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -212,7 +212,7 @@ pub fn create_group(conn: &Connection, account: AccountId, c: &GroupChange) -> R
         "INSERT INTO groups (account_id, key, name) VALUES (?, ?, ?)",
         params![account.0, name, name],
     )?;
-    let id = conn.last_insert_rowid();
+    let id = conn.last_insert_rowid()?;
     update_group(
         conn,
         account,

@@ -1,6 +1,6 @@
 //! Each user's own view: visible columns, language, time zone.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::db::{params, Connection, OptionalExtension};
 
 use super::StoreError;
 use crate::domain::{Column, Lang, Role, UserId};

@@ -1,7 +1,7 @@
 //! Recordings as the database knows them: where each call's file is, what is still to fetch, and
 //! which stored objects are to be deleted. The files themselves are `recording::storage`'s.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::db::{params, Connection, OptionalExtension};
 
 use super::calllog;
 use super::StoreError;
@@ -33,7 +33,7 @@ pub struct StoredFile {
 
 const COLS: &str = "state, source_url, object_key, content_type, bytes, sha256, attempts, error, stored_at";
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Recording> {
+fn from_row(r: &crate::store::db::Row<'_, '_>) -> crate::store::db::Result<Recording> {
     let state: String = r.get(0)?;
     Ok(Recording {
         state: RecordingState::parse(&state).unwrap_or(RecordingState::Failed),
@@ -223,7 +223,7 @@ pub fn claim_due(conn: &Connection, now: i64, limit: u32, lease_ms: i64) -> Resu
 pub fn next_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
     Ok(conn.query_row(
         "SELECT MIN(next_attempt_at) FROM recordings WHERE state = 'pending'",
-        [],
+        (),
         |r| r.get(0),
     )?)
 }
@@ -277,7 +277,7 @@ pub fn queue_deletion(conn: &Connection, key: &str, now: i64) -> Result<(), Stor
 pub fn deletions_queued(conn: &Connection) -> Result<bool, StoreError> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM object_deletions LIMIT 1")?
-        .exists([])?)
+        .exists(())?)
 }
 
 /// Objects queued for deletion that no recording refers to any more (the demo shares files

@@ -2,7 +2,7 @@
 //! old calls with everything attached to them. Work goes in bounded batches, one transaction
 //! each, so the writer is never held for long; the files go through the deletion queue.
 
-use rusqlite::{params, Connection};
+use crate::store::db::{params, Connection};
 
 use super::counts::CountDeltas;
 use super::{calllog, recordings, StoreError};

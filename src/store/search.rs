@@ -1,9 +1,9 @@
 //! Finding calls: the one place where a `CallFilter` becomes SQL, keyset paging, the choice of
 //! plan for a page, and exact counts.
 
+use crate::store::db::Value;
+use crate::store::db::{params_from_iter, Connection};
 use chrono_tz::Tz;
-use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 

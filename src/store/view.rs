@@ -1,9 +1,9 @@
 //! A call as the API shows it: the list item, the details, and how rows become them. Redaction
 //! for the restricted view (spec §1) happens here, once, for lists, details and live events.
 
+use crate::store::db::{params_from_iter, Connection};
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
-use rusqlite::{params_from_iter, Connection};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -157,7 +157,11 @@ fn id_ref(id: Option<i64>, name: Option<String>) -> Option<Ref> {
     })
 }
 
-fn map_row(r: &rusqlite::Row<'_>, scope: &CallScope, tz: Option<Tz>) -> rusqlite::Result<(i64, CallView)> {
+fn map_row(
+    r: &crate::store::db::Row<'_, '_>,
+    scope: &CallScope,
+    tz: Option<Tz>,
+) -> crate::store::db::Result<(i64, CallView)> {
     let id: i64 = r.get(0)?;
     let kind = CallKind::parse(&r.get::<_, String>(3)?).unwrap_or(CallKind::Incoming);
     let result = r

@@ -569,7 +569,7 @@ impl World {
                 let mut stmt = conn.prepare(&format!(
                     "SELECT {column} FROM {table} WHERE account_id = (SELECT id FROM accounts WHERE name = 'default')"
                 ))?;
-                let values = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                let values = stmt.query_map((), |r| r.get(0))?.collect::<Result<_, _>>()?;
                 Ok(values)
             })
             .await

@@ -233,7 +233,7 @@ async fn log_links_work_expire_are_revoked_and_show_one_call_only() {
             let past = calltrail::store::auth::now_ms() - 1;
             Ok(conn.execute(
                 "UPDATE log_links SET expires_at = ? WHERE call_id = ?",
-                rusqlite::params![past, two.parse::<i64>().unwrap()],
+                [past, two.parse::<i64>().unwrap()],
             )?)
         })
         .await
@@ -318,7 +318,7 @@ async fn retention_deletes_old_calls_and_recordings_with_their_files() {
         .store
         .read(|conn| {
             let mut stmt = conn.prepare("SELECT object_key FROM recordings ORDER BY external_id")?;
-            let keys = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            let keys = stmt.query_map((), |r| r.get(0))?.collect::<Result<_, _>>()?;
             Ok(keys)
         })
         .await
@@ -413,10 +413,10 @@ async fn retention_deletes_old_calls_and_recordings_with_their_files() {
                     |r| r.get::<_, i64>(0),
                 )?;
             }
-            n += conn.query_row("SELECT COUNT(*) FROM recordings WHERE external_id = 'older'", [], |r| {
+            n += conn.query_row("SELECT COUNT(*) FROM recordings WHERE external_id = 'older'", (), |r| {
                 r.get::<_, i64>(0)
             })?;
-            n += conn.query_row("SELECT SUM(n) - 3 FROM call_counts_day", [], |r| r.get::<_, i64>(0))?;
+            n += conn.query_row("SELECT SUM(n) - 3 FROM call_counts_day", (), |r| r.get::<_, i64>(0))?;
             Ok(n)
         })
         .await

@@ -782,7 +782,7 @@ async fn recordings_on_s3_compatible_storage() {
     assert_eq!(files_under(&dir), 0);
     let key: String = app
         .store
-        .read(|conn| Ok(conn.query_row("SELECT object_key FROM recordings", [], |r| r.get(0))?))
+        .read(|conn| Ok(conn.query_row("SELECT object_key FROM recordings", (), |r| r.get(0))?))
         .await
         .unwrap();
     let listing = reqwest::get(format!("{}/calls-bucket?list-type=2", moto.endpoint))

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use crate::store::db::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::domain::qm::Outcome;
 use crate::domain::{AccountId, AttemptResult, CallKind};

@@ -1,6 +1,6 @@
 //! An account's QM integration, and the operators imported into the QM system.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::db::{params, Connection, OptionalExtension};
 
 use crate::domain::qm::OperatorChannel;
 use crate::domain::AccountId;

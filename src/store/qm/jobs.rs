@@ -1,7 +1,7 @@
 //! QM export jobs: asked for, taken in turns, finished or cancelled, and how many of their calls
 //! stand where.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::store::db::{params, Connection, OptionalExtension, Row};
 
 use crate::domain::qm::Outcome;
 use crate::domain::{AccountId, UserId};
@@ -30,7 +30,7 @@ pub struct Export {
 const EXPORT_COLS: &str =
     "id, account_id, user_id, query, rerun_of, prepared, state, error, created_at, started_at, finished_at";
 
-fn export_from_row(r: &Row<'_>) -> rusqlite::Result<Export> {
+fn export_from_row(r: &Row<'_, '_>) -> crate::store::db::Result<Export> {
     let state: String = r.get(6)?;
     Ok(Export {
         id: r.get(0)?,
@@ -63,7 +63,7 @@ pub fn create_export(
          VALUES (?, ?, ?, ?, ?, 'queued', ?)",
     )?
     .execute(params![account.0, user.0, query, rerun_of, call_ids.is_some(), now])?;
-    let id = conn.last_insert_rowid();
+    let id = conn.last_insert_rowid()?;
     if let Some(ids) = call_ids {
         add_calls(conn, id, ids, now)?;
     }

@@ -300,7 +300,7 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
                 Ok(conn.query_row(
                     "SELECT (SELECT COUNT(*) FROM qm_deliveries) + (SELECT COUNT(*) FROM qm_export_calls) \
                      + (SELECT COUNT(*) FROM qm_export_failures)",
-                    [],
+                    (),
                     |r| r.get::<_, i64>(0),
                 )?)
             })

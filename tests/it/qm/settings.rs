@@ -116,7 +116,7 @@ async fn settings_are_for_administrators_and_the_key_never_leaves_the_server() {
     // the server's key.
     let sealed: String = app
         .store
-        .read(|conn| Ok(conn.query_row("SELECT api_key_sealed FROM qm_integrations", [], |r| r.get(0))?))
+        .read(|conn| Ok(conn.query_row("SELECT api_key_sealed FROM qm_integrations", (), |r| r.get(0))?))
         .await
         .unwrap();
     assert!(sealed.starts_with("v1.") && !sealed.contains(KEY), "{sealed}");
