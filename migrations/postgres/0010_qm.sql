@@ -36,6 +36,9 @@ CREATE TABLE qm_exports (
     query TEXT,
     rerun_of BIGINT,
     prepared BIGINT NOT NULL DEFAULT 0,
+    -- How far a filtered job's calls are listed: (started_at, id) of the last one listed.
+    list_started_at BIGINT,
+    list_id BIGINT,
     state TEXT NOT NULL,
     error TEXT,
     created_at BIGINT NOT NULL,
@@ -86,5 +89,7 @@ CREATE TABLE qm_deliveries (
     qm_id TEXT NOT NULL,
     export_id BIGINT NOT NULL,
     sent_at BIGINT NOT NULL,
+    -- 0: in doubt — a request was out when its server died; only an explicit re-run sends it.
+    confirmed BIGINT NOT NULL DEFAULT 1,
     PRIMARY KEY (account_id, call_id)
 );

@@ -34,6 +34,9 @@ CREATE TABLE qm_exports (
     query TEXT,
     rerun_of INTEGER,
     prepared INTEGER NOT NULL DEFAULT 0,
+    -- How far a filtered job's calls are listed: (started_at, id) of the last one listed.
+    list_started_at INTEGER,
+    list_id INTEGER,
     state TEXT NOT NULL,
     error TEXT,
     created_at INTEGER NOT NULL,
@@ -84,5 +87,7 @@ CREATE TABLE qm_deliveries (
     qm_id TEXT NOT NULL,
     export_id INTEGER NOT NULL,
     sent_at INTEGER NOT NULL,
+    -- 0: in doubt — a request was out when its server died; only an explicit re-run sends it.
+    confirmed INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (account_id, call_id)
 );

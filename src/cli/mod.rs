@@ -182,7 +182,13 @@ async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
     let reached = tokio::task::spawn_blocking(move || {
         let mut client = postgres::Client::connect(&url, postgres::NoTls)
             .map_err(|e| CliError::Usage(format!("--database-url: cannot connect: {e}")))?;
-        crate::store::migrations::run_postgres(&mut client).map_err(|e| CliError::Failed(e.to_string()))
+        // The server's own words (a db error's message), not just "db error".
+        crate::store::migrations::run_postgres(&mut client).map_err(|e| {
+            CliError::Failed(
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+            )
+        })
     })
     .await
     .map_err(|e| CliError::Failed(e.to_string()))??;

@@ -10,11 +10,13 @@ use super::worker::{Link, Next, Worker};
 use crate::domain::qm::{self as words, Outcome};
 use crate::recording::sniff;
 use crate::store::auth::now_ms;
-use crate::store::qm::{self as rows, Attempt, Due, Export};
+use crate::store::qm::{self as rows, Attempt, Delivery, Due, Export};
 use crate::store::recordings;
 
 /// A call throttled this many times fails: the QM system is refusing this sender.
 const MAX_THROTTLES: i64 = 20;
+/// The longest a retry waits on its own account (10 minutes).
+const MAX_BACKOFF_MS: i64 = 600_000;
 
 impl Worker {
     async fn record(&self, job: i64, call: i64, outcome: Outcome, attempt: Attempt<'static>) -> Result<(), String> {
@@ -38,12 +40,22 @@ impl Worker {
             })
             .await
             .map_err(|e| e.to_string())?;
-        if let Some((export, at)) = delivery {
-            let note = format!(
-                "sent in export {export} at {}",
-                crate::store::view::format_time(at, None)
-            );
-            return self.settle(id, call, Outcome::AlreadySent, note).await;
+        match delivery {
+            Some(Delivery::Taken { export, at }) => {
+                let note = format!(
+                    "sent in export {export} at {}",
+                    crate::store::view::format_time(at, None)
+                );
+                return self.settle(id, call, Outcome::AlreadySent, note).await;
+            }
+            Some(Delivery::InDoubt { export }) => {
+                let note = format!(
+                    "in doubt: export {export} was interrupted while sending it, so the QM system may have it; \
+                     re-run that export to send it again"
+                );
+                return self.settle(id, call, Outcome::Failed, note).await;
+            }
+            None => {}
         }
         let Some(facts) = facts else {
             return self
@@ -81,7 +93,7 @@ impl Worker {
                         .await
                         .map_err(|e| e.to_string())?;
                     if !self.pause(self.rules().request_interval_ms).await {
-                        return Ok(Next::Go);
+                        return Ok(Next::Go { requested: true });
                     }
                 } else {
                     return self.failed(id, due, answer, "operator import: ").await;
@@ -110,6 +122,7 @@ impl Worker {
             crate::domain::Direction::Outgoing => &facts.to,
         };
         let qm_id = words::call_id(&facts.external_id);
+        let external_id = facts.external_id.clone();
         let payload = CallPayload {
             id: qm_id.clone(),
             file_link,
@@ -146,11 +159,11 @@ impl Worker {
                         ..Attempt::default()
                     };
                     rows::set_outcome(conn, id, call, Outcome::Sent, &attempt, now)?;
-                    rows::delivered(conn, account, call, &qm_id, id, now)
+                    rows::delivered(conn, account, call, &external_id, &qm_id, id, now)
                 })
                 .await
                 .map_err(|e| e.to_string())?;
-            return Ok(Next::Go);
+            return Ok(Next::Go { requested: true });
         }
         self.failed(id, due, answer, "").await
     }
@@ -167,18 +180,24 @@ impl Worker {
             })
             .await
             .map_err(|e| e.to_string())?;
-        Ok(Next::Go)
+        Ok(Next::Go { requested: false })
     }
 
     /// A request that was not taken: retried later while it may pass and attempts remain,
     /// else failed. `what` says which request it was when it was not the call's own.
     async fn failed(&self, job: i64, due: Due, answer: Answer, what: &str) -> Result<Next, String> {
         let rules = self.rules();
-        let backoff = |n: i64| rules.retry_base_ms.saturating_mul(1 << n.clamp(0, 20));
+        // Doubling, but never more than MAX_BACKOFF_MS (a Retry-After may still ask for more).
+        let backoff = |n: i64| {
+            rules
+                .retry_base_ms
+                .saturating_mul(1 << n.clamp(0, 20))
+                .min(MAX_BACKOFF_MS)
+        };
         let mut outcome = Outcome::Failed;
-        let (mut next_at, mut next, mut throttled) = (0, Next::Go, false);
+        let (mut next_at, mut next, mut throttled) = (0, Next::Go { requested: true }, false);
         let (status, correlation_id, message) = match answer {
-            Answer::Taken => return Ok(Next::Go),
+            Answer::Taken => return Ok(Next::Go { requested: true }),
             Answer::Refused {
                 status,
                 correlation_id,

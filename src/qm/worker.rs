@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::QmClient;
 use super::Qm;
 use crate::config::{Config, QmConfig};
+use crate::domain::AccountId;
 use crate::export::jobs::JobState;
 use crate::store::auth::{self, now_ms};
 use crate::store::qm::{self as rows, Export};
@@ -45,8 +46,9 @@ pub async fn run(store: Store, config: Arc<Config>, qm: Qm, stop: CancellationTo
         qm,
         stop,
     };
-    // Jobs a 429 holds back, until when (epoch ms).
-    let mut held: HashMap<i64, i64> = HashMap::new();
+    // Accounts a 429 holds back (the QM system throttles the key, whichever job uses it), until
+    // when (epoch ms).
+    let mut held: HashMap<AccountId, i64> = HashMap::new();
     // A round visits every open job once, in id order, one batch each.
     let mut after = 0;
     let mut worked = false;
@@ -66,10 +68,9 @@ pub async fn run(store: Store, config: Arc<Config>, qm: Qm, stop: CancellationTo
                     // No open job at all: until one is queued.
                     (0, _, _) => 60_000,
                     (_, true, _) => 0,
-                    // Every job waits (retries, holds): until the first is due, looking again
-                    // (a cancel, a new job) at least every second.
-                    (_, false, Some(at)) => (at - now_ms()).clamp(0, 1_000) as u64,
-                    (_, false, None) => 1_000,
+                    // Every job waits (retries, holds): until the first is due, or a new job.
+                    (_, false, Some(at)) => (at - now_ms()).clamp(0, 60_000) as u64,
+                    (_, false, None) => 60_000,
                 };
                 if wait > 0 {
                     tokio::select! {
@@ -90,26 +91,31 @@ pub async fn run(store: Store, config: Arc<Config>, qm: Qm, stop: CancellationTo
             }
         };
         after = job.id;
-        let id = job.id;
-        if let Some(&until) = held.get(&id) {
+        let (id, account) = (job.id, job.account);
+        if let Some(&until) = held.get(&account) {
             if until > now_ms() {
                 soonest = Some(soonest.map_or(until, |s| s.min(until)));
                 continue;
             }
-            held.remove(&id);
+            held.remove(&account);
         }
         let pause = match worker.step(job).await {
-            Step::Sent { full } => {
+            Step::Sent { full, requests } => {
                 worked = true;
                 let rules = worker.rules();
-                if full {
-                    rules.batch_pause_ms.max(rules.request_interval_ms)
-                } else {
-                    rules.request_interval_ms
+                match (requests, full) {
+                    // Calls settled without a request (no recording, sent before) cost no pause.
+                    (0, _) => 0,
+                    (_, true) => rules.batch_pause_ms.max(rules.request_interval_ms),
+                    (_, false) => rules.request_interval_ms,
                 }
             }
+            Step::Listed => {
+                worked = true;
+                0
+            }
             Step::Held(until) => {
-                held.insert(id, until);
+                held.insert(account, until);
                 soonest = Some(soonest.map_or(until, |s| s.min(until)));
                 worker.rules().request_interval_ms
             }
@@ -144,7 +150,8 @@ pub(super) struct Worker {
 
 /// What the job does after one call.
 pub(super) enum Next {
-    Go,
+    /// On to the next call; `requested`: a request went to the QM system (paced).
+    Go { requested: bool },
     /// The QM system throttles: hold the job's requests back this long.
     Hold(Duration),
     /// The job cannot go on (the key was refused).
@@ -153,8 +160,11 @@ pub(super) enum Next {
 
 /// What one turn of a job came to.
 enum Step {
-    /// A batch went out; `full`: more calls are due (a batch pause follows).
-    Sent { full: bool },
+    /// A batch was settled with this many requests; `full`: more calls are due (a batch pause
+    /// follows).
+    Sent { full: bool, requests: usize },
+    /// Another stretch of a filtered job's calls was listed.
+    Listed,
     /// The QM system throttles this job: its next turn is not before then (epoch ms).
     Held(i64),
     /// Every call left waits for a retry; the first is due then.
@@ -186,21 +196,15 @@ impl Worker {
         }
     }
 
-    /// One turn of a job: its calls listed if they are not yet, then one batch.
+    /// One turn of a job: a stretch of its calls listed while they are not all, else one batch.
     async fn step(&self, job: Export) -> Step {
         let id = job.id;
         if !job.prepared {
-            if let Err(reason) = self.prepare(&job).await {
-                return Step::Failed(reason);
-            }
-            if self.stop.is_cancelled() {
-                return Step::Over;
-            }
+            return match self.list_stretch(&job).await {
+                Ok(()) => Step::Listed,
+                Err(reason) => Step::Failed(reason),
+            };
         }
-        let link = match self.connect(&job).await {
-            Ok(link) => link,
-            Err(reason) => return Step::Failed(reason),
-        };
         let size = self.rules().batch_size;
         // One more than a batch: whether a pause follows it.
         let due = self
@@ -229,21 +233,27 @@ impl Worker {
                 Some(at) => Step::Waiting(at),
             };
         }
+        let link = match self.connect(&job).await {
+            Ok(link) => link,
+            Err(reason) => return Step::Failed(reason),
+        };
         let full = batch.len() > size as usize;
-        for (i, due) in batch.into_iter().take(size as usize).enumerate() {
-            if i > 0 && !self.pause(self.rules().request_interval_ms).await {
-                return Step::Over;
-            }
+        let mut requests = 0;
+        for due in batch.into_iter().take(size as usize) {
             if self.stop.is_cancelled() {
                 return Step::Over;
             }
+            // Requests are spaced; calls settled without one are not.
+            if requests > 0 && !self.pause(self.rules().request_interval_ms).await {
+                return Step::Over;
+            }
             match self.send_call(&job, &link, due).await {
-                Ok(Next::Go) => {}
+                Ok(Next::Go { requested }) => requests += usize::from(requested),
                 Ok(Next::Hold(wait)) => {
                     tracing::info!(
                         job = id,
                         seconds = wait.as_secs_f64(),
-                        "the QM system throttles; holding the job back"
+                        "the QM system throttles; holding the account's jobs back"
                     );
                     return Step::Held(now_ms() + wait.as_millis() as i64);
                 }
@@ -257,46 +267,34 @@ impl Worker {
                 return Step::Over;
             }
         }
-        Step::Sent { full }
+        Step::Sent { full, requests }
     }
 
-    /// Lists the calls of a filtered job: the search as its user may see it now, as of when
-    /// the job was asked for (so "today" means the day it was asked).
-    async fn prepare(&self, job: &Export) -> Result<(), String> {
+    /// Lists the next stretch of a filtered job's calls: the search as its user may see it now,
+    /// as of when the job was asked for (so "today" is the day it was asked). One stretch a turn,
+    /// so that a large job does not hold up the others.
+    async fn list_stretch(&self, job: &Export) -> Result<(), String> {
         let spec = job.clone();
-        let (scope, filter) = self
+        let (id, after) = (job.id, job.listed_to);
+        let page = self
             .store
             .read(move |conn| {
                 let query = spec.query.as_deref().unwrap_or("[]");
                 let (scope, req, _) =
                     access::job_search(conn, spec.account, spec.user, spec.id, query, spec.created_at)?;
-                Ok((scope, req.filter))
+                search::ids_after(conn, &scope, &req.filter, after, PREPARE_STRETCH)
             })
             .await
-            .map_err(|e| format!("the export cannot start: {e}"))?;
-        let id = job.id;
-        let mut after = None;
-        loop {
-            let (s, f) = (scope.clone(), filter.clone());
-            let page = self
-                .store
-                .read(move |conn| search::ids_after(conn, &s, &f, after, PREPARE_STRETCH))
-                .await
-                .map_err(|e| format!("the export cannot start: {e}"))?;
-            let Some(&last) = page.last() else { break };
-            after = Some(last);
-            let ids: Vec<i64> = page.iter().map(|&(_, id)| id).collect();
-            self.store
-                .write(move |conn, _| rows::add_calls(conn, id, &ids, now_ms()))
-                .await
-                .map_err(|e| e.to_string())?;
-            if self.stop.is_cancelled() {
-                // Listed again from the start next time; calls listed already stay as they are.
-                return Ok(());
-            }
-        }
+            .map_err(|e| format!("the export cannot list its calls: {e}"))?;
+        let last = page.len() < PREPARE_STRETCH as usize;
         self.store
-            .write(move |conn, _| rows::set_prepared(conn, id))
+            .write(move |conn, _| {
+                rows::add_listed(conn, id, &page, now_ms())?;
+                if last {
+                    rows::set_prepared(conn, id)?;
+                }
+                Ok(())
+            })
             .await
             .map_err(|e| e.to_string())
     }

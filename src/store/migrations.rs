@@ -55,33 +55,36 @@ pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {
 }
 
 /// The PostgreSQL twin of `run`: each pending migration in its own transaction, the version kept
-/// in `calltrail_schema`, under an advisory lock so that instances starting together migrate
-/// once. Returns the version reached.
+/// in `calltrail_schema`, under a session advisory lock so that instances starting together
+/// migrate once. Returns the version reached.
 pub fn run_postgres(client: &mut postgres::Client) -> Result<u32, postgres::Error> {
     // Any constant shared by every calltrail instance: "ctmg" in ASCII.
     const LOCK: i64 = 0x6374_6d67;
+    // Held for the whole run, before anything is created: instances starting together wait
+    // here, and the later ones find the work done.
+    client.execute("SELECT pg_advisory_lock($1)", &[&LOCK])?;
+    let result = migrate_postgres(client);
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK]);
+    let reached = result?;
+    unlocked?;
+    Ok(reached)
+}
+
+fn migrate_postgres(client: &mut postgres::Client) -> Result<u32, postgres::Error> {
     client.batch_execute("CREATE TABLE IF NOT EXISTS calltrail_schema (version BIGINT NOT NULL)")?;
-    let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])?;
-    let current: i64 = match tx.query_opt("SELECT version FROM calltrail_schema", &[])? {
+    let current: i64 = match client.query_opt("SELECT version FROM calltrail_schema", &[])? {
         Some(row) => row.get(0),
         None => {
-            tx.execute("INSERT INTO calltrail_schema (version) VALUES (0)", &[])?;
+            client.execute("INSERT INTO calltrail_schema (version) VALUES (0)", &[])?;
             0
         }
     };
-    tx.commit()?;
     let mut reached = u32::try_from(current).unwrap_or(0);
     for (version, sql) in POSTGRES.iter().filter(|(v, _)| i64::from(*v) > current) {
+        tracing::info!(version, "applying PostgreSQL migration");
         let mut tx = client.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])?;
-        // Another instance may have applied it while this one waited for the lock.
-        let now: i64 = tx.query_one("SELECT version FROM calltrail_schema", &[])?.get(0);
-        if now < i64::from(*version) {
-            tracing::info!(version, "applying PostgreSQL migration");
-            tx.batch_execute(sql)?;
-            tx.execute("UPDATE calltrail_schema SET version = $1", &[&i64::from(*version)])?;
-        }
+        tx.batch_execute(sql)?;
+        tx.execute("UPDATE calltrail_schema SET version = $1", &[&i64::from(*version)])?;
         tx.commit()?;
         reached = *version;
     }

@@ -30,6 +30,9 @@ const WORDS = {
     qm_progress: (a, b) => `${a} из ${b} звонков`,
     qm_sent: 'Отправлено', qm_already: 'Уже были отправлены', qm_skipped: 'Пропущено — нет записи', qm_failed: 'Ошибки', qm_pending: 'Ожидают',
     qm_stop: 'Остановить выгрузку', qm_hide_hint: 'Выгрузка продолжится в фоне', qm_rerun: 'Отправить повторно только ошибки',
+    qm_rerun_rest: 'Отправить повторно ошибки и неотправленные',
+    qm_jobs: 'Выгрузки в QM', qm_jobs_none: 'Выгрузок ещё не было', qm_jobs_open: 'Открыть выгрузку',
+    qm_jobs_cols: { created: 'Начата', state: 'Состояние', sent: 'Отправлено', failed: 'Ошибки', total: 'Всего' },
     qm_cols: { call: 'Звонок', outcome: 'Результат', attempts: 'Попыток', status: 'HTTP', error: 'Причина', correlation: 'x-correlation-id' },
     qm_filter: 'Показать звонки',
     qm_filters: { '': 'Все', sent: 'Отправлены', already_sent: 'Уже были отправлены', skipped: 'Пропущены', failed: 'Ошибки', pending: 'Ожидают' },
@@ -118,6 +121,9 @@ const WORDS = {
     qm_progress: (a, b) => `${a} of ${b} calls`,
     qm_sent: 'Sent', qm_already: 'Sent before', qm_skipped: 'Skipped: no recording', qm_failed: 'Errors', qm_pending: 'Waiting',
     qm_stop: 'Stop the upload', qm_hide_hint: 'The upload goes on in the background', qm_rerun: 'Send only the errors again',
+    qm_rerun_rest: 'Send the errors and the unsent calls again',
+    qm_jobs: 'QM uploads', qm_jobs_none: 'No uploads yet', qm_jobs_open: 'Open the upload',
+    qm_jobs_cols: { created: 'Started', state: 'State', sent: 'Sent', failed: 'Errors', total: 'Total' },
     qm_cols: { call: 'Call', outcome: 'Outcome', attempts: 'Attempts', status: 'HTTP', error: 'Reason', correlation: 'x-correlation-id' },
     qm_filter: 'Show calls',
     qm_filters: { '': 'All', sent: 'Sent', already_sent: 'Sent before', skipped: 'Skipped', failed: 'Errors', pending: 'Waiting' },
@@ -588,7 +594,13 @@ function exportMenu() {
     pop.hidden = true;
     openQmExport();
   } }, t('export_qm'));
-  const pop = h('div', { class: 'pop right', id: 'export-pop', hidden: true }, item('xlsx', t('export_xlsx')), item('csv', t('export_csv')), qm);
+  // The past uploads (and the one going on), to follow one again or send its errors again.
+  const qmJobs = S.me.permissions.qm_export && h('a', { class: 'item', id: 'export-qm-jobs', href: '#', onclick: ev => {
+    ev.preventDefault();
+    pop.hidden = true;
+    openQmJobs();
+  } }, t('qm_jobs'));
+  const pop = h('div', { class: 'pop right', id: 'export-pop', hidden: true }, item('xlsx', t('export_xlsx')), item('csv', t('export_csv')), qm, qmJobs);
   pop.addEventListener('click', ev => ev.stopPropagation());
   return h('div', { class: 'pop-wrap' }, h('button', { class: 'btn', id: 'export', 'aria-haspopup': 'true', onclick: ev => { ev.stopPropagation(); togglePop(pop); } }, icon('download'), t('export'), ' ▾'), pop);
 }
@@ -699,6 +711,35 @@ function openQmExport() {
     h('p', {}, t('qm_confirm', total == null ? '…' : num(total))),
     h('p', { class: 'muted' }, t('qm_confirm_note')),
     h('div', { class: 'job-actions' }, qmClose(panel, t('cancel')), start));
+}
+
+// The recent uploads, newest first; a row opens that job in the panel as if just started.
+async function openQmJobs() {
+  const panel = jobPanel('qm-job');
+  panel.classList.add('qm');
+  const status = h('div', { class: 'muted' }, t('loading'));
+  panel.replaceChildren(h('b', {}, t('qm_jobs')), status, h('div', { class: 'job-actions' }, qmClose(panel)));
+  let items;
+  try {
+    ({ items } = await api('GET', '/api/v1/integrations/qm/exports'));
+  } catch (e) {
+    status.className = 'bad'; status.textContent = `${t('error')}: ${e.message}`;
+    return;
+  }
+  if (!document.body.contains(panel)) return;
+  if (!items.length) { status.textContent = t('qm_jobs_none'); return; }
+  const cols = t('qm_jobs_cols');
+  const open = job => followQmJob(panel, job);
+  const rows = items.map(j => h('tr', { dataset: { job: j.id, state: j.state }, tabindex: '0', title: t('qm_jobs_open'),
+    onclick: () => open(j), onkeydown: ev => { if (ev.key === 'Enter') open(j); } },
+  h('td', {}, when(j.created_at)),
+  h('td', {}, t('qm_state')[j.state] ?? j.state),
+  h('td', { class: 'n' }, num(j.sent)),
+  h('td', { class: 'n' }, num(j.failed)),
+  h('td', { class: 'n' }, num(j.total))));
+  status.replaceWith(h('div', { class: 'qm-calls-wrap' }, h('table', { class: 'qm-calls qm-jobs', id: 'qm-jobs' },
+    h('thead', {}, h('tr', {}, ['created', 'state', 'sent', 'failed', 'total'].map(k => h('th', {}, cols[k])))),
+    h('tbody', {}, rows))));
 }
 
 function qmClose(panel, label = t('close'), title = null) {
@@ -834,8 +875,11 @@ function qmWhile(panel, job, show) {
   return [stop, qmClose(panel, t('close'), t('qm_hide_hint'))];
 }
 
+// A re-run sends the calls that failed and, of a job that stopped early (cancelled, failed),
+// the calls it never got to.
 function qmAfter(panel, job, show) {
-  const rerun = job.failed > 0 && h('button', { class: 'primary', id: 'qm-rerun', onclick: async () => {
+  const unsent = ['cancelled', 'failed'].includes(job.state) && job.pending > 0;
+  const rerun = (job.failed > 0 || unsent) && h('button', { class: 'primary', id: 'qm-rerun', onclick: async () => {
     rerun.disabled = true;
     try {
       followQmJob(panel, await api('POST', `/api/v1/integrations/qm/exports/${job.id}/rerun`));
@@ -843,7 +887,7 @@ function qmAfter(panel, job, show) {
       show.error(e.message);
       rerun.disabled = false;
     }
-  } }, t('qm_rerun'));
+  } }, t(unsent ? 'qm_rerun_rest' : 'qm_rerun'));
   return [rerun, qmClose(panel)].filter(Boolean);
 }
 
@@ -1541,6 +1585,8 @@ async function qmTab(body, foot) {
     if (key.value) c.api_key = key.value;
     if (lang.value.trim() !== saved.language_code) c.language_code = lang.value.trim();
     if (channel.value !== saved.operator_channel) c.operator_channel = channel.value;
+    // The settings this change was made from: the server refuses it (409) when they changed since.
+    c.version = saved.version;
     return c;
   };
   const fields = { base_url: url, api_key: key, language_code: lang };
@@ -1556,6 +1602,11 @@ async function qmTab(body, foot) {
     } catch (e) {
       error.textContent = e.message; error.hidden = false;
       fields[e.field]?.classList.add('invalid');
+      // Changed meanwhile (by someone else, in another tab): the form shows them as they are now,
+      // and the next save is made from them.
+      if (e.status === 409) {
+        try { fill(await api('GET', '/api/v1/integrations/qm')); } catch { /* the message above stands */ }
+      }
     } finally {
       button.disabled = false;
     }

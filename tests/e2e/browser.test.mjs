@@ -721,6 +721,23 @@ test('QM: an administrator connects the integration; a manager uploads the view,
     await admin.click('#qm-connect');
     await admin.waitForFunction(() => document.querySelector('#qm-note')?.textContent === 'Подключение работает');
     await screenshot(admin, '12-qm-settings');
+    // A save made from settings someone changed meanwhile is refused and says so; the form then
+    // shows them as they are now, and saving again works.
+    const { version } = await api(own, 'GET', '/api/v1/integrations/qm');
+    assert.equal(typeof version, 'number');
+    const bumped = await api(own, 'PUT', '/api/v1/integrations/qm', { language_code: 'ru', version });
+    assert.notEqual(bumped.version, version, 'a save makes a new version');
+    await admin.click('#qm-save');
+    await admin.waitForSelector('#qm-error:not([hidden])');
+    assert.equal(await admin.textContent('#qm-error'), 'the QM settings were changed meanwhile; load them again and retry');
+    assert.ok(await admin.isHidden('#qm-note'));
+    await admin.click('#qm-save');
+    await admin.waitForSelector('#qm-note:not([hidden])');
+    assert.ok(await admin.isHidden('#qm-error'));
+    assert.equal(await admin.textContent('#qm-note'), 'Сохранено');
+    const resaved = await api(own, 'GET', '/api/v1/integrations/qm');
+    assert.deepEqual([resaved.base_url, resaved.active, resaved.connected], [qm.url, true, true]);
+    assert.ok(resaved.version !== bumped.version, 'the second save was made from the current version');
     // The Export menu offers QM at once, without a reload.
     await admin.keyboard.press('Escape');
     await admin.click('#export');
@@ -798,6 +815,25 @@ test('QM: an administrator connects the integration; a manager uploads the view,
     const again = await qmJobDone(manager, own, rerun.id);
     assert.deepEqual([again.already_sent, again.sent, again.failed], [first.sent + 3, 0, 0]);
     assert.equal(qm.seen.downloads.length, first.sent + 3, 'no call sent twice');
+
+    // The past uploads, newest first as the API lists them; a row opens its job in the panel.
+    const jobs = (await api(own, 'GET', '/api/v1/integrations/qm/exports')).items;
+    assert.deepEqual(jobs.slice(0, 3).map(j => j.id), [again.id, rerun.id, first.id]);
+    await manager.click('#export');
+    assert.equal(await manager.textContent('#export-qm-jobs'), 'Выгрузки в QM');
+    await manager.click('#export-qm-jobs');
+    await manager.waitForSelector('#qm-job #qm-jobs tbody tr');
+    const listed = await manager.$$eval('#qm-jobs tbody tr', trs => trs.map(tr => ({ id: tr.dataset.job, cells: [...tr.cells].map(td => td.textContent) })));
+    assert.deepEqual(listed.map(r => r.id), jobs.map(j => j.id));
+    const states = { queued: 'В очереди', running: 'Идёт выгрузка', done: 'Готово', failed: 'Не удалось', cancelled: 'Отменено' };
+    assert.deepEqual(listed.map(r => r.cells.slice(1).map(c => c.replace(/\s/g, ''))),
+      jobs.map(j => [states[j.state], String(j.sent), String(j.failed), String(j.total)]));
+    for (const r of listed) assert.match(r.cells[0], /^\d{2}\.\d{2}\.\d{4}/, 'when it was started');
+    await screenshot(manager, '14-qm-jobs');
+    await manager.click(`#qm-jobs tbody tr[data-job="${jobs[0].id}"]`);
+    await manager.waitForSelector(`#qm-job[data-job="${jobs[0].id}"] #qm-state[data-state="${jobs[0].state}"]`);
+    assert.equal(await manager.locator('#qm-jobs').count(), 0, 'the list gave way to the job');
+    assert.equal(await manager.locator('#qm-job').count(), 1, 'one panel');
     for (const page of pages) assert.deepEqual(page.errors, undefined);
   } finally {
     for (const page of pages) await page.context().close();

@@ -11,6 +11,8 @@ pub(crate) fn calltrail(args: &[&str], stdin: &str) -> (i32, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_calltrail"))
         .args(args)
         .env_remove("CALLTRAIL_DATA")
+        // Another application's database must not become calltrail's.
+        .env_remove("DATABASE_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,6 +1,6 @@
 //! The two dialects' migrations: the same versions, and the same schema — tables, columns (name,
-//! kind, nullability, in order), primary keys, unique constraints and indexes (name, columns,
-//! uniqueness, partial or not) — apart from the one thing each does its own way: number search
+//! kind, nullability, default, in order), primary keys, foreign keys, unique constraints and
+//! indexes (name, columns, uniqueness, partial or not) — apart from the one thing each does its own way: number search
 //! (SQLite's FTS5 table `numbers_fts` with its shadow tables; PostgreSQL's trigram index
 //! `numbers_trgm_idx`). PostgreSQL is the machine's server at 127.0.0.1:5432 (user `postgres`),
 //! in a database of this test's own, dropped afterwards.
@@ -11,8 +11,10 @@ use calltrail::store::migrations::{MIGRATIONS, POSTGRES};
 
 #[derive(Debug, Default, PartialEq)]
 struct Table {
-    /// (name, kind: int | text | bytes, not null), in order.
-    columns: Vec<(String, String, bool)>,
+    /// (name, kind: int | text | bytes, not null, default), in order.
+    columns: Vec<(String, String, bool, Option<String>)>,
+    /// (column, referenced table, referenced column)
+    foreign_keys: BTreeSet<(String, String, String)>,
     primary_key: Vec<String>,
     uniques: BTreeSet<Vec<String>>,
     /// name → (columns, unique, partial)
@@ -51,12 +53,13 @@ fn sqlite_schema() -> Schema {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, bool>(3)?,
+                    r.get::<_, Option<String>>(4)?,
                     r.get::<_, i64>(5)?,
                 ))
             })
             .unwrap();
         for col in cols {
-            let (col, declared, not_null, in_pk) = col.unwrap();
+            let (col, declared, not_null, default, in_pk) = col.unwrap();
             let kind = match declared.as_str() {
                 "INTEGER" => "int",
                 "TEXT" => "text",
@@ -64,13 +67,21 @@ fn sqlite_schema() -> Schema {
                 other => panic!("{name}.{col}: type {other}"),
             };
             // A primary key is never null (SQLite lets a TEXT one be, by an old quirk; no row does).
-            t.columns.push((col.clone(), kind.into(), not_null || in_pk > 0));
+            t.columns
+                .push((col.clone(), kind.into(), not_null || in_pk > 0, default));
             if in_pk > 0 {
                 pk.push((in_pk, col));
             }
         }
         pk.sort();
         t.primary_key = pk.into_iter().map(|(_, c)| c).collect();
+        let mut stmt = tx.prepare(&format!("PRAGMA foreign_key_list('{name}')")).unwrap();
+        let fks = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(3)?, r.get::<_, String>(2)?, r.get::<_, String>(4)?))
+            })
+            .unwrap();
+        t.foreign_keys = fks.collect::<Result<_, _>>().unwrap();
         let mut stmt = tx.prepare(&format!("PRAGMA index_list('{name}')")).unwrap();
         let indexes: Vec<(String, bool, String, bool)> = stmt
             .query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
@@ -154,20 +165,25 @@ fn postgres_schema(client: &mut postgres::Client) -> Schema {
         let mut t = Table::default();
         let cols = client
             .query(
-                "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
+                "SELECT column_name::text, data_type::text, is_nullable::text, column_default::text \
+                 FROM information_schema.columns \
                  WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
                 &[&name],
             )
             .unwrap();
         for r in cols {
             let (col, data_type, nullable): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            // As SQLite writes it: `'UTC'::text` is `'UTC'`.
+            let default: Option<String> = r
+                .get::<_, Option<String>>(3)
+                .map(|d| d.trim_end_matches("::text").trim_end_matches("::bigint").to_string());
             let kind = match data_type.as_str() {
                 "bigint" => "int",
                 "text" => "text",
                 "bytea" => "bytes",
                 other => panic!("{name}.{col}: type {other}"),
             };
-            t.columns.push((col, kind.into(), nullable == "NO"));
+            t.columns.push((col, kind.into(), nullable == "NO", default));
         }
         let constraints = client
             .query(
@@ -185,6 +201,18 @@ fn postgres_schema(client: &mut postgres::Client) -> Schema {
                 t.uniques.insert(columns);
             }
         }
+        let fks = client
+            .query(
+                "SELECT a.attname::text, f.relname::text, b.attname::text FROM pg_constraint c \
+                 CROSS JOIN LATERAL unnest(c.conkey, c.confkey) AS k(n, m) \
+                 JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n \
+                 JOIN pg_class f ON f.oid = c.confrelid \
+                 JOIN pg_attribute b ON b.attrelid = c.confrelid AND b.attnum = k.m \
+                 WHERE c.conrelid = $1::text::regclass AND c.contype = 'f'",
+                &[&name],
+            )
+            .unwrap();
+        t.foreign_keys = fks.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
         let indexes = client
             .query(
                 "SELECT i.relname::text, x.indisunique, x.indpred IS NOT NULL, \
@@ -240,6 +268,15 @@ fn both_dialects_migrate_to_the_same_schema() {
     assert!(sqlite.len() > 30, "{}", sqlite.len());
     assert!(sqlite["calls"].indexes.contains_key("calls_recording_idx"));
     assert!(sqlite["calls"].indexes["calls_recording_idx"].2, "partial");
+    assert!(sqlite["users"]
+        .foreign_keys
+        .contains(&("account_id".into(), "accounts".into(), "id".into())));
+    assert!(sqlite["accounts"].columns.contains(&(
+        "restricted_recordings".into(),
+        "text".into(),
+        true,
+        Some("'play'".into())
+    )));
     // Number search exists in both, each its own way.
     let trigram: i64 = client
         .query_one(
@@ -267,4 +304,34 @@ fn migrate_brings_the_data_folder_up_to_date_and_names_a_bad_url() {
     let (code, _, err) = crate::cli::calltrail(&["migrate", "--database-url", "postgres://postgres@127.0.0.1:1/x"], "");
     assert_eq!(code, 2);
     assert!(err.contains("--database-url: cannot connect"), "{err}");
+}
+
+#[test]
+fn instances_migrating_one_database_at_once_all_succeed_and_migrate_it_once() {
+    let (scratch, mut client) = Scratch::create();
+    let url = scratch.url();
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || crate::cli::calltrail(&["migrate", "--database-url", &url], ""))
+        })
+        .collect();
+    for run in runs {
+        let (code, out, err) = run.join().unwrap();
+        assert_eq!(
+            (code, out.trim()),
+            (0, "the PostgreSQL database is at schema version 10"),
+            "{err}"
+        );
+    }
+    let version: i64 = client
+        .query_one("SELECT version FROM calltrail_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(version, 10);
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM calltrail_schema", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "one version row");
 }

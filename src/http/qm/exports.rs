@@ -448,6 +448,9 @@ pub async fn rerun_export(
                     "nothing to send again: every call of export {id} was sent or skipped"
                 )));
             }
+            // Calls in doubt (their server died with the request out) are sent again only now,
+            // on this explicit request.
+            rows::clear_doubts(conn, account, &unsent)?;
             let new = rows::create_export(conn, account, user, None, Some(&unsent), Some(id), now_ms())?;
             let detail =
                 serde_json::json!({ "job": new.to_string(), "rerun_of": id.to_string(), "calls": unsent.len() });

@@ -18,6 +18,8 @@ use crate::store::auth::now_ms;
 use crate::store::qm::{self as rows, Integration};
 use crate::store::view::format_time;
 
+const STALE: &str = "the QM settings were changed meanwhile; load them again and retry";
+
 /// The shortest API key taken: QM keys are long random strings, a short one is a typing slip.
 const MIN_KEY_CHARS: usize = 8;
 /// Characters of the key shown (masked view), for keys at least three times as long.
@@ -43,6 +45,8 @@ pub struct IntegrationView {
     pub file_links_from: String,
     /// Set when that address is one the QM system surely cannot reach (loopback, unspecified).
     pub file_links_warning: Option<String>,
+    /// Send it back with a change: a change made from stale settings is refused (409).
+    pub version: i64,
 }
 
 fn defaults() -> Integration {
@@ -76,6 +80,7 @@ fn view(state: &AppState, account: AccountId, i: Integration) -> IntegrationView
         active: i.active,
         connected: i.connected_at.is_some(),
         connected_at: i.connected_at.map(|t| format_time(t, None)),
+        version: i.updated_at,
         file_links_from: format!("{}/qm/recordings/", state.config.public_url),
         file_links_warning: unreachable_from_outside(&state.config.public_url).then(|| {
             format!(
@@ -149,6 +154,9 @@ pub struct IntegrationChange {
     /// true: check the credentials with the QM system, then turn exports on; false: off.
     #[serde(default)]
     pub active: Option<bool>,
+    /// The `version` the change was made from; when given and no longer current, 409.
+    #[serde(default)]
+    pub version: Option<i64>,
 }
 
 fn check_change(c: &IntegrationChange) -> Result<(), AppError> {
@@ -225,6 +233,9 @@ pub async fn put_integration(
     check_change(&change)?;
     let account = principal.account_id;
     let before = current(&state, account).await?;
+    if change.version.is_some_and(|v| v != before.updated_at) {
+        return Err(AppError::Conflict(STALE.into()));
+    }
     let mut after = before.clone();
     let mut changed = vec![];
     if let Some(url) = &change.base_url {

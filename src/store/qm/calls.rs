@@ -182,28 +182,58 @@ pub fn set_outcome(
     Ok(())
 }
 
-/// When and in which job the QM system took this call, if it did.
-pub fn delivery(conn: &Connection, account: AccountId, call: i64) -> Result<Option<(i64, i64)>, StoreError> {
+/// What the account's delivery record says of a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Taken by the QM system in that export, then.
+    Taken { export: i64, at: i64 },
+    /// A request for it was out when that export's server died: it may have been taken.
+    InDoubt { export: i64 },
+}
+
+pub fn delivery(conn: &Connection, account: AccountId, call: i64) -> Result<Option<Delivery>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT export_id, sent_at FROM qm_deliveries WHERE account_id = ? AND call_id = ?")?
-        .query_row(params![account.0, call], |r| Ok((r.get(0)?, r.get(1)?)))
+        .prepare_cached("SELECT export_id, sent_at, confirmed FROM qm_deliveries WHERE account_id = ? AND call_id = ?")?
+        .query_row(params![account.0, call], |r| {
+            let (export, at, confirmed): (i64, i64, bool) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            Ok(if confirmed {
+                Delivery::Taken { export, at }
+            } else {
+                Delivery::InDoubt { export }
+            })
+        })
         .optional()?)
 }
 
 /// Records that the QM system took the call; in the same transaction as the job's outcome.
+/// Only for the call still stored under that id with that external id (retention may have
+/// deleted it while its request was out, and a later call may take the id).
 pub fn delivered(
     conn: &Connection,
     account: AccountId,
     call: i64,
+    external_id: &str,
     qm_id: &str,
     export: i64,
     now: i64,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO qm_deliveries (account_id, call_id, qm_id, export_id, sent_at) VALUES (?, ?, ?, ?, ?) \
-         ON CONFLICT (account_id, call_id) DO NOTHING",
+        "INSERT INTO qm_deliveries (account_id, call_id, qm_id, export_id, sent_at, confirmed) \
+         SELECT ?1, id, ?2, ?3, ?4, 1 FROM calls WHERE id = ?5 AND account_id = ?1 AND external_id = ?6 \
+         ON CONFLICT (account_id, call_id) DO UPDATE SET qm_id = excluded.qm_id, export_id = excluded.export_id, \
+         sent_at = excluded.sent_at, confirmed = 1",
     )?
-    .execute(params![account.0, call, qm_id, export, now])?;
+    .execute(params![account.0, qm_id, export, now, call, external_id])?;
+    Ok(())
+}
+
+/// An explicit re-run takes these calls out of doubt: sending them is the user's decision.
+pub fn clear_doubts(conn: &Connection, account: AccountId, calls: &[i64]) -> Result<(), StoreError> {
+    let mut stmt =
+        conn.prepare_cached("DELETE FROM qm_deliveries WHERE account_id = ? AND call_id = ? AND confirmed = 0")?;
+    for call in calls {
+        stmt.execute(params![account.0, call])?;
+    }
     Ok(())
 }
 

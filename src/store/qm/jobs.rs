@@ -20,6 +20,8 @@ pub struct Export {
     pub rerun_of: Option<i64>,
     /// Whether its calls are listed.
     pub prepared: bool,
+    /// How far a filtered job's calls are listed: (started_at, id) of the last one.
+    pub listed_to: Option<(i64, i64)>,
     pub state: JobState,
     pub error: Option<String>,
     pub created_at: i64,
@@ -27,8 +29,8 @@ pub struct Export {
     pub finished_at: Option<i64>,
 }
 
-const EXPORT_COLS: &str =
-    "id, account_id, user_id, query, rerun_of, prepared, state, error, created_at, started_at, finished_at";
+const EXPORT_COLS: &str = "id, account_id, user_id, query, rerun_of, prepared, state, error, created_at, \
+    started_at, finished_at, list_started_at, list_id";
 
 fn export_from_row(r: &Row<'_, '_>) -> crate::store::db::Result<Export> {
     let state: String = r.get(6)?;
@@ -45,6 +47,10 @@ fn export_from_row(r: &Row<'_, '_>) -> crate::store::db::Result<Export> {
         created_at: r.get(8)?,
         started_at: r.get(9)?,
         finished_at: r.get(10)?,
+        listed_to: match (r.get(11)?, r.get(12)?) {
+            (Some(at), Some(id)) => Some((at, id)),
+            _ => None,
+        },
     })
 }
 
@@ -78,6 +84,17 @@ pub fn add_calls(conn: &Connection, export: i64, ids: &[i64], now: i64) -> Resul
     )?;
     for id in ids {
         stmt.execute(params![export, id, now])?;
+    }
+    Ok(())
+}
+
+/// Lists calls of a filtered job and remembers how far it got (the next turn goes on from there).
+pub fn add_listed(conn: &Connection, export: i64, ids: &[(i64, i64)], now: i64) -> Result<(), StoreError> {
+    let calls: Vec<i64> = ids.iter().map(|&(_, id)| id).collect();
+    add_calls(conn, export, &calls, now)?;
+    if let Some(&(at, id)) = ids.last() {
+        conn.prepare_cached("UPDATE qm_exports SET list_started_at = ?, list_id = ? WHERE id = ?")?
+            .execute(params![at, id, export])?;
     }
     Ok(())
 }
@@ -144,16 +161,19 @@ pub fn finish_export(conn: &Connection, id: i64, failure: Option<&str>, now: i64
     } else {
         JobState::Done
     };
-    conn.prepare_cached(
-        "UPDATE qm_exports SET state = ?, error = ?, finished_at = ? WHERE id = ? AND state = 'running'",
-    )?
-    .execute(params![state.code(), failure, now, id])?;
-    if let Some(reason) = failure {
+    let ended = conn
+        .prepare_cached(
+            "UPDATE qm_exports SET state = ?, error = ?, finished_at = ? WHERE id = ? AND state = 'running'",
+        )?
+        .execute(params![state.code(), failure, now, id])?;
+    // A job cancelled meanwhile keeps its unsent calls pending, for a re-run.
+    if let (Some(reason), 1) = (failure, ended) {
         // A call left `sending` by a failed write after its request is in doubt like one
-        // interrupted by a crash: reported failed, sent again only by a re-run.
+        // interrupted by a crash.
+        mark_in_doubt(conn, Some(id), now)?;
         conn.prepare_cached(
             "UPDATE qm_export_calls SET outcome = 'failed', error = ?, updated_at = ? \
-             WHERE export_id = ? AND outcome IN ('pending', 'sending')",
+             WHERE export_id = ? AND outcome = 'pending'",
         )?
         .execute(params![format!("not sent: {reason}"), now, id])?;
     }
@@ -171,22 +191,35 @@ pub fn cancel_export(conn: &Connection, account: AccountId, id: i64, now: i64) -
 }
 
 /// After a stop: a call whose request was out when the server went down may or may not have been
-/// taken; it is reported failed (a re-run sends it) instead of being sent again on our own.
-/// Returns how many.
+/// taken; it is reported failed and marked in doubt for the account, so that no job sends it
+/// again on its own — only an explicit re-run does. Returns how many.
 pub fn interrupted_sends(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    mark_in_doubt(conn, None, now)
+}
+
+/// The `sending` calls of one job (or of all), failed and in doubt.
+fn mark_in_doubt(conn: &Connection, export: Option<i64>, now: i64) -> Result<usize, StoreError> {
     let reason = "interrupted: the server stopped while this call was being sent, so the QM system may or may \
                   not have taken it; re-run the export to send it again";
     conn.prepare_cached(
         "INSERT INTO qm_export_failures (export_id, call_id, at, status, correlation_id, error) \
-         SELECT export_id, call_id, ?, NULL, NULL, ? FROM qm_export_calls WHERE outcome = 'sending'",
+         SELECT export_id, call_id, ?1, NULL, NULL, ?2 FROM qm_export_calls \
+         WHERE outcome = 'sending' AND (?3 IS NULL OR export_id = ?3)",
     )?
-    .execute(params![now, reason])?;
+    .execute(params![now, reason, export])?;
+    conn.prepare_cached(
+        "INSERT INTO qm_deliveries (account_id, call_id, qm_id, export_id, sent_at, confirmed) \
+         SELECT e.account_id, x.call_id, '', x.export_id, ?1, 0 FROM qm_export_calls x \
+         JOIN qm_exports e ON e.id = x.export_id WHERE x.outcome = 'sending' AND (?2 IS NULL OR x.export_id = ?2) \
+         ON CONFLICT (account_id, call_id) DO NOTHING",
+    )?
+    .execute(params![now, export])?;
     Ok(conn
         .prepare_cached(
-            "UPDATE qm_export_calls SET outcome = 'failed', status = NULL, correlation_id = NULL, error = ?, \
-             updated_at = ? WHERE outcome = 'sending'",
+            "UPDATE qm_export_calls SET outcome = 'failed', status = NULL, correlation_id = NULL, error = ?1, \
+             updated_at = ?2 WHERE outcome = 'sending' AND (?3 IS NULL OR export_id = ?3)",
         )?
-        .execute(params![reason, now])?)
+        .execute(params![reason, now, export])?)
 }
 
 /// How many calls of a job stand where.

@@ -328,7 +328,7 @@ async fn calls_reach_the_qm_system_once_each_with_what_it_demands() {
 
 #[tokio::test]
 async fn failures_are_retried_kept_with_their_correlation_ids_and_sent_again_only_by_a_rerun() {
-    let (qm, _, app, owner) = connected_app("qm-retries", |c| c.qm.timeout_ms = 1_000).await;
+    let (qm, _, app, owner) = connected_app("qm-retries", |c| c.qm.timeout_ms = 2_000).await;
     let exts = ["r1", "r2", "r3", "r4", "r5", "r6"];
     let calls: Vec<Value> = exts
         .iter()
@@ -347,7 +347,7 @@ async fn failures_are_retried_kept_with_their_correlation_ids_and_sent_again_onl
     );
     // Throttled three times (the first asking for a second's rest): not the call's attempts.
     qm.fail("r2", &[Fault::Throttle(1), Fault::Throttle(0), Fault::Throttle(0)]);
-    qm.fail("r3", &[Fault::Hang(3_000)]);
+    qm.fail("r3", &[Fault::Hang(5_000)]);
     qm.fail("r4", &[Fault::Status(400, "corr-400")]);
     qm.fail(
         "r5",

@@ -94,7 +94,9 @@ async fn jobs_take_turns_stop_when_cancelled_or_switched_off_and_a_rerun_finishe
         "the second job's batch went between the first's: {order:?}"
     );
 
-    // Cancelled part way: the calls not yet sent stay for a re-run.
+    // Cancelled part way: the calls not yet sent stay for a re-run. (Slower calls, so that the
+    // cancel surely lands part way.)
+    qm.seen.lock().unwrap().delay_ms = 150;
     let c = ["c1", "c2", "c3", "c4", "c5", "c6"];
     let c_ids = recorded_calls(&app, &owner, &c, 20).await;
     let cancelled = start(&app, &owner, json!({"call_ids": c_ids})).await;
@@ -108,13 +110,28 @@ async fn jobs_take_turns_stop_when_cancelled_or_switched_off_and_a_rerun_finishe
         )
         .await;
     assert_eq!((status, &job["state"]), (200, &json!("cancelled")), "{job}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once the request that was out is settled, nothing more reaches the QM system.
+    let taken_of_c = || qm.taken_ids().iter().filter(|id| c.contains(&id.as_str())).count() as i64;
+    let mut job = finished(&app, &owner, &cancelled).await;
+    for _ in 0..200 {
+        if job["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["outcome"] != "sending")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        job = finished(&app, &owner, &cancelled).await;
+    }
+    let settled = taken_of_c();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(taken_of_c(), settled, "nothing more was sent after the cancel");
     let job = finished(&app, &owner, &cancelled).await;
     let [total, sent, _, _, failed, pending] = counts(&job);
-    assert_eq!((total, failed, sent + pending), (6, 0, 6), "{job}");
+    assert_eq!((total, failed, sent + pending, sent), (6, 0, 6, settled), "{job}");
     assert!(pending >= 2, "stopped part way: {job}");
-    let taken_c = qm.taken_ids().iter().filter(|id| c.contains(&id.as_str())).count() as i64;
-    assert_eq!(taken_c, sent, "nothing more was sent after the cancel");
     let (_, rerun) = ask_rerun(&app, &owner, &cancelled).await;
     let rerun = finished(&app, &owner, rerun["id"].as_str().unwrap()).await;
     assert_eq!(counts(&rerun), [pending, pending, 0, 0, 0, 0], "{rerun}");
@@ -187,6 +204,7 @@ impl Process {
             ])
             .args(["--qm-batch-pause-seconds", "0", "--qm-timeout-seconds", "60"])
             .env("CALLTRAIL_SECRET_KEY", key)
+            .env_remove("DATABASE_URL")
             .env("CALLTRAIL_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -330,6 +348,46 @@ async fn a_server_killed_mid_request_reports_that_call_failed_and_never_sends_it
     let mut taken = qm.taken_ids();
     taken.sort();
     assert_eq!(taken, vec!["k1", "k3"], "k2 is not sent again on its own");
+    // Nor by another export of the same calls: in doubt until a re-run of that export.
+    let r = send(
+        reqwest::Method::POST,
+        &server.base,
+        "/api/v1/integrations/qm/exports",
+        Some(json!({"filters": {}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let other = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let other_path = format!("/api/v1/integrations/qm/exports/{other}");
+    let mut again = Value::Null;
+    for _ in 0..1_000 {
+        again = send(reqwest::Method::GET, &server.base, &other_path, None)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if again["state"] == "done" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(counts(&again), [3, 0, 2, 0, 1, 0], "{again}");
+    let doubt = again["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["external_id"] == "k2")
+        .unwrap();
+    assert!(
+        doubt["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("in doubt: export {id} was interrupted")),
+        "{doubt}"
+    );
+    assert_eq!(qm.taken_ids().len(), 2);
     // Only a re-run sends it (the QM system answers it now).
     let r = send(reqwest::Method::POST, &server.base, &format!("{path}/rerun"), None)
         .await

@@ -3,7 +3,7 @@
 use calltrail::domain::{Role, TokenScope};
 use calltrail::secrets::SealingKey;
 use chrono_tz::Tz;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::common::{error_field, temp_dir, TestApp};
@@ -33,7 +33,8 @@ async fn settings_are_for_administrators_and_the_key_never_leaves_the_server() {
                "language_code": "ru", "operator_channel": "left", "active": false, "connected": false,
                "connected_at": null, "file_links_from": format!("{}/qm/recordings/", app.base),
                "file_links_warning": format!("{} is this machine's own address: the QM system cannot download \
-                   recordings from it; start calltrail with --public-url set to an address it can reach", app.base)})
+                   recordings from it; start calltrail with --public-url set to an address it can reach", app.base),
+               "version": 0})
     );
     // Not active: exporting is refused with a clear conflict, and /me says so.
     let (status, body) = ask(&app, &manager, json!({"filters": {}})).await;
@@ -95,6 +96,38 @@ async fn settings_are_for_administrators_and_the_key_never_leaves_the_server() {
     assert_eq!(app.get(&admin, path).await.1, fresh, "nothing changed");
 
     connected(&app, &admin, &base).await;
+    // A change made from settings read before another change is refused, and changes nothing.
+    let (_, read) = app.get(&owner, path).await;
+    let stale = read["version"].as_i64().unwrap();
+    assert!(stale > 0);
+    let (status, _) = app
+        .send(
+            "PUT",
+            &admin,
+            path,
+            Some(json!({"language_code": "kk", "version": stale})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = app
+        .send("PUT", &owner, path, Some(json!({"active": false, "version": stale})))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("changed meanwhile"),
+        "{body}"
+    );
+    let (_, now) = app.get(&owner, path).await;
+    assert_eq!((&now["active"], &now["language_code"]), (&json!(true), &json!("kk")));
+    let (status, _) = app
+        .send(
+            "PUT",
+            &admin,
+            path,
+            Some(json!({"language_code": "ru", "version": now["version"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
     let (_, shown) = app.get(&owner, path).await;
     assert_eq!(shown["api_key"], "••••2a9c", "masked: the last four characters only");
     assert_eq!(shown["api_key_readable"], true);
@@ -124,10 +157,18 @@ async fn settings_are_for_administrators_and_the_key_never_leaves_the_server() {
     // The audit log has every change, never the key.
     let (_, audit) = app.get(&owner, "/api/v1/audit?action=qm_settings_changed").await;
     let entries = audit["items"].as_array().unwrap();
-    assert_eq!(entries.len(), 2, "connected once by PUT, once by connect: {audit}");
+    // Newest first: connect; the language back; the language; connected by PUT. The refused
+    // stale change is not there.
+    let changed: Vec<&Value> = entries.iter().map(|e| &e["detail"]["changed"]).collect();
     assert_eq!(
-        entries[1]["detail"]["changed"],
-        json!(["base_url", "api_key", "operator_channel", "active"])
+        changed,
+        vec![
+            &Value::Null,
+            &json!(["language_code"]),
+            &json!(["language_code"]),
+            &json!(["base_url", "api_key", "operator_channel", "active"])
+        ],
+        "{audit}"
     );
     assert_eq!(entries[0]["detail"]["connected"], true);
     assert!(!audit.to_string().contains(KEY));
