@@ -247,6 +247,13 @@ impl Worker {
             if requests > 0 && !self.pause(self.rules().request_interval_ms).await {
                 return Step::Over;
             }
+            // A cancel is seen before each call, after the pause.
+            if !matches!(
+                self.store.read(move |conn| rows::export_state(conn, id)).await,
+                Ok(JobState::Running)
+            ) {
+                return Step::Over;
+            }
             match self.send_call(&job, &link, due).await {
                 Ok(Next::Go { requested }) => requests += usize::from(requested),
                 Ok(Next::Hold(wait)) => {
@@ -258,13 +265,6 @@ impl Worker {
                     return Step::Held(now_ms() + wait.as_millis() as i64);
                 }
                 Ok(Next::Stop(reason)) | Err(reason) => return Step::Failed(reason),
-            }
-            // A cancel is seen between two calls.
-            if !matches!(
-                self.store.read(move |conn| rows::export_state(conn, id)).await,
-                Ok(JobState::Running)
-            ) {
-                return Step::Over;
             }
         }
         Step::Sent { full, requests }
