@@ -243,7 +243,7 @@ pub fn create_token(
 /// Revokes a user's live tokens (only those called `name`, when given); returns how many.
 pub fn revoke_tokens(conn: &Connection, user: UserId, name: Option<&str>) -> Result<usize, StoreError> {
     Ok(conn.execute(
-        "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (?3 IS NULL OR name = ?3)",
+        "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL AND (CAST(?3 AS TEXT) IS NULL OR name = ?3)",
         params![now_ms(), user.0, name],
     )?)
 }
@@ -298,7 +298,7 @@ pub fn login_candidates(
     let rows = conn
         .prepare_cached(
             "SELECT u.id, u.account_id, u.password_hash, u.blocked FROM users u JOIN accounts a ON a.id = u.account_id \
-             WHERE u.login = ?1 AND u.password_hash IS NOT NULL AND (?2 IS NULL OR a.name = ?2) ORDER BY u.id",
+             WHERE u.login = ?1 AND u.password_hash IS NOT NULL AND (CAST(?2 AS TEXT) IS NULL OR a.name = ?2) ORDER BY u.id",
         )?
         .query_map(params![login, account], |r| {
             Ok(LoginCandidate {

@@ -67,7 +67,7 @@ impl CountDeltas {
             };
             let mut stmt = conn.prepare_cached(&format!(
                 "INSERT INTO {table} (account_id, bucket, kind, result, operator_id, n) VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = n + excluded.n"
+                 ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = {table}.n + excluded.n"
             ))?;
             for ((b, kind, result, op), n) in rows {
                 if n == 0 {
@@ -108,7 +108,7 @@ pub fn sum(
     end: Option<i64>,
 ) -> Result<i64, StoreError> {
     let mut sql = format!(
-        "SELECT COALESCE(SUM(n), 0) FROM {} WHERE account_id = ?",
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM {} WHERE account_id = ?",
         bucket.table()
     );
     let mut args = vec![Value::Integer(scope.account.0)];

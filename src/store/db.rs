@@ -20,13 +20,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("{0}")]
     Sqlite(rusqlite::Error),
-    #[error("{0}")]
+    #[error("{}", postgres_message(.0))]
     Postgres(#[from] postgres::Error),
     /// `query_row` found nothing (`optional()` makes it `None`).
     #[error("the query returned no rows")]
     NoRows,
     #[error("column {column}: {message}")]
     Conversion { column: String, message: String },
+}
+
+/// The server's own words ("db error" alone says nothing).
+fn postgres_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} ({})", d.message(), d.code().code()),
+        None => e.to_string(),
+    }
 }
 
 impl From<rusqlite::Error> for Error {

@@ -1,5 +1,6 @@
-//! What is particular to SQLite: connection settings and the number-search clause. The rest of
-//! the store's SQL is written in the subset SQLite and PostgreSQL share, with `?` placeholders.
+//! What differs between the databases: SQLite's connection settings, the number-search clause,
+//! the time-index hint. The rest of the store's SQL is written in the subset SQLite and
+//! PostgreSQL share, with `?` placeholders (`db.rs` numbers them for PostgreSQL).
 
 use crate::store::db::Connection;
 
@@ -27,25 +28,74 @@ pub fn configure_reader(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     )
 }
 
-/// Makes a page query walk the time index newest first (see `search::PagePlan`); the planner,
-/// guessing without exact counts, sometimes sorts a million matches instead.
-pub const WALK_TIME_INDEX: &str = " INDEXED BY calls_started_idx";
+/// Which database a connection speaks, for the few places where the SQL differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
 
-/// A condition matching calls whose caller or callee number contains the bound fragment
-/// (bound twice). It finds the matching numbers in the trigram index over the number
-/// dictionary, then the calls through the per-number indexes.
-pub const NUMBER_MATCH: &str = "(c.from_number IN (SELECT n.number FROM numbers n WHERE n.id IN \
-     (SELECT rowid FROM numbers_fts WHERE numbers_fts MATCH ?)) \
-     OR c.to_number IN (SELECT n.number FROM numbers n WHERE n.id IN \
-     (SELECT rowid FROM numbers_fts WHERE numbers_fts MATCH ?)))";
+impl Dialect {
+    pub fn of(conn: &Connection) -> Dialect {
+        if conn.is_postgres() {
+            Dialect::Postgres
+        } else {
+            Dialect::Sqlite
+        }
+    }
 
-/// The FTS5 query text for a literal substring: one quoted phrase, quotes doubled.
-pub fn number_match_arg(fragment: &str) -> String {
-    format!("\"{}\"", fragment.replace('"', "\"\""))
+    /// Makes a page query walk the time index newest first (see `search::PagePlan`); SQLite's
+    /// planner, guessing without exact counts, sometimes sorts a million matches instead.
+    /// PostgreSQL has no such hint (its planner keeps statistics of its own).
+    pub fn walk_time_index(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => " INDEXED BY calls_started_idx",
+            Dialect::Postgres => "",
+        }
+    }
+
+    /// A condition matching calls whose caller or callee number contains the bound fragment
+    /// (bound twice): the matching numbers are found in the trigram index over the number
+    /// dictionary (SQLite: FTS5; PostgreSQL: `pg_trgm` GIN), then the calls through the
+    /// per-number indexes.
+    pub fn number_match(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "(c.from_number IN (SELECT n.number FROM numbers n WHERE n.id IN \
+                 (SELECT rowid FROM numbers_fts WHERE numbers_fts MATCH ?)) \
+                 OR c.to_number IN (SELECT n.number FROM numbers n WHERE n.id IN \
+                 (SELECT rowid FROM numbers_fts WHERE numbers_fts MATCH ?)))"
+            }
+            Dialect::Postgres => {
+                "(c.from_number IN (SELECT n.number FROM numbers n WHERE n.number LIKE ?) \
+                 OR c.to_number IN (SELECT n.number FROM numbers n WHERE n.number LIKE ?))"
+            }
+        }
+    }
+
+    /// The bound text for a literal substring: an FTS5 phrase (quotes doubled), or a LIKE
+    /// pattern (wildcards escaped).
+    pub fn number_match_arg(self, fragment: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("\"{}\"", fragment.replace('"', "\"\"")),
+            Dialect::Postgres => format!(
+                "%{}%",
+                fragment.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            ),
+        }
+    }
 }
 
 /// Records a number in the dictionary (and its trigram index) if it is new there.
 pub fn remember_number(conn: &Connection, number: &str) -> crate::store::db::Result<()> {
+    if conn.is_postgres() {
+        // The GIN index follows the table.
+        conn.execute(
+            "INSERT INTO numbers (number) VALUES (?) ON CONFLICT (number) DO NOTHING",
+            [number],
+        )?;
+        return Ok(());
+    }
     let mut find = conn.prepare_cached("SELECT 1 FROM numbers WHERE number = ?")?;
     if find.exists([number])? {
         return Ok(());

@@ -92,8 +92,8 @@ pub fn stretch(
     limit: u32,
     sets: Sets,
 ) -> Result<(Vec<Row>, Option<Position>), StoreError> {
-    let sql = matches_after(scope, f, after);
-    let (index, order) = plan.order();
+    let sql = matches_after(super::dialect::Dialect::of(conn), scope, f, after);
+    let (index, order) = plan.order(super::dialect::Dialect::of(conn));
     let text = format!(
         "SELECT c.id, c.started_at, c.kind, c.from_number, c.to_number, c.operator_id, c.queue_id, c.ring_seconds, \
          c.talk_seconds, c.price_e4, c.scenario_id, c.campaign_id, c.result, c.completion_code_id, c.callback_at, \

@@ -94,12 +94,29 @@ type Finisher = Box<dyn FnOnce(Option<StoreError>) + Send>;
 /// that error). Returns whether it succeeded and what to do once the commit is known.
 type Job = Box<dyn for<'a> FnOnce(Result<(&'a Connection, &'a mut WriteCache), StoreError>) -> (bool, Finisher) + Send>;
 
+/// Where the store's connections go.
+enum Backend {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
 struct Inner {
-    path: PathBuf,
+    backend: Backend,
     readers: Mutex<Vec<Connection>>,
     reader_permits: Semaphore,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     cursor_key: [u8; 32],
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A PostgreSQL client closes its connection by blocking on it: never on an async thread,
+        // where the last handle to the store may well be dropped.
+        let readers = std::mem::take(self.readers.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if readers.iter().any(Connection::is_postgres) {
+            let _ = std::thread::spawn(move || drop(readers)).join();
+        }
+    }
 }
 
 /// A handle to the store; cheap to clone.
@@ -128,7 +145,49 @@ impl Store {
             .spawn(move || writer_loop(conn, rx))?;
         Ok(Store {
             inner: Arc::new(Inner {
-                path,
+                backend: Backend::Sqlite(path),
+                readers: Mutex::new(Vec::new()),
+                reader_permits: Semaphore::new(READERS),
+                writer: Mutex::new(Some(tx)),
+                cursor_key,
+            }),
+        })
+    }
+
+    /// Opens a PostgreSQL database (`postgres://…`), migrates it and starts the writer. The
+    /// same store code runs on it; what differs is `dialect.rs`'s.
+    pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<[u8; 32], StoreError>>();
+        let writer_url = url.to_string();
+        // The synchronous client runs a small runtime of its own: connected on the writer's
+        // own thread, never on an async one.
+        std::thread::Builder::new()
+            .name("calltrail-writer".into())
+            .spawn(move || {
+                let opened = (|| {
+                    let mut client =
+                        postgres::Client::connect(&writer_url, postgres::NoTls).map_err(db::Error::from)?;
+                    migrations::run_postgres(&mut client).map_err(db::Error::from)?;
+                    let conn = Connection::Postgres(Box::new(db::PgConnection::new(client)));
+                    auth::ensure_default_account(&conn)?;
+                    let key = auth::secret(&conn, "cursor_key")?;
+                    Ok::<_, StoreError>((conn, key))
+                })();
+                match opened {
+                    Ok((conn, key)) => {
+                        let _ = ready_tx.send(Ok(key));
+                        writer_loop(conn, rx);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })?;
+        let cursor_key = ready_rx.recv().map_err(|_| StoreError::Closed)??;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                backend: Backend::Postgres(url.to_string()),
                 readers: Mutex::new(Vec::new()),
                 reader_permits: Semaphore::new(READERS),
                 writer: Mutex::new(Some(tx)),
@@ -159,7 +218,7 @@ impl Store {
             let pooled = inner.readers.lock().map_err(|_| StoreError::Closed)?.pop();
             let conn = match pooled {
                 Some(c) => c,
-                None => open_reader(&inner.path)?,
+                None => open_reader(&inner.backend)?,
             };
             let out = f(&conn);
             if let Ok(mut pool) = inner.readers.lock() {
@@ -208,8 +267,15 @@ impl Store {
     /// with `full`). Read connections only load statistics when they open, so the pool is
     /// emptied and reopens with the new ones.
     pub async fn analyze(&self, full: bool) -> Result<(), StoreError> {
-        let sql = if full { "ANALYZE" } else { "PRAGMA optimize" };
-        self.write(move |conn, _| Ok(conn.execute_batch(sql)?)).await?;
+        self.write(move |conn, _| {
+            let sql = if full || conn.is_postgres() {
+                "ANALYZE"
+            } else {
+                "PRAGMA optimize"
+            };
+            Ok(conn.execute_batch(sql)?)
+        })
+        .await?;
         self.inner.readers.lock().map_err(|_| StoreError::Closed)?.clear();
         Ok(())
     }
@@ -222,7 +288,14 @@ impl Store {
     }
 }
 
-fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+fn open_reader(backend: &Backend) -> Result<Connection, StoreError> {
+    let path = match backend {
+        Backend::Sqlite(path) => path,
+        Backend::Postgres(url) => {
+            let client = postgres::Client::connect(url, postgres::NoTls).map_err(db::Error::from)?;
+            return Ok(Connection::Postgres(Box::new(db::PgConnection::new(client))));
+        }
+    };
     let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
@@ -243,7 +316,9 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // SQLite takes the write lock at once, so a busy reader cannot make the commit fail.
+        let begin = if conn.is_postgres() { "BEGIN" } else { "BEGIN IMMEDIATE" };
+        if let Err(e) = conn.execute_batch(begin) {
             tracing::error!(error = %e, "cannot begin a write transaction");
             cache.clear();
             for job in jobs {
@@ -295,7 +370,9 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
         }
     }
-    if let Err(e) = conn.execute_batch("PRAGMA optimize") {
-        tracing::warn!(error = %e, "PRAGMA optimize at shutdown failed");
+    if conn.as_sqlite().is_some() {
+        if let Err(e) = conn.execute_batch("PRAGMA optimize") {
+            tracing::warn!(error = %e, "PRAGMA optimize at shutdown failed");
+        }
     }
 }

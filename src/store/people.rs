@@ -32,7 +32,7 @@ pub enum Only<'a> {
 pub fn list_users(conn: &Connection, account: AccountId, only: Only<'_>) -> Result<Vec<UserItem>, StoreError> {
     let mut sql = String::from(
         "SELECT u.id, u.login, u.name, u.role, \
-         (SELECT group_concat(m.group_id) FROM group_members m WHERE m.user_id = u.id), \
+         (SELECT string_agg(CAST(m.group_id AS TEXT), ',') FROM group_members m WHERE m.user_id = u.id), \
          u.blocked, u.password_hash IS NOT NULL \
          FROM users u WHERE u.account_id = ?",
     );
@@ -163,10 +163,10 @@ fn list_groups_where(
     let rows = conn
         .prepare_cached(
             "SELECT g.id, g.name, g.call_history_access, \
-             (SELECT group_concat(user_id) FROM group_members WHERE group_id = g.id), \
-             (SELECT group_concat(user_id) FROM group_supervisors WHERE group_id = g.id) \
-             FROM groups g WHERE g.account_id = ?1 AND (?2 IS NULL OR g.id = ?2) \
-             AND (?3 IS NULL OR EXISTS (SELECT 1 FROM group_members WHERE group_id = g.id AND user_id = ?3) \
+             (SELECT string_agg(CAST(user_id AS TEXT), ',') FROM group_members WHERE group_id = g.id), \
+             (SELECT string_agg(CAST(user_id AS TEXT), ',') FROM group_supervisors WHERE group_id = g.id) \
+             FROM groups g WHERE g.account_id = ?1 AND (CAST(?2 AS BIGINT) IS NULL OR g.id = ?2) \
+             AND (CAST(?3 AS BIGINT) IS NULL OR EXISTS (SELECT 1 FROM group_members WHERE group_id = g.id AND user_id = ?3) \
                   OR EXISTS (SELECT 1 FROM group_supervisors WHERE group_id = g.id AND user_id = ?3)) \
              ORDER BY g.name, g.id",
         )?

@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 
 use super::counts::{self, Bucket, DAY_MS, HOUR_MS};
 use super::cursor::{decode_cursor, encode_cursor};
+use super::dialect::Dialect;
 use super::view::{load_views, CallView};
-use super::{dialect, StoreError};
+use super::StoreError;
 use crate::domain::access::OperatorTest;
 use crate::domain::{CallFilter, CallScope, SearchRequest};
 
@@ -89,7 +90,7 @@ fn texts<'a>(codes: impl IntoIterator<Item = &'a str>) -> Vec<Value> {
 }
 
 /// The WHERE clause for the scope and the filter: the only place a filter becomes SQL.
-fn where_clause(scope: &CallScope, f: &CallFilter) -> Sql {
+fn where_clause(dialect: Dialect, scope: &CallScope, f: &CallFilter) -> Sql {
     let mut sql = Sql::default();
     sql.and("c.account_id = ?", [Value::Integer(scope.account.0)]);
     if let Some(from) = f.from {
@@ -104,8 +105,8 @@ fn where_clause(scope: &CallScope, f: &CallFilter) -> Sql {
         None => {}
     }
     if let Some(n) = &f.number {
-        let arg = dialect::number_match_arg(n);
-        sql.and(dialect::NUMBER_MATCH, [Value::Text(arg.clone()), Value::Text(arg)]);
+        let arg = dialect.number_match_arg(n);
+        sql.and(dialect.number_match(), [Value::Text(arg.clone()), Value::Text(arg)]);
     }
     if let Some(min) = f.talk_min {
         sql.and("c.talk_seconds >= ?", [Value::Integer(min.into())]);
@@ -183,10 +184,10 @@ fn batch(
     limit: u32,
     tz: Option<Tz>,
 ) -> Result<(Vec<CallView>, Option<Position>, bool), StoreError> {
-    let sql = matches_after(scope, f, after);
+    let sql = matches_after(Dialect::of(conn), scope, f, after);
     // First the keys of the page (index-only where the indexes allow), then the rows with their
     // directory names: the joins then run for one page, not for every candidate the sort sees.
-    let (index, order) = page_plan(conn, scope, f, total, limit)?.order();
+    let (index, order) = page_plan(conn, scope, f, total, limit)?.order(Dialect::of(conn));
     let text = format!(
         "SELECT c.id, c.started_at FROM calls c{index}{} ORDER BY {order} LIMIT {}",
         sql.text,
@@ -204,14 +205,14 @@ fn batch(
 }
 
 /// The WHERE clause of the matches that come after `after`, newest first.
-pub(super) fn matches_after(scope: &CallScope, f: &CallFilter, after: Option<Position>) -> Sql {
+pub(super) fn matches_after(dialect: Dialect, scope: &CallScope, f: &CallFilter, after: Option<Position>) -> Sql {
     // After a cursor, the cursor's instant is the range's only upper bound (two upper bounds and
     // SQLite seeks by the wrong one); the OR then breaks ties between calls of the same instant.
     let mut page_filter = f.clone();
     if let Some((ts, _)) = after {
         page_filter.to = Some(page_filter.to.map_or(ts + 1, |to| to.min(ts + 1)));
     }
-    let mut sql = where_clause(scope, &page_filter);
+    let mut sql = where_clause(dialect, scope, &page_filter);
     if let Some((ts, id)) = after {
         sql.and(
             "(c.started_at < ? OR c.id < ?)",
@@ -232,9 +233,9 @@ pub enum PagePlan {
 
 impl PagePlan {
     /// The index hint (after `FROM calls c`) and the ORDER BY of the plan.
-    pub(super) fn order(self) -> (&'static str, &'static str) {
+    pub(super) fn order(self, dialect: Dialect) -> (&'static str, &'static str) {
         match self {
-            PagePlan::WalkTime => (dialect::WALK_TIME_INDEX, "c.started_at DESC, c.id DESC"),
+            PagePlan::WalkTime => (dialect.walk_time_index(), "c.started_at DESC, c.id DESC"),
             // `+ 0` hides the order from the time index, so the planner picks the index that is
             // most selective for the filter and sorts the (few) matches.
             PagePlan::SortMatches => ("", "c.started_at + 0 DESC, c.id DESC"),
@@ -333,7 +334,7 @@ fn count_between(conn: &Connection, scope: &CallScope, f: &CallFilter, lo: i64, 
 
 /// Counts the matching calls themselves.
 pub fn count_direct(conn: &Connection, scope: &CallScope, f: &CallFilter) -> Result<i64, StoreError> {
-    let sql = where_clause(scope, f);
+    let sql = where_clause(Dialect::of(conn), scope, f);
     Ok(conn
         .prepare_cached(&format!("SELECT count(*) FROM calls c{}", sql.text))?
         .query_row(params_from_iter(sql.args.iter()), |r| r.get(0))?)
@@ -341,7 +342,7 @@ pub fn count_direct(conn: &Connection, scope: &CallScope, f: &CallFilter) -> Res
 
 /// Whether the call with this id is in scope.
 pub fn in_scope(conn: &Connection, scope: &CallScope, id: i64) -> Result<bool, StoreError> {
-    let mut sql = where_clause(scope, &CallFilter::default());
+    let mut sql = where_clause(Dialect::of(conn), scope, &CallFilter::default());
     sql.and("c.id = ?", [Value::Integer(id)]);
     Ok(conn
         .prepare_cached(&format!("SELECT EXISTS (SELECT 1 FROM calls c{})", sql.text))?
@@ -359,7 +360,7 @@ pub fn matching(
     if ids.is_empty() {
         return Ok(vec![]);
     }
-    let mut sql = where_clause(scope, filter);
+    let mut sql = where_clause(Dialect::of(conn), scope, filter);
     sql.and_in("c.id", ints(ids));
     let text = format!(
         "SELECT c.id FROM calls c{} ORDER BY c.started_at DESC, c.id DESC",
@@ -381,7 +382,7 @@ pub fn ids_after(
     after: Option<(i64, i64)>,
     limit: u32,
 ) -> Result<Vec<(i64, i64)>, StoreError> {
-    let mut sql = where_clause(scope, filter);
+    let mut sql = where_clause(Dialect::of(conn), scope, filter);
     if let Some((started, id)) = after {
         sql.and(
             "(c.started_at < ? OR (c.started_at = ? AND c.id < ?))",

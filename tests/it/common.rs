@@ -56,6 +56,11 @@ impl TestApp {
     /// A server whose configuration the test adjusts.
     pub async fn start_configured(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let store = Store::open(&dir).expect("store");
+        Self::start_on(store, dir, adjust).await
+    }
+
+    /// A server on a store opened by the test (PostgreSQL); `dir` holds its files.
+    pub async fn start_on(store: Store, dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = Config {
             public_url: "http://127.0.0.1".into(),
             max_body_bytes: MAX_BODY,

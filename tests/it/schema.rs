@@ -111,7 +111,7 @@ fn sqlite_schema() -> Schema {
 }
 
 /// A database of the test's own on the machine's PostgreSQL, dropped when done.
-struct Scratch {
+pub(crate) struct Scratch {
     name: String,
 }
 
@@ -121,11 +121,11 @@ impl Scratch {
             .expect("PostgreSQL at 127.0.0.1:5432, user postgres (./run-tests starts it)")
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
     }
 
-    fn create() -> (Scratch, postgres::Client) {
+    pub(crate) fn create() -> (Scratch, postgres::Client) {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -145,7 +145,12 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = Scratch::admin().batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        // On a thread of its own: the synchronous client must not block an async test's thread.
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = std::thread::spawn(move || {
+            let _ = Scratch::admin().batch_execute(&sql);
+        })
+        .join();
     }
 }
 

@@ -36,7 +36,7 @@ pub fn export_calls(
         .prepare_cached(
             "SELECT x.call_id, x.outcome, x.attempts, x.status, x.correlation_id, x.error, x.updated_at, c.external_id \
              FROM qm_export_calls x LEFT JOIN calls c ON c.id = x.call_id \
-             WHERE x.export_id = ?1 AND x.call_id > ?2 AND (?3 IS NULL OR x.outcome = ?3) ORDER BY x.call_id LIMIT ?4",
+             WHERE x.export_id = ?1 AND x.call_id > ?2 AND (CAST(?3 AS TEXT) IS NULL OR x.outcome = ?3) ORDER BY x.call_id LIMIT ?4",
         )?
         .query_map(params![export, after, outcome.map(|o| o.code()), limit], |r| {
             let outcome: String = r.get(1)?;

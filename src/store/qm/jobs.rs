@@ -203,21 +203,21 @@ fn mark_in_doubt(conn: &Connection, export: Option<i64>, now: i64) -> Result<usi
                   not have taken it; re-run the export to send it again";
     conn.prepare_cached(
         "INSERT INTO qm_export_failures (export_id, call_id, at, status, correlation_id, error) \
-         SELECT export_id, call_id, ?1, NULL, NULL, ?2 FROM qm_export_calls \
-         WHERE outcome = 'sending' AND (?3 IS NULL OR export_id = ?3)",
+         SELECT export_id, call_id, CAST(?1 AS BIGINT), NULL, NULL, CAST(?2 AS TEXT) FROM qm_export_calls \
+         WHERE outcome = 'sending' AND (CAST(?3 AS BIGINT) IS NULL OR export_id = ?3)",
     )?
     .execute(params![now, reason, export])?;
     conn.prepare_cached(
         "INSERT INTO qm_deliveries (account_id, call_id, qm_id, export_id, sent_at, confirmed) \
-         SELECT e.account_id, x.call_id, '', x.export_id, ?1, 0 FROM qm_export_calls x \
-         JOIN qm_exports e ON e.id = x.export_id WHERE x.outcome = 'sending' AND (?2 IS NULL OR x.export_id = ?2) \
+         SELECT e.account_id, x.call_id, '', x.export_id, CAST(?1 AS BIGINT), 0 FROM qm_export_calls x \
+         JOIN qm_exports e ON e.id = x.export_id WHERE x.outcome = 'sending' AND (CAST(?2 AS BIGINT) IS NULL OR x.export_id = ?2) \
          ON CONFLICT (account_id, call_id) DO NOTHING",
     )?
     .execute(params![now, export])?;
     Ok(conn
         .prepare_cached(
             "UPDATE qm_export_calls SET outcome = 'failed', status = NULL, correlation_id = NULL, error = ?1, \
-             updated_at = ?2 WHERE outcome = 'sending' AND (?3 IS NULL OR export_id = ?3)",
+             updated_at = ?2 WHERE outcome = 'sending' AND (CAST(?3 AS BIGINT) IS NULL OR export_id = ?3)",
         )?
         .execute(params![reason, now, export])?)
 }
