@@ -274,13 +274,6 @@ impl FromValue for Vec<u8> {
     }
 }
 
-impl FromValue for [u8; 32] {
-    fn from_value(v: Value) -> std::result::Result<Self, String> {
-        let b = Vec::<u8>::from_value(v)?;
-        <[u8; 32]>::try_from(b).map_err(|b| format!("expected 32 bytes, got {}", b.len()))
-    }
-}
-
 impl<T: FromValue> FromValue for Option<T> {
     fn from_value(v: Value) -> std::result::Result<Self, String> {
         match v {

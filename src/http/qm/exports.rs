@@ -194,16 +194,16 @@ pub async fn start_export(
     // Checked on a read; the write only records the job.
     let (query, call_ids, detail) = match (body.filters, body.call_ids) {
         (Some(filters), None) => {
-            let pairs = filter_pairs(&filters, &[])?;
+            let mut pairs = filter_pairs(&filters, &[])?;
+            let asked = pairs.clone();
             let (req, tz) = state
                 .store
                 .read(move |conn| {
-                    let (_, req, tz) = access::prepare_search(conn, &p, &pairs, chrono::Utc::now())?;
+                    let (_, req, tz) = access::prepare_search(conn, &p, &asked, chrono::Utc::now())?;
                     Ok((req, tz))
                 })
                 .await?;
             // The zone the search was asked in goes with it.
-            let mut pairs = filter_pairs(&filters, &[])?;
             pairs.retain(|(k, _)| k != "tz");
             pairs.push(("tz".into(), tz.name().to_string()));
             let query = serde_json::to_string(&pairs).map_err(|e| AppError::Internal(e.to_string()))?;

@@ -170,6 +170,19 @@ async fn jobs_take_turns_stop_when_cancelled_or_switched_off_and_a_rerun_finishe
     app.stop().await;
 }
 
+/// Starts an export of every call on a server running as a process of its own; its id.
+async fn started_on(http: &reqwest::Client, base: &str, token: &str) -> String {
+    let r = http
+        .post(format!("{base}/api/v1/integrations/qm/exports"))
+        .bearer_auth(token)
+        .json(&json!({"filters": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+}
+
 /// Waits until a job is done on a server running as a process of its own; the job and its calls.
 async fn done_on(http: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
     let url = format!("{base}/api/v1/integrations/qm/exports/{id}");
@@ -312,16 +325,7 @@ async fn a_server_killed_mid_request_reports_that_call_failed_and_never_sends_it
     .await
     .unwrap();
     assert_eq!(r.status(), 200);
-    let r = send(
-        reqwest::Method::POST,
-        &server.base,
-        "/api/v1/integrations/qm/exports",
-        Some(json!({"filters": {}})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status(), 201);
-    let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let id = started_on(&http, &server.base, &owner).await;
     // The API shows the call whose request is out as `sending`.
     let path = format!("/api/v1/integrations/qm/exports/{id}?outcome=sending");
     let mut out = Value::Null;
@@ -351,16 +355,7 @@ async fn a_server_killed_mid_request_reports_that_call_failed_and_never_sends_it
     taken.sort();
     assert_eq!(taken, vec!["k1", "k3"], "k2 is not sent again on its own");
     // Nor by another export of the same calls: in doubt until a re-run of that export.
-    let r = send(
-        reqwest::Method::POST,
-        &server.base,
-        "/api/v1/integrations/qm/exports",
-        Some(json!({"filters": {}})),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status(), 201);
-    let other = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let other = started_on(&http, &server.base, &owner).await;
     let again = done_on(&http, &server.base, &owner, &other).await;
     assert_eq!(counts(&again), [3, 0, 2, 0, 1, 0], "{again}");
     let doubt = by_external(&again, "k2");
