@@ -19,6 +19,9 @@ pub struct ServeArgs {
     /// `postgres://…` selects PostgreSQL; default: SQLite in the data folder.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// `postgres://…` of a read replica of `--database-url`, for searches and exports.
+    #[arg(long, env = "CALLTRAIL_READ_DATABASE_URL")]
+    pub read_database_url: Option<String>,
     /// How others reach this server, for the links it hands out.
     #[arg(long, env = "CALLTRAIL_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -177,6 +180,9 @@ impl Default for QmConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub database: crate::store::Database,
+    /// The data folder: the SQLite database (when that is the database), the secret key, export
+    /// files and recordings on disk.
     pub data: PathBuf,
     pub public_url: String,
     pub max_body_bytes: usize,
@@ -202,6 +208,7 @@ impl Config {
     pub fn defaults(listen: SocketAddr, data: PathBuf) -> Config {
         Config {
             listen,
+            database: crate::store::Database::Sqlite(data.clone()),
             public_url: format!("http://{listen}"),
             max_body_bytes: 64 * 1024 * 1024,
             auth: AuthConfig::default(),
@@ -220,14 +227,11 @@ impl Config {
 impl ServeArgs {
     /// Checks the arguments; the message names the flag at fault.
     pub fn validate(&self) -> Result<Config, String> {
-        if let Some(url) = &self.database_url {
-            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                return Err(
-                    "--database-url: PostgreSQL is not supported by this build yet; omit it to use SQLite".into(),
-                );
-            }
-            return Err(format!("--database-url: expected a postgres:// URL, got {url:?}"));
-        }
+        let database = crate::store::Database::from_args(
+            &self.data,
+            self.database_url.as_deref(),
+            self.read_database_url.as_deref(),
+        )?;
         if self.max_body_bytes < 1024 {
             return Err("--max-body-bytes: must be at least 1024".into());
         }
@@ -273,6 +277,7 @@ impl ServeArgs {
         };
         Ok(Config {
             listen: self.listen,
+            database,
             data: self.data.clone(),
             public_url,
             max_body_bytes: self.max_body_bytes,

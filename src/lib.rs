@@ -38,7 +38,8 @@ pub struct Server {
 impl Server {
     /// Opens the store and binds the listener.
     pub async fn bind(config: Config) -> Result<Server, Box<dyn std::error::Error + Send + Sync>> {
-        let store = Store::open(&config.data)?;
+        let database = config.database.clone();
+        let store = tokio::task::spawn_blocking(move || Store::connect(&database)).await??;
         Self::bind_with(config, store).await
     }
 

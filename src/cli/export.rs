@@ -153,7 +153,7 @@ pub async fn run(args: ExportArgs) -> Result<(), CliError> {
             Some(parse_delimiter(d).ok_or_else(|| CliError::Usage("--delimiter: the delimiter is ; or ,".into()))?)
         }
     };
-    let store = open(&args.data.data)?;
+    let store = open(&args.data).await?;
     let (account, login, columns_arg, pairs) = (
         args.account.clone(),
         args.login.clone(),

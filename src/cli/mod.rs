@@ -16,7 +16,7 @@ use crate::secrets;
 use crate::store::audit::{self, Actor};
 use crate::store::auth::{self, NewUser};
 use crate::store::directory::{self, Dim};
-use crate::store::{Store, StoreError};
+use crate::store::{Database, Store, StoreError};
 use crate::Server;
 
 #[derive(Debug, Parser)]
@@ -64,15 +64,29 @@ pub struct DataArgs {
     /// Data folder, as for `serve`.
     #[arg(long, env = "CALLTRAIL_DATA", default_value = "./calltrail-data")]
     pub data: PathBuf,
+    /// `postgres://…`: a PostgreSQL database instead of the data folder's SQLite file, as for `serve`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl DataArgs {
+    pub fn database(&self) -> Result<Database, CliError> {
+        Database::from_args(&self.data, self.database_url.as_deref(), None).map_err(CliError::Usage)
+    }
+
+    /// What the messages call the database.
+    pub fn describe(&self) -> String {
+        match &self.database_url {
+            Some(_) => "the PostgreSQL database".into(),
+            None => format!("the data folder {}", self.data.display()),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// `postgres://…`: a PostgreSQL database instead of the data folder's SQLite file.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,21 +177,19 @@ impl From<StoreError> for CliError {
 }
 
 async fn migrate(args: MigrateArgs) -> Result<(), CliError> {
-    let Some(url) = args.database_url else {
-        let store = Store::open(&args.data.data)?;
-        let version = crate::store::migrations::MIGRATIONS.last().map_or(0, |m| m.0);
-        store.shutdown();
-        println!(
-            "{} is at schema version {version}",
-            args.data.data.join("calltrail.sqlite").display()
-        );
-        return Ok(());
+    let url = match args.data.database()? {
+        Database::Sqlite(dir) => {
+            let store = Store::open(&dir)?;
+            let version = crate::store::migrations::MIGRATIONS.last().map_or(0, |m| m.0);
+            store.shutdown();
+            println!(
+                "{} is at schema version {version}",
+                dir.join("calltrail.sqlite").display()
+            );
+            return Ok(());
+        }
+        Database::Postgres { url, .. } => url,
     };
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(CliError::Usage(format!(
-            "--database-url: expected a postgres:// URL, got {url:?}"
-        )));
-    }
     // The synchronous client runs its own small runtime: off this one's threads.
     let reached = tokio::task::spawn_blocking(move || {
         let mut client = postgres::Client::connect(&url, postgres::NoTls)
@@ -218,7 +230,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let password = read_password()?;
             let hash = secrets::hash_password(&password).map_err(|e| CliError::Failed(e.to_string()))?;
             let name = name.unwrap_or_else(|| login.clone());
-            let id = write_once(&data.data, move |conn, cache| {
+            let id = write_once(&data, move |conn, cache| {
                 let account = auth::ensure_account(conn, &account)?;
                 let user = auth::create_user(
                     conn,
@@ -254,7 +266,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let token = secrets::new_token("ct_");
             let hash = secrets::token_hash(&token);
             let name = name.unwrap_or_else(|| format!("{} token", scope.code()));
-            write_once(&data.data, move |conn, _| {
+            write_once(&data, move |conn, _| {
                 let (account, user) = existing_user(conn, &account, &login)?;
                 auth::create_token(conn, user, &name, scope, &hash)?;
                 let detail = serde_json::json!({ "login": login, "name": name, "scope": scope });
@@ -270,7 +282,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             name,
             data,
         }) => {
-            let revoked = write_once(&data.data, move |conn, _| {
+            let revoked = write_once(&data, move |conn, _| {
                 let (account, user) = existing_user(conn, &account, &login)?;
                 let n = auth::revoke_tokens(conn, user, name.as_deref())?;
                 let detail = serde_json::json!({ "login": login, "name": name, "revoked": n });
@@ -322,20 +334,26 @@ fn existing_user(
     Ok((account, user))
 }
 
-/// Runs one write on the data folder (beside a running server, if any) and lets go of it.
-async fn write_once<R, F>(data: &std::path::Path, job: F) -> Result<R, CliError>
+/// Runs one write on the database (beside a running server, if any) and lets go of it.
+async fn write_once<R, F>(data: &DataArgs, job: F) -> Result<R, CliError>
 where
     R: Send + 'static,
     F: FnOnce(&crate::store::db::Connection, &mut crate::store::WriteCache) -> Result<R, StoreError> + Send + 'static,
 {
-    let store = open(data)?;
+    let store = open(data).await?;
     let result = store.write(job).await;
     store.shutdown();
     Ok(result?)
 }
 
-fn open(data: &std::path::Path) -> Result<Store, CliError> {
-    Store::open(data).map_err(|e| CliError::Failed(format!("cannot open the data folder {}: {e}", data.display())))
+/// Opens the database the arguments name, off the async threads (PostgreSQL connects blocking).
+async fn open(data: &DataArgs) -> Result<Store, CliError> {
+    let database = data.database()?;
+    let describe = data.describe();
+    tokio::task::spawn_blocking(move || Store::connect(&database))
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))?
+        .map_err(|e| CliError::Failed(format!("cannot open {describe}: {e}")))
 }
 
 fn read_password() -> Result<String, CliError> {

@@ -147,13 +147,13 @@ pub fn begin_sign_in(conn: &Connection, actor: &Actor, limits: SignInLimits) -> 
     // A login's failures count from its last success, in its account (NULL: no such login).
     let last_ok: Option<i64> = conn
         .prepare_cached(
-            "SELECT max(at) FROM audit_log WHERE action = 'login_ok' AND actor_login = ? AND account_id IS ? AND at >= ?",
+            "SELECT max(at) FROM audit_log WHERE action = 'login_ok' AND actor_login = ? AND account_id IS NOT DISTINCT FROM ? AND at >= ?",
         )?
         .query_row(params![login, actor.account.map(|a| a.0), since], |r| r.get(0))?;
     let (by_login, oldest_login): (i64, Option<i64>) = conn
         .prepare_cached(
             "SELECT count(*), min(at) FROM audit_log WHERE action = 'login_failed' AND actor_login = ? \
-             AND account_id IS ? AND at >= ?",
+             AND account_id IS NOT DISTINCT FROM ? AND at >= ?",
         )?
         .query_row(
             params![login, actor.account.map(|a| a.0), last_ok.map_or(since, |t| t + 1)],

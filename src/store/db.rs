@@ -491,7 +491,10 @@ impl PgConnection {
         if let Some(s) = self.prepared.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let stmt = self.client.borrow_mut().prepare(&postgres_sql(sql))?;
+        let stmt = self.client.borrow_mut().prepare(&postgres_sql(sql)).inspect_err(|e| {
+            // The error names a position, not the statement: say which one.
+            tracing::error!(error = %postgres_message(e), sql, "PostgreSQL refused a statement");
+        })?;
         if cached {
             self.prepared.borrow_mut().insert(sql.to_string(), stmt.clone());
         }
@@ -639,6 +642,15 @@ impl Connection {
 
     pub fn is_postgres(&self) -> bool {
         matches!(self, Connection::Postgres(_))
+    }
+
+    /// Whether the connection is gone for good (a PostgreSQL server that restarted or closed
+    /// it); a SQLite file connection never is.
+    pub fn is_broken(&self) -> bool {
+        match self {
+            Connection::Sqlite(_) => false,
+            Connection::Postgres(c) => c.client.borrow().is_closed(),
+        }
     }
 
     pub fn prepare_cached(&self, sql: &str) -> Result<Statement<'_>> {

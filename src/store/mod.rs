@@ -1,6 +1,7 @@
 //! The call store: the only code that speaks SQL.
 //!
-//! One SQLite database in WAL mode. Reads run on a small pool of read-only connections on
+//! The embedded default is one SQLite database in WAL mode; the same code runs on PostgreSQL
+//! (`Database::Postgres`, differences in `dialect.rs`). Reads run on a small pool of read-only connections on
 //! tokio's blocking threads. All writes go through one writer thread that commits several
 //! waiting jobs in one transaction (group commit), each job inside its own savepoint so that a
 //! failing job changes nothing while the others land; a job's caller hears back only after the
@@ -94,6 +95,42 @@ type Finisher = Box<dyn FnOnce(Option<StoreError>) + Send>;
 /// that error). Returns whether it succeeded and what to do once the commit is known.
 type Job = Box<dyn for<'a> FnOnce(Result<(&'a Connection, &'a mut WriteCache), StoreError>) -> (bool, Finisher) + Send>;
 
+/// Which database the store runs on, as the command line names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The embedded default: `calltrail.sqlite` in the data folder.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server; searches and exports read from the replica when one is named.
+    Postgres { url: String, read_url: Option<String> },
+}
+
+impl Database {
+    /// From `--data`, `--database-url` and `--read-database-url`; the message names the flag.
+    pub fn from_args(data: &Path, url: Option<&str>, read_url: Option<&str>) -> Result<Database, String> {
+        let postgres = |flag: &str, url: &str| {
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                url.parse::<postgres::Config>()
+                    .map(|_| url.to_string())
+                    .map_err(|e| format!("{flag}: not a valid PostgreSQL URL: {e}"))
+            } else {
+                Err(format!("{flag}: expected a postgres:// URL, got {url:?}"))
+            }
+        };
+        match (url.filter(|u| !u.is_empty()), read_url.filter(|u| !u.is_empty())) {
+            (None, None) => Ok(Database::Sqlite(data.to_path_buf())),
+            (None, Some(_)) => Err("--read-database-url: needs --database-url (a replica of that database)".into()),
+            (Some(url), read) => Ok(Database::Postgres {
+                url: postgres("--database-url", url)?,
+                read_url: read.map(|r| postgres("--read-database-url", r)).transpose()?,
+            }),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Database::Postgres { .. })
+    }
+}
+
 /// Where the store's connections go.
 enum Backend {
     Sqlite(PathBuf),
@@ -103,6 +140,8 @@ enum Backend {
 struct Inner {
     backend: Backend,
     readers: Mutex<Vec<Connection>>,
+    /// A PostgreSQL replica for searches and exports: its URL and idle connections.
+    replica: Option<(String, Mutex<Vec<Connection>>)>,
     reader_permits: Semaphore,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
     cursor_key: [u8; 32],
@@ -110,12 +149,19 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // A PostgreSQL client closes its connection by blocking on it: never on an async thread,
-        // where the last handle to the store may well be dropped.
-        let readers = std::mem::take(self.readers.get_mut().unwrap_or_else(|e| e.into_inner()));
-        if readers.iter().any(Connection::is_postgres) {
-            let _ = std::thread::spawn(move || drop(readers)).join();
+        let mut readers = std::mem::take(self.readers.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if let Some((_, replicas)) = self.replica.as_mut() {
+            readers.append(replicas.get_mut().unwrap_or_else(|e| e.into_inner()));
         }
+        discard(readers);
+    }
+}
+
+/// Closes connections. A PostgreSQL client closes its connection by blocking on it: never on an
+/// async thread, where the last handle to the store may well be dropped.
+fn discard(conns: Vec<Connection>) {
+    if conns.iter().any(Connection::is_postgres) {
+        let _ = std::thread::spawn(move || drop(conns)).join();
     }
 }
 
@@ -126,6 +172,27 @@ pub struct Store {
 }
 
 impl Store {
+    /// Opens the database the command line names: blocking (PostgreSQL connects and migrates),
+    /// so async callers run it on a blocking thread.
+    pub fn connect(database: &Database) -> Result<Store, StoreError> {
+        match database {
+            Database::Sqlite(dir) => Store::open(dir),
+            Database::Postgres { url, read_url } => {
+                let store = Store::open_postgres(url)?;
+                match read_url {
+                    None => Ok(store),
+                    Some(read_url) => {
+                        // Fails now rather than at the first search.
+                        let first = open_postgres_reader(read_url)?;
+                        let mut inner = Arc::try_unwrap(store.inner).map_err(|_| StoreError::Closed)?;
+                        inner.replica = Some((read_url.clone(), Mutex::new(vec![first])));
+                        Ok(Store { inner: Arc::new(inner) })
+                    }
+                }
+            }
+        }
+    }
+
     /// Opens (creating if needed) the database in `data_dir`, migrates it and starts the writer.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(data_dir)?;
@@ -142,11 +209,12 @@ impl Store {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("calltrail-writer".into())
-            .spawn(move || writer_loop(conn, rx))?;
+            .spawn(move || writer_loop(conn, rx, None))?;
         Ok(Store {
             inner: Arc::new(Inner {
                 backend: Backend::Sqlite(path),
                 readers: Mutex::new(Vec::new()),
+                replica: None,
                 reader_permits: Semaphore::new(READERS),
                 writer: Mutex::new(Some(tx)),
                 cursor_key,
@@ -169,6 +237,7 @@ impl Store {
                     let mut client =
                         postgres::Client::connect(&writer_url, postgres::NoTls).map_err(db::Error::from)?;
                     migrations::run_postgres(&mut client).map_err(db::Error::from)?;
+                    client.batch_execute(WRITE_TIMEOUTS).map_err(db::Error::from)?;
                     let conn = Connection::Postgres(Box::new(db::PgConnection::new(client)));
                     auth::ensure_default_account(&conn)?;
                     let key = auth::secret(&conn, "cursor_key")?;
@@ -177,7 +246,12 @@ impl Store {
                 match opened {
                     Ok((conn, key)) => {
                         let _ = ready_tx.send(Ok(key));
-                        writer_loop(conn, rx);
+                        let reconnect = move || {
+                            let mut client = postgres::Client::connect(&writer_url, postgres::NoTls)?;
+                            client.batch_execute(WRITE_TIMEOUTS)?;
+                            Ok(Connection::Postgres(Box::new(db::PgConnection::new(client))))
+                        };
+                        writer_loop(conn, rx, Some(Box::new(reconnect)));
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -189,6 +263,7 @@ impl Store {
             inner: Arc::new(Inner {
                 backend: Backend::Postgres(url.to_string()),
                 readers: Mutex::new(Vec::new()),
+                replica: None,
                 reader_permits: Semaphore::new(READERS),
                 writer: Mutex::new(Some(tx)),
                 cursor_key,
@@ -221,9 +296,40 @@ impl Store {
                 None => open_reader(&inner.backend)?,
             };
             let out = f(&conn);
-            if let Ok(mut pool) = inner.readers.lock() {
-                pool.push(conn);
-            }
+            put_back(&inner.readers, conn);
+            out
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Like `read`, for searches and exports: on the read replica when one is configured. A
+    /// replica may lag the primary by a moment, so nothing that must see a write just made
+    /// (sign-in, permissions, a job's state) reads through here.
+    pub async fn read_replica<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        if self.inner.replica.is_none() {
+            return self.read(f).await;
+        }
+        let _permit = self
+            .inner
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let (url, pool) = inner.replica.as_ref().ok_or(StoreError::Closed)?;
+            let pooled = pool.lock().map_err(|_| StoreError::Closed)?.pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_postgres_reader(url)?,
+            };
+            let out = f(&conn);
+            put_back(pool, conn);
             out
         })
         .await
@@ -276,7 +382,8 @@ impl Store {
             Ok(conn.execute_batch(sql)?)
         })
         .await?;
-        self.inner.readers.lock().map_err(|_| StoreError::Closed)?.clear();
+        let stale = std::mem::take(&mut *self.inner.readers.lock().map_err(|_| StoreError::Closed)?);
+        discard(stale);
         Ok(())
     }
 
@@ -288,13 +395,31 @@ impl Store {
     }
 }
 
+/// Returns a connection to its pool, unless it broke (a restarted PostgreSQL server): the next
+/// read opens a fresh one.
+fn put_back(pool: &Mutex<Vec<Connection>>, conn: Connection) {
+    if conn.is_broken() {
+        return;
+    }
+    if let Ok(mut pool) = pool.lock() {
+        pool.push(conn);
+    }
+}
+
+/// How long one read may run on PostgreSQL before the server cancels it: searches and export
+/// stretches take milliseconds; a runaway query must not hold a connection for ever.
+const READ_TIMEOUT: &str = "SET statement_timeout = '60s'";
+
+fn open_postgres_reader(url: &str) -> Result<Connection, StoreError> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(db::Error::from)?;
+    client.batch_execute(READ_TIMEOUT).map_err(db::Error::from)?;
+    Ok(Connection::Postgres(Box::new(db::PgConnection::new(client))))
+}
+
 fn open_reader(backend: &Backend) -> Result<Connection, StoreError> {
     let path = match backend {
         Backend::Sqlite(path) => path,
-        Backend::Postgres(url) => {
-            let client = postgres::Client::connect(url, postgres::NoTls).map_err(db::Error::from)?;
-            return Ok(Connection::Postgres(Box::new(db::PgConnection::new(client))));
-        }
+        Backend::Postgres(url) => return open_postgres_reader(url),
     };
     let conn = rusqlite::Connection::open_with_flags(
         path,
@@ -306,9 +431,26 @@ fn open_reader(backend: &Backend) -> Result<Connection, StoreError> {
     Ok(Connection::Sqlite(conn))
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Job>) {
+/// The writer's PostgreSQL session: a write waits at most this long for a row another instance
+/// holds, and no statement runs for ever (retention deletes in bounded batches).
+const WRITE_TIMEOUTS: &str = "SET lock_timeout = '30s'; SET statement_timeout = '300s'";
+
+/// Opens a fresh writer connection after the old one broke (PostgreSQL restarted).
+type Reconnect = Box<dyn Fn() -> Result<Connection, postgres::Error> + Send>;
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, reconnect: Option<Reconnect>) {
     let mut cache = WriteCache::default();
     while let Ok(first) = rx.recv() {
+        if let (true, Some(reconnect)) = (conn.is_broken(), &reconnect) {
+            match reconnect() {
+                Ok(fresh) => {
+                    tracing::warn!("the database connection broke; the writer reconnected");
+                    conn = fresh;
+                    cache.clear();
+                }
+                Err(e) => tracing::error!(error = %e, "the database connection broke and cannot be opened again"),
+            }
+        }
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS_PER_COMMIT {
             match rx.try_recv() {

@@ -416,7 +416,9 @@ async fn retention_deletes_old_calls_and_recordings_with_their_files() {
             n += conn.query_row("SELECT COUNT(*) FROM recordings WHERE external_id = 'older'", (), |r| {
                 r.get::<_, i64>(0)
             })?;
-            n += conn.query_row("SELECT SUM(n) - 3 FROM call_counts_day", (), |r| r.get::<_, i64>(0))?;
+            n += conn.query_row("SELECT CAST(SUM(n) AS BIGINT) - 3 FROM call_counts_day", (), |r| {
+                r.get::<_, i64>(0)
+            })?;
             Ok(n)
         })
         .await

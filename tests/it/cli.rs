@@ -2,17 +2,13 @@
 //! server then serves.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use crate::common::{disk_recordings, session_cookie, temp_dir, TestApp};
 
 /// Runs the real binary with `stdin`; returns its exit code, standard output and error.
 pub(crate) fn calltrail(args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_calltrail"))
-        .args(args)
-        .env_remove("CALLTRAIL_DATA")
-        // Another application's database must not become calltrail's.
-        .env_remove("DATABASE_URL")
+    let mut child = crate::common::binary(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -194,7 +190,7 @@ async fn users_and_tokens_from_the_command_line() {
 #[tokio::test]
 async fn the_demo_fills_an_empty_folder_once() {
     let dir = temp_dir("demo");
-    let store = calltrail::store::Store::open(&dir).unwrap();
+    let store = crate::common::open_store(&dir);
     let (logins, token) = calltrail::demo::prepare(&store, &disk_recordings(&dir), &dir, 3_000, 90)
         .await
         .unwrap()

@@ -27,6 +27,96 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// `CALLTRAIL_TEST_DATABASE=postgres` runs every test server on PostgreSQL (the machine's
+/// server at 127.0.0.1:5432, user `postgres`; `CALLTRAIL_TEST_POSTGRES` names another), each data
+/// folder with a database of its own; otherwise on SQLite in the data folder.
+pub fn on_postgres() -> bool {
+    std::env::var("CALLTRAIL_TEST_DATABASE").is_ok_and(|v| v == "postgres")
+}
+
+fn postgres_server() -> String {
+    std::env::var("CALLTRAIL_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// The test databases of this run are named `ct_test_{pid}_{n}`: `./run-tests` drops them all
+/// when the run ends, and a run drops those left by runs that no longer exist.
+const TEST_DB_PREFIX: &str = "ct_test_";
+
+/// Runs blocking PostgreSQL client code on a thread of its own (its client must not block, or
+/// start a runtime on, an async test's thread).
+fn off_runtime<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::spawn(f).join().expect("PostgreSQL client thread")
+}
+
+static SWEPT: std::sync::Once = std::sync::Once::new();
+
+/// Drops the databases of earlier test runs that ended without dropping theirs.
+fn sweep_stale_databases(admin: &mut postgres::Client) {
+    let rows = admin
+        .query(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE $1",
+            &[&format!("{TEST_DB_PREFIX}%")],
+        )
+        .expect("list test databases");
+    for row in rows {
+        let name: String = row.get(0);
+        let pid = name[TEST_DB_PREFIX.len()..].split('_').next().unwrap_or("");
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// The database a test data folder's server runs on: on PostgreSQL, one created for the folder
+/// the first time it is asked for (its URL kept in the folder, so a restarted server finds it).
+pub fn database_for(dir: &std::path::Path) -> calltrail::store::Database {
+    use calltrail::store::Database;
+    if !on_postgres() {
+        return Database::Sqlite(dir.to_path_buf());
+    }
+    let marker = dir.join("test-database-url");
+    if let Ok(url) = std::fs::read_to_string(&marker) {
+        return Database::Postgres { url, read_url: None };
+    }
+    let name = format!(
+        "{TEST_DB_PREFIX}{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    let server = postgres_server();
+    let create = format!("CREATE DATABASE {name}");
+    off_runtime(move || {
+        let mut admin = postgres::Client::connect(&format!("{server}/postgres"), postgres::NoTls)
+            .expect("PostgreSQL at 127.0.0.1:5432, user postgres (./run-tests starts it)");
+        SWEPT.call_once(|| sweep_stale_databases(&mut admin));
+        admin.batch_execute(&create).expect("create a test database");
+    });
+    let url = format!("{}/{name}", postgres_server());
+    std::fs::create_dir_all(dir).expect("data folder");
+    std::fs::write(&marker, &url).expect("remember the test database");
+    Database::Postgres { url, read_url: None }
+}
+
+/// Opens the store of a test data folder, on the database `database_for` gives it.
+pub fn open_store(dir: &std::path::Path) -> Store {
+    let database = database_for(dir);
+    off_runtime(move || Store::connect(&database)).expect("store")
+}
+
+/// The real binary, with the data folder's database when a `--data` argument names one (so the
+/// same test runs it on SQLite or PostgreSQL), and no outside data folder or database.
+pub fn binary(args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"));
+    cmd.args(args).env_remove("CALLTRAIL_DATA").env_remove("DATABASE_URL");
+    let data = args.iter().position(|a| *a == "--data").and_then(|i| args.get(i + 1));
+    if let Some(data) = data {
+        if let calltrail::store::Database::Postgres { url, .. } = database_for(std::path::Path::new(data)) {
+            cmd.env("DATABASE_URL", url);
+        }
+    }
+    cmd
+}
+
 pub struct TestApp {
     pub base: String,
     pub store: Store,
@@ -55,7 +145,7 @@ impl TestApp {
 
     /// A server whose configuration the test adjusts.
     pub async fn start_configured(dir: PathBuf, adjust: impl FnOnce(&mut Config)) -> TestApp {
-        let store = Store::open(&dir).expect("store");
+        let store = open_store(&dir);
         Self::start_on(store, dir, adjust).await
     }
 

@@ -527,10 +527,8 @@ struct Binary {
 
 impl Binary {
     fn start(data: &str, extra: &[&str]) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_calltrail"))
-            .args(["serve", "--data", data, "--listen", "127.0.0.1:0"])
+        let mut child = crate::common::binary(&["serve", "--data", data, "--listen", "127.0.0.1:0"])
             .args(extra)
-            .env_remove("CALLTRAIL_DATA")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

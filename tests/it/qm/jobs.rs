@@ -37,7 +37,7 @@ async fn a_restart_mid_job_sends_every_call_exactly_once() {
     assert!((4..12).contains(&sent_before), "{sent_before}");
     // As if the server had died with the next call's request out: it may have been taken, so it
     // is not sent again on its own.
-    let store = calltrail::store::Store::open(&dir).unwrap();
+    let store = crate::common::open_store(&dir);
     let job: i64 = id.parse().unwrap();
     let unsure: i64 = store
         .write(move |conn, _| {
@@ -224,24 +224,22 @@ struct Process {
 impl Process {
     fn serve(data: &str, key: &str) -> Process {
         use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_calltrail"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--data",
-                data,
-                "--qm-requests-per-second",
-                "1000",
-            ])
-            .args(["--qm-batch-pause-seconds", "0", "--qm-timeout-seconds", "60"])
-            .env("CALLTRAIL_SECRET_KEY", key)
-            .env_remove("DATABASE_URL")
-            .env("CALLTRAIL_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn calltrail serve");
+        let mut child = crate::common::binary(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data,
+            "--qm-requests-per-second",
+            "1000",
+        ])
+        .args(["--qm-batch-pause-seconds", "0", "--qm-timeout-seconds", "60"])
+        .env("CALLTRAIL_SECRET_KEY", key)
+        .env("CALLTRAIL_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn calltrail serve");
         let mut line = String::new();
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         stdout.read_line(&mut line).expect("the listening line");
