@@ -12,6 +12,7 @@ pub mod error;
 pub mod export;
 pub mod http;
 pub mod ingest;
+pub mod instance;
 pub mod json;
 pub mod live;
 pub mod qm;
@@ -33,6 +34,7 @@ use crate::store::Store;
 pub struct Server {
     pub state: AppState,
     pub listener: TcpListener,
+    pub instance: crate::instance::Instance,
 }
 
 impl Server {
@@ -47,6 +49,8 @@ impl Server {
         mut config: Config,
         store: Store,
     ) -> Result<Server, Box<dyn std::error::Error + Send + Sync>> {
+        let instance = crate::instance::Instance::claim(&config.data, &config.recordings.storage)?;
+        instance.join(&store).await?;
         let listener = TcpListener::bind(config.listen).await?;
         // The default public address is the listen address; with port 0 that is only known now,
         // and links handed out (log links, recordings in exports) must work.
@@ -59,15 +63,21 @@ impl Server {
             Some(key) => key.clone(),
             None => crate::secrets::SealingKey::load_or_create(&config.data.join("secret.key"))?,
         };
+        let exports = crate::export::files::ExportFiles::new(&config.data, &recordings.storage);
         let state = AppState {
             qm: crate::qm::Qm::new(sealing),
             store,
             live: LiveHub::default(),
             config: Arc::new(config),
             jobs: Default::default(),
+            exports,
             recordings,
         };
-        Ok(Server { state, listener })
+        Ok(Server {
+            state,
+            listener,
+            instance,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -104,10 +114,14 @@ impl Server {
                 }
             }
         });
+        let me = self.instance.id.clone();
+        let heartbeat = tokio::spawn(self.instance.heartbeat(store.clone()));
         let worker = tokio::spawn(crate::export::jobs::run_worker(
             store.clone(),
             self.state.config.clone(),
             self.state.jobs.clone(),
+            self.state.exports.clone(),
+            me.clone(),
         ));
         let fetcher = tokio::spawn(crate::recording::fetch::run(
             store.clone(),
@@ -119,6 +133,7 @@ impl Server {
             store.clone(),
             self.state.recordings.clone(),
             self.state.config.retention_every_ms,
+            me.clone(),
         ));
         let stop_qm = tokio_util::sync::CancellationToken::new();
         let qm = tokio::spawn(crate::qm::worker::run(
@@ -126,6 +141,7 @@ impl Server {
             self.state.config.clone(),
             self.state.qm.clone(),
             stop_qm.clone(),
+            me.clone(),
         ));
         // A request out to the QM system is let finish and recorded before the server stops
         // answering (the QM system may be downloading the recording it names), so that no call
@@ -152,6 +168,8 @@ impl Server {
         worker.abort();
         fetcher.abort();
         retention.abort();
+        heartbeat.abort();
+        self.instance.leave(&store).await;
         store.shutdown();
         result
     }

@@ -1,6 +1,7 @@
 //! The retention task: now and then, deletes the calls and recordings that each account's
 //! settings say have expired, then the files nothing refers to, and says so in the audit log.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::audit::AuditAction;
@@ -8,16 +9,32 @@ use crate::recording::fetch::purge_deleted;
 use crate::recording::Recordings;
 use crate::store::audit::{self, Actor};
 use crate::store::auth::{self, now_ms};
-use crate::store::{retention, Store, StoreError};
+use crate::store::{leases, retention, Store, StoreError};
 
 /// Calls or recordings deleted per transaction.
 const BATCH: u32 = 2_000;
 const DAY_MS: i64 = 86_400_000;
 
-pub async fn run(store: Store, recordings: Recordings, every_ms: u64) {
+/// One instance sweeps at a time: the others skip the round while its lease runs.
+const LEASE: &str = "retention";
+const LEASE_MS: i64 = 30 * 60_000;
+
+pub async fn run(store: Store, recordings: Recordings, every_ms: u64, me: Arc<str>) {
     loop {
-        if let Err(e) = sweep(&store, &recordings, now_ms()).await {
-            tracing::warn!(error = %e, "retention failed; will try again");
+        let owner = me.clone();
+        let mine = store
+            .write(move |conn, _| leases::claim(conn, LEASE, &owner, now_ms(), LEASE_MS))
+            .await;
+        match mine {
+            Ok(true) => {
+                if let Err(e) = sweep(&store, &recordings, now_ms()).await {
+                    tracing::warn!(error = %e, "retention failed; will try again");
+                }
+                let owner = me.clone();
+                let _ = store.write(move |conn, _| leases::release(conn, LEASE, &owner)).await;
+            }
+            Ok(false) => tracing::debug!("another instance is sweeping"),
+            Err(e) => tracing::warn!(error = %e, "retention could not start; will try again"),
         }
         tokio::time::sleep(Duration::from_millis(every_ms)).await;
     }

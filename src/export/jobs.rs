@@ -13,6 +13,7 @@ use chrono_tz::Tz;
 use tokio::sync::Notify;
 
 use super::file::{write_file, FileSpec};
+use super::files::ExportFiles;
 use super::walk::Walk;
 use super::{Format, Layout};
 use crate::config::Config;
@@ -55,27 +56,29 @@ impl JobQueue {
     }
 }
 
-/// The file of a finished job.
-pub fn file_path(config: &Config, job: &Job) -> PathBuf {
-    let ext = Format::parse(&job.format).unwrap_or(Format::Csv).code();
-    config.data.join("exports").join(format!("job-{}.{ext}", job.id))
-}
+/// How long a running job's lease lasts; it is renewed with every stretch of rows written, so
+/// only a job whose instance stopped or died runs out (and is then started again elsewhere).
+pub const LEASE_MS: i64 = 120_000;
 
 /// The worker: runs queued jobs one by one, and deletes files past their time. Runs until the
-/// server stops.
-pub async fn run_worker(store: Store, config: Arc<Config>, queue: JobQueue) {
-    match store
-        .write(|conn, _| exports::requeue_interrupted(conn, MAX_ATTEMPTS, now_ms()))
-        .await
-    {
-        Ok((0, 0)) => {}
-        Ok((requeued, failed)) => tracing::info!(requeued, failed, "exports interrupted by the last stop"),
-        Err(e) => tracing::warn!(error = %e, "could not look at interrupted exports"),
-    }
+/// server stops. With several instances, each job is claimed by exactly one of them.
+pub async fn run_worker(store: Store, config: Arc<Config>, queue: JobQueue, files: ExportFiles, me: Arc<str>) {
     loop {
-        delete_expired(&store, &config).await;
+        let owner = me.clone();
+        match store
+            .write(move |conn, _| exports::requeue_interrupted(conn, MAX_ATTEMPTS, now_ms(), &owner))
+            .await
+        {
+            Ok((0, 0)) => {}
+            Ok((requeued, failed)) => tracing::info!(requeued, failed, "exports interrupted by a stopped server"),
+            Err(e) => tracing::warn!(error = %e, "could not look at interrupted exports"),
+        }
+        delete_expired(&store, &files).await;
         loop {
-            let claimed = store.write(|conn, _| exports::claim_next(conn, now_ms())).await;
+            let owner = me.clone();
+            let claimed = store
+                .write(move |conn, _| exports::claim_next(conn, now_ms(), &owner, LEASE_MS))
+                .await;
             let job = match claimed {
                 Ok(Some(job)) => job,
                 Ok(None) => break,
@@ -85,7 +88,8 @@ pub async fn run_worker(store: Store, config: Arc<Config>, queue: JobQueue) {
                 }
             };
             let id = job.id;
-            let outcome = run(&store, &config, job).await;
+            let outcome = run(&store, &config, &files, &me, job).await;
+            let owner = me.clone();
             let finished = store
                 .write(move |conn, _| {
                     let o = match &outcome {
@@ -99,7 +103,8 @@ pub async fn run_worker(store: Store, config: Arc<Config>, queue: JobQueue) {
                         Ok(None) => return Ok(()),
                         Err(reason) => Outcome::Failed(reason),
                     };
-                    exports::finish(conn, id, o, now_ms())
+                    exports::finish(conn, id, o, now_ms())?;
+                    crate::store::leases::release(conn, &exports::lease_name(id), &owner)
                 })
                 .await;
             if let Err(e) = finished {
@@ -113,7 +118,7 @@ pub async fn run_worker(store: Store, config: Arc<Config>, queue: JobQueue) {
     }
 }
 
-async fn delete_expired(store: &Store, config: &Config) {
+async fn delete_expired(store: &Store, files: &ExportFiles) {
     let jobs = match store.read(|conn| exports::expired_files(conn, now_ms())).await {
         Ok(jobs) => jobs,
         Err(e) => {
@@ -122,14 +127,9 @@ async fn delete_expired(store: &Store, config: &Config) {
         }
     };
     for job in jobs {
-        let path = file_path(config, &job);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(job = job.id, error = %e, "could not delete an expired export");
-                continue;
-            }
+        if let Err(e) = files.delete(&job).await {
+            tracing::warn!(job = job.id, error = %e, "could not delete an expired export");
+            continue;
         }
         let id = job.id;
         let _ = store.write(move |conn, _| exports::file_deleted(conn, id)).await;
@@ -140,7 +140,13 @@ type Finished = Option<(String, i64, i64, i64)>;
 
 /// One run of a job: `Ok(Some(file name, bytes, rows, expires at))`, `Ok(None)` if cancelled,
 /// `Err(reason)` if it failed.
-async fn run(store: &Store, config: &Arc<Config>, job: Job) -> Result<Finished, String> {
+async fn run(
+    store: &Store,
+    config: &Arc<Config>,
+    files: &ExportFiles,
+    me: &Arc<str>,
+    job: Job,
+) -> Result<Finished, String> {
     let id = job.id;
     let spec = job.clone();
     let prepared = store
@@ -170,24 +176,37 @@ async fn run(store: &Store, config: &Arc<Config>, job: Job) -> Result<Finished, 
         about,
         layout,
     };
-    let path = file_path(config, &job);
+    let path = files.write_path(&job);
     let dir = path.parent().map(PathBuf::from).unwrap_or_default();
-    let (store2, handle) = (store.clone(), tokio::runtime::Handle::current());
+    let (store2, handle, owner) = (store.clone(), tokio::runtime::Handle::current(), me.clone());
     let written = tokio::task::spawn_blocking(move || {
         std::fs::create_dir_all(&dir)?;
         write_file(&handle, &mut walk, &spec, &path, |rows| {
             let rows = rows as i64;
             // Progress, and the one place a cancel is seen.
+            let owner = owner.clone();
             let state = handle.block_on(store2.write(move |conn, _| {
                 exports::progress(conn, id, rows, total)?;
+                // A lease that ran out (this instance stalled) may have been taken over: the
+                // job is then another instance's, and this run stops.
+                if !crate::store::leases::claim(conn, &exports::lease_name(id), &owner, now_ms(), LEASE_MS)? {
+                    return Ok(JobState::Queued);
+                }
                 exports::state(conn, id)
             }));
-            !matches!(state, Ok(JobState::Cancelled))
+            // Cancelled, taken over, or gone: stop. A database hiccup is not a reason to.
+            matches!(state, Ok(JobState::Running) | Err(_))
         })
         .map(|rows| rows.map(|r| (r, std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0))))
     })
     .await
     .map_err(|e| format!("the export stopped: {e}"))?
     .map_err(|e| format!("the export failed: {e}"))?;
+    if written.is_some() {
+        files
+            .keep(&job)
+            .await
+            .map_err(|e| format!("the export file could not be stored: {e}"))?;
+    }
     Ok(written.map(|(rows, bytes)| (name, bytes as i64, rows as i64, now_ms() + config.export_keep_ms)))
 }

@@ -3,6 +3,7 @@
 
 pub mod csv;
 pub mod file;
+pub mod files;
 pub mod jobs;
 pub mod walk;
 pub mod xlsx;

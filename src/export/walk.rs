@@ -41,7 +41,7 @@ impl Walk {
         let stretch = stretch.max(1);
         let (s, f) = (scope.clone(), filter.clone());
         let (total, plan, names) = store
-            .read(move |conn| {
+            .read_replica(move |conn| {
                 let total = search::count(conn, &s, &f)?;
                 // One plan for the whole walk, from the exact count.
                 let plan = search::page_plan(conn, &s, &f, total, stretch)?;
@@ -98,7 +98,7 @@ impl Walk {
         );
         tokio::spawn(async move {
             store
-                .read(move |conn| export::stretch(conn, &scope, &filter, plan, after, limit, sets))
+                .read_replica(move |conn| export::stretch(conn, &scope, &filter, plan, after, limit, sets))
                 .await
         })
     }

@@ -81,7 +81,7 @@ pub async fn list_calls(
     let key = *state.store.cursor_key();
     let page = state
         .store
-        .read(move |conn| search::search(conn, &scope, &req, &key))
+        .read_replica(move |conn| search::search(conn, &scope, &req, &key))
         .await?;
     Ok(Json(page))
 }

@@ -18,7 +18,7 @@ use super::AppState;
 use crate::domain::audit::AuditAction;
 use crate::domain::{AccountId, Principal, UserId};
 use crate::error::AppError;
-use crate::export::jobs::{file_path, JobState};
+use crate::export::jobs::JobState;
 use crate::store::audit::{self, Actor};
 use crate::store::auth::now_ms;
 use crate::store::exports::{self, Job, NewJob};
@@ -278,11 +278,11 @@ pub async fn cancel_export(
         .write(move |conn, _| exports::cancel(conn, account, user, id, now_ms()))
         .await?;
     if job.state == JobState::Done && !job.file_deleted {
-        match std::fs::remove_file(file_path(&state.config, &job)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(AppError::Internal(format!("deleting the export file: {e}"))),
-        }
+        state
+            .exports
+            .delete(&job)
+            .await
+            .map_err(|e| AppError::Internal(format!("deleting the export file: {e}")))?;
         let job = state
             .store
             .write(move |conn, _| {
@@ -329,13 +329,14 @@ pub async fn export_file(
             return Err(AppError::Gone(format!("the export {}; there is no file", job.state)))
         }
     }
-    let file = tokio::fs::File::open(file_path(&state.config, &job))
+    let file = state
+        .exports
+        .open(&job)
         .await
         .map_err(|e| AppError::Internal(format!("opening the export file: {e}")))?;
     let format = crate::export::Format::parse(&job.format).unwrap_or(crate::export::Format::Csv);
     let name = job.file_name.unwrap_or_else(|| format!("calls.{}", format.code()));
-    let mut response =
-        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(read_chunks(file))).into_response();
+    let mut response = Body::from_stream(file).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"; filename*=UTF-8''{name}")) {
@@ -347,11 +348,4 @@ pub async fn export_file(
         }
     }
     Ok(response)
-}
-
-/// A file as a stream of chunks, read as the client takes them.
-fn read_chunks(file: tokio::fs::File) -> tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(super::export::send_file(file, tx));
-    rx
 }

@@ -37,6 +37,8 @@ pub struct AppState {
     pub live: LiveHub,
     pub config: Arc<Config>,
     pub jobs: crate::export::jobs::JobQueue,
+    /// Where finished background exports are kept.
+    pub exports: crate::export::files::ExportFiles,
     pub recordings: crate::recording::Recordings,
     pub qm: crate::qm::Qm,
 }

@@ -28,23 +28,21 @@ use crate::domain::AccountId;
 use crate::export::jobs::JobState;
 use crate::store::auth::{self, now_ms};
 use crate::store::qm::{self as rows, Export};
-use crate::store::{access, people, search, Store};
+use crate::store::{access, leases, people, search, Store};
 
 /// Calls listed per write while a filtered job is prepared.
 const PREPARE_STRETCH: u32 = 5_000;
+/// How soon to look again at a job another instance is working on.
+const LEASE_RETRY_MS: i64 = 2_000;
 
 /// Runs until `stop` is cancelled; a request that is out when it is finishes first.
-pub async fn run(store: Store, config: Arc<Config>, qm: Qm, stop: CancellationToken) {
-    match store.write(|conn, _| rows::interrupted_sends(conn, now_ms())).await {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(calls = n, "QM sends interrupted by the last stop are reported failed"),
-        Err(e) => tracing::warn!(error = %e, "could not look at interrupted QM sends"),
-    }
+pub async fn run(store: Store, config: Arc<Config>, qm: Qm, stop: CancellationToken, me: Arc<str>) {
     let worker = Worker {
         store,
         config,
         qm,
         stop,
+        me,
     };
     // Accounts a 429 holds back (the QM system throttles the key, whichever job uses it), until
     // when (epoch ms).
@@ -56,6 +54,9 @@ pub async fn run(store: Store, config: Arc<Config>, qm: Qm, stop: CancellationTo
     loop {
         if worker.stop.is_cancelled() {
             return;
+        }
+        if after == 0 {
+            worker.interrupted_sends().await;
         }
         let next = worker
             .store
@@ -146,6 +147,8 @@ pub(super) struct Worker {
     pub(super) config: Arc<Config>,
     pub(super) qm: Qm,
     pub(super) stop: CancellationToken,
+    /// This instance, as the owner of the job leases.
+    pub(super) me: Arc<str>,
 }
 
 /// What the job does after one call.
@@ -197,7 +200,65 @@ impl Worker {
     }
 
     /// One turn of a job: a stretch of its calls listed while they are not all, else one batch.
+    /// Says which sends were cut off by a server that stopped or died (not another instance's,
+    /// still running): failed and held in doubt.
+    async fn interrupted_sends(&self) {
+        let me = self.me.clone();
+        match self
+            .store
+            .write(move |conn, _| rows::interrupted_sends(conn, now_ms(), &me))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                calls = n,
+                "QM sends interrupted by a stopped server are reported failed"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not look at interrupted QM sends"),
+        }
+    }
+
+    /// Leases the job to this instance for a while (renewed before every call), or says whether
+    /// it may go on: false when another instance works on it, or it was cancelled.
+    async fn go_on(&self, id: i64) -> bool {
+        let (me, ttl) = (self.me.clone(), self.lease_ms());
+        let state = self
+            .store
+            .write(move |conn, _| {
+                if !leases::claim(conn, &rows::lease_name(id), &me, now_ms(), ttl)? {
+                    return Ok(None);
+                }
+                rows::export_state(conn, id).map(Some)
+            })
+            .await;
+        matches!(state, Ok(Some(JobState::Running)))
+    }
+
+    /// Long enough for one request with its timeout, and a margin.
+    fn lease_ms(&self) -> i64 {
+        (self.rules().timeout_ms + self.rules().request_interval_ms) as i64 + 60_000
+    }
+
+    /// One turn of a job, on this instance only: another instance that holds the job's lease
+    /// works on it meanwhile.
     async fn step(&self, job: Export) -> Step {
+        let id = job.id;
+        if !self.go_on(id).await {
+            return Step::Waiting(now_ms() + LEASE_RETRY_MS);
+        }
+        let step = self.turn(job).await;
+        let me = self.me.clone();
+        if let Err(e) = self
+            .store
+            .write(move |conn, _| leases::release(conn, &rows::lease_name(id), &me))
+            .await
+        {
+            tracing::warn!(job = id, error = %e, "could not give back a QM export's lease");
+        }
+        step
+    }
+
+    async fn turn(&self, job: Export) -> Step {
         let id = job.id;
         if !job.prepared {
             return match self.list_stretch(&job).await {
@@ -247,11 +308,8 @@ impl Worker {
             if requests > 0 && !self.pause(self.rules().request_interval_ms).await {
                 return Step::Over;
             }
-            // A cancel is seen before each call, after the pause.
-            if !matches!(
-                self.store.read(move |conn| rows::export_state(conn, id)).await,
-                Ok(JobState::Running)
-            ) {
+            // A cancel is seen before each call, after the pause; the lease is renewed.
+            if !self.go_on(id).await {
                 return Step::Over;
             }
             match self.send_call(&job, &link, due).await {

@@ -54,6 +54,16 @@ impl Dialect {
         }
     }
 
+    /// Ends a `SELECT` of work to claim: on PostgreSQL, rows another instance's transaction is
+    /// claiming are skipped rather than waited for (and then claimed twice); SQLite has one
+    /// writer, so nothing to skip.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     /// A condition matching calls whose caller or callee number contains the bound fragment
     /// (bound twice): the matching numbers are found in the trigram index over the number
     /// dictionary (SQLite: FTS5; PostgreSQL: `pg_trgm` GIN), then the calls through the

@@ -2,7 +2,8 @@
 
 use crate::store::db::{params, Connection, OptionalExtension, Row};
 
-use super::StoreError;
+use super::dialect::Dialect;
+use super::{leases, StoreError};
 use crate::domain::{AccountId, UserId};
 use crate::export::jobs::JobState;
 
@@ -106,15 +107,24 @@ pub fn list(conn: &Connection, account: AccountId, user: UserId, limit: u32) -> 
     Ok(jobs)
 }
 
-/// Takes the oldest queued job and marks it running.
-pub fn claim_next(conn: &Connection, now: i64) -> Result<Option<Job>, StoreError> {
+/// The lease of a running job (`leases.rs`).
+pub fn lease_name(id: i64) -> String {
+    format!("export:{id}")
+}
+
+/// Takes the oldest queued job for `owner`: marks it running and leases it for `ttl_ms`.
+pub fn claim_next(conn: &Connection, now: i64, owner: &str, ttl_ms: i64) -> Result<Option<Job>, StoreError> {
+    let skip = Dialect::of(conn).skip_locked();
     let job = conn
         .prepare_cached(&format!(
             "UPDATE export_jobs SET state = 'running', attempts = attempts + 1, rows_done = 0, started_at = ? \
-             WHERE id = (SELECT id FROM export_jobs WHERE state = 'queued' ORDER BY id LIMIT 1) RETURNING {COLS}"
+             WHERE id = (SELECT id FROM export_jobs WHERE state = 'queued' ORDER BY id LIMIT 1{skip}) RETURNING {COLS}"
         ))?
         .query_row([now], job_from_row)
         .optional()?;
+    if let Some(job) = &job {
+        leases::claim(conn, &lease_name(job.id), owner, now, ttl_ms)?;
+    }
     Ok(job)
 }
 
@@ -198,19 +208,31 @@ pub fn file_deleted(conn: &Connection, id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// After a restart: jobs that were running when the server stopped go back to the queue (they
-/// start again from the first row), unless they were already interrupted `max_attempts` times.
-pub fn requeue_interrupted(conn: &Connection, max_attempts: i64, now: i64) -> Result<(usize, usize), StoreError> {
+/// Jobs whose server stopped or died while running them (no live lease of another instance;
+/// `owner`'s own are from its earlier life) go back to the queue and start again from the first
+/// row, unless they were already interrupted `max_attempts` times.
+pub fn requeue_interrupted(
+    conn: &Connection,
+    max_attempts: i64,
+    now: i64,
+    owner: &str,
+) -> Result<(usize, usize), StoreError> {
+    let orphan = format!(
+        "state = 'running' AND NOT {}",
+        leases::held_elsewhere("'export:' || CAST(export_jobs.id AS TEXT)")
+    );
     let failed = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE export_jobs SET state = 'failed', finished_at = ?, \
              error = 'the server stopped during this export ' || attempts || ' times; start it again' \
-             WHERE state = 'running' AND attempts >= ?",
-        )?
-        .execute(params![now, max_attempts])?;
+             WHERE {orphan} AND attempts >= ?"
+        ))?
+        .execute(params![now, now, owner, max_attempts])?;
     let requeued = conn
-        .prepare_cached("UPDATE export_jobs SET state = 'queued', rows_done = 0 WHERE state = 'running'")?
-        .execute(())?;
+        .prepare_cached(&format!(
+            "UPDATE export_jobs SET state = 'queued', rows_done = 0 WHERE {orphan}"
+        ))?
+        .execute(params![now, owner])?;
     Ok((requeued, failed))
 }
 

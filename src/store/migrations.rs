@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     (8, include_str!("../../migrations/sqlite/0008_started_id_index.sql")),
     (9, include_str!("../../migrations/sqlite/0009_recordings_call_log.sql")),
     (10, include_str!("../../migrations/sqlite/0010_qm.sql")),
+    (11, include_str!("../../migrations/sqlite/0011_instances.sql")),
 ];
 
 /// The same migrations for PostgreSQL: the same versions, tables, columns and indexes in its
@@ -41,6 +42,7 @@ pub const POSTGRES: &[(u32, &str)] = &[
         include_str!("../../migrations/postgres/0009_recordings_call_log.sql"),
     ),
     (10, include_str!("../../migrations/postgres/0010_qm.sql")),
+    (11, include_str!("../../migrations/postgres/0011_instances.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {

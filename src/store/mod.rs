@@ -19,6 +19,7 @@ pub mod directory;
 pub mod export;
 pub mod exports;
 pub mod ingest;
+pub mod leases;
 pub mod migrations;
 pub mod people;
 pub mod preferences;

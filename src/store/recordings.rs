@@ -4,6 +4,7 @@
 use crate::store::db::{params, Connection, OptionalExtension};
 
 use super::calllog;
+use super::dialect::Dialect;
 use super::StoreError;
 use crate::domain::recording::{CallEvent, RecordingState};
 use crate::domain::AccountId;
@@ -196,11 +197,13 @@ pub struct Due {
 /// Up to `limit` recordings whose fetch is due, oldest first. Each is pushed `lease_ms` into the
 /// future so that a fetch that dies with its process is tried again later, not lost.
 pub fn claim_due(conn: &Connection, now: i64, limit: u32, lease_ms: i64) -> Result<Vec<Due>, StoreError> {
+    // Another instance claiming at the same moment skips what this one locked.
     let due: Vec<Due> = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT account_id, external_id, source_url, attempts FROM recordings \
-             WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
-        )?
+             WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{}",
+            Dialect::of(conn).skip_locked()
+        ))?
         .query_map(params![now, limit], |r| {
             Ok(Due {
                 account: AccountId(r.get(0)?),

@@ -251,7 +251,7 @@ fn both_dialects_migrate_to_the_same_schema() {
         let (code, out, err) = crate::cli::calltrail(&["migrate", "--database-url", &scratch.url()], "");
         assert_eq!(
             (code, out.trim()),
-            (0, "the PostgreSQL database is at schema version 10"),
+            (0, "the PostgreSQL database is at schema version 11"),
             "{err}"
         );
     }
@@ -309,7 +309,7 @@ fn migrate_brings_the_data_folder_up_to_date_and_names_a_bad_url() {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     );
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(out.trim(), format!("{}/calltrail.sqlite is at schema version 10", data));
+    assert_eq!(out.trim(), format!("{}/calltrail.sqlite is at schema version 11", data));
     let conn = rusqlite::Connection::open(dir.join("calltrail.sqlite")).unwrap();
     let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, MIGRATIONS.last().unwrap().0);
@@ -335,7 +335,7 @@ fn instances_migrating_one_database_at_once_all_succeed_and_migrate_it_once() {
         let (code, out, err) = run.join().unwrap();
         assert_eq!(
             (code, out.trim()),
-            (0, "the PostgreSQL database is at schema version 10"),
+            (0, "the PostgreSQL database is at schema version 11"),
             "{err}"
         );
     }
@@ -343,7 +343,7 @@ fn instances_migrating_one_database_at_once_all_succeed_and_migrate_it_once() {
         .query_one("SELECT version FROM calltrail_schema", &[])
         .unwrap()
         .get(0);
-    assert_eq!(version, 10);
+    assert_eq!(version, 11);
     let rows: i64 = client
         .query_one("SELECT count(*) FROM calltrail_schema", &[])
         .unwrap()

@@ -6,7 +6,7 @@ use crate::store::db::{params, Connection, OptionalExtension, Row};
 use crate::domain::qm::Outcome;
 use crate::domain::{AccountId, UserId};
 use crate::export::jobs::JobState;
-use crate::store::StoreError;
+use crate::store::{leases, StoreError};
 
 /// One export job as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,8 +193,28 @@ pub fn cancel_export(conn: &Connection, account: AccountId, id: i64, now: i64) -
 /// After a stop: a call whose request was out when the server went down may or may not have been
 /// taken; it is reported failed and marked in doubt for the account, so that no job sends it
 /// again on its own — only an explicit re-run does. Returns how many.
-pub fn interrupted_sends(conn: &Connection, now: i64) -> Result<usize, StoreError> {
-    mark_in_doubt(conn, None, now)
+pub fn interrupted_sends(conn: &Connection, now: i64, owner: &str) -> Result<usize, StoreError> {
+    // Jobs with a call out whose lease no other instance holds: their server stopped or died
+    // mid-request (`owner`'s own leases are its earlier life's).
+    let cut_off: Vec<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT e.id FROM qm_exports e \
+             WHERE EXISTS (SELECT 1 FROM qm_export_calls x WHERE x.export_id = e.id AND x.outcome = 'sending') \
+             AND NOT {}",
+            leases::held_elsewhere("'qm-export:' || CAST(e.id AS TEXT)")
+        ))?
+        .query_map(params![now, owner], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut n = 0;
+    for export in cut_off {
+        n += mark_in_doubt(conn, Some(export), now)?;
+    }
+    Ok(n)
+}
+
+/// The lease of a job being worked on (`leases.rs`).
+pub fn lease_name(id: i64) -> String {
+    format!("qm-export:{id}")
 }
 
 /// The `sending` calls of one job (or of all), failed and in doubt.
