@@ -64,10 +64,14 @@ impl Server {
             None => crate::secrets::SealingKey::load_or_create(&config.data.join("secret.key"))?,
         };
         let exports = crate::export::files::ExportFiles::new(&config.data, &recordings.storage);
+        let live = match store.postgres_url() {
+            Some(url) => LiveHub::relayed(url, instance.id.clone()),
+            None => LiveHub::default(),
+        };
         let state = AppState {
             qm: crate::qm::Qm::new(sealing),
             store,
-            live: LiveHub::default(),
+            live,
             config: Arc::new(config),
             jobs: Default::default(),
             exports,

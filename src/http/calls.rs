@@ -15,6 +15,7 @@ use super::extract::QueryPairs;
 use super::AppState;
 use crate::domain::{AccountId, CallScope, Credential, Principal, SearchRequest};
 use crate::error::AppError;
+use crate::live::LiveEvent;
 use crate::store::search::{self, Page};
 use crate::store::view::{self, CallDetailView};
 use crate::store::{access, auth, Store};
@@ -162,7 +163,7 @@ pub async fn live_calls(
 /// a sign-out or a revoked token applies to an open stream at once.
 struct LiveStream {
     account: AccountId,
-    rx: tokio::sync::broadcast::Receiver<crate::live::CallsChanged>,
+    rx: tokio::sync::broadcast::Receiver<crate::live::LiveEvent>,
     store: Store,
     principal: Principal,
     req: SearchRequest,
@@ -186,8 +187,10 @@ impl LiveStream {
                 () = &mut self.closed => return None,
             };
             let batch = match received {
-                Ok(batch) => batch,
-                Err(RecvError::Lagged(_)) => return Some(vec![Event::default().event("resync").data("{}")]),
+                Ok(LiveEvent::Changed(batch)) => batch,
+                Ok(LiveEvent::Missed) | Err(RecvError::Lagged(_)) => {
+                    return Some(vec![Event::default().event("resync").data("{}")])
+                }
                 Err(RecvError::Closed) => return None,
             };
             if batch.account != self.account {

@@ -272,6 +272,14 @@ impl Store {
         })
     }
 
+    /// The PostgreSQL database's URL, when the store is on one (for the live-update relay).
+    pub fn postgres_url(&self) -> Option<&str> {
+        match &self.inner.backend {
+            Backend::Postgres(url) => Some(url),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
     /// The key that signs search cursors.
     pub fn cursor_key(&self) -> &[u8; 32] {
         &self.inner.cursor_key

@@ -218,10 +218,14 @@ async fn the_demo_fills_an_empty_folder_once() {
         live.clone(),
         account,
     ));
-    let changed = tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
-        .await
-        .expect("a live call within 10 s")
-        .expect("event");
+    let calltrail::live::LiveEvent::Changed(changed) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), events.recv())
+            .await
+            .expect("a live call within 10 s")
+            .expect("event")
+    else {
+        panic!("a change, not a resync");
+    };
     generator.abort();
     assert_eq!(changed.account, account);
     let id = changed.ids[0];

@@ -99,7 +99,11 @@ pub fn database_for(dir: &std::path::Path) -> calltrail::store::Database {
 
 /// Opens the store of a test data folder, on the database `database_for` gives it.
 pub fn open_store(dir: &std::path::Path) -> Store {
-    let database = database_for(dir);
+    open_database(database_for(dir))
+}
+
+/// Opens a store on `database` (off the async threads: PostgreSQL connects blocking).
+pub fn open_database(database: calltrail::store::Database) -> Store {
     off_runtime(move || Store::connect(&database)).expect("store")
 }
 
@@ -529,5 +533,80 @@ impl TestApp {
             .expect("upload");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// A moto S3 server on loopback: `moto_server` from `$CALLTRAIL_MOTO_SERVER`, the tests' venv
+/// (`target/s3-venv`, made by `./run-tests`) or the PATH.
+pub struct Moto {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/s3-venv/bin/moto_server");
+        let program = std::env::var("CALLTRAIL_MOTO_SERVER").unwrap_or_else(|_| {
+            if std::path::Path::new(venv).exists() {
+                venv.to_string()
+            } else {
+                "moto_server".to_string()
+            }
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {program} ({e}); ./run-tests installs it (pip install 'moto[server]' into target/s3-venv)")
+            });
+        // Owned from here on: dropped (killed and reaped) on every path, a failed start included.
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return moto;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("moto_server did not start on port {port}");
+    }
+
+    /// A bucket, made as an operator would before pointing calltrail at it, and the storage
+    /// settings for it.
+    pub async fn bucket(&self, name: &str, prefix: &str) -> calltrail::recording::storage::StorageConfig {
+        let created = reqwest::Client::new()
+            .put(format!("{}/{name}", self.endpoint))
+            .send()
+            .await
+            .expect("create a bucket");
+        assert!(
+            created.status().is_success(),
+            "{}",
+            created.text().await.unwrap_or_default()
+        );
+        calltrail::recording::storage::StorageConfig::S3(calltrail::recording::storage::S3Config {
+            bucket: name.into(),
+            prefix: prefix.into(),
+            endpoint: Some(self.endpoint.clone()),
+            region: "us-east-1".into(),
+            access_key_id: Some("test".into()),
+            secret_access_key: Some("test".into()),
+        })
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

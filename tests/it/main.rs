@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod counts;
 mod exports;
+mod instances;
 mod postgres;
 mod qm;
 mod recordings;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -682,61 +682,9 @@ async fn a_recording_larger_than_memory_streams_through() {
     }
 }
 
-/// A moto S3 server on loopback: `moto_server` from `$CALLTRAIL_MOTO_SERVER`, the tests' venv
-/// (`target/s3-venv`, made by `./run-tests`) or the PATH.
-struct Moto {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/target/s3-venv/bin/moto_server");
-        let program = std::env::var("CALLTRAIL_MOTO_SERVER").unwrap_or_else(|_| {
-            if std::path::Path::new(venv).exists() {
-                venv.to_string()
-            } else {
-                "moto_server".to_string()
-            }
-        });
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {program} ({e}); ./run-tests installs it (pip install 'moto[server]' into target/s3-venv)")
-            });
-        // Owned from here on: dropped (killed and reaped) on every path, a failed start included.
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return moto;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("moto_server did not start on port {port}");
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn recordings_on_s3_compatible_storage() {
-    let moto = Moto::start();
+    let moto = crate::common::Moto::start();
     // The bucket exists before calltrail is pointed at it, as an operator would set it up.
     let created = reqwest::Client::new()
         .put(format!("{}/calls-bucket", moto.endpoint))

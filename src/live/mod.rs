@@ -1,6 +1,9 @@
 //! Live fan-out of changed calls: after a write is durable, the ids it touched are broadcast;
 //! each live subscriber re-reads those ids through its own scope and filter, so what a
-//! subscriber is sent is decided by the same SQL as its searches.
+//! subscriber is sent is decided by the same SQL as its searches. With several instances on
+//! PostgreSQL, `relay.rs` carries each instance's changes to the others.
+
+mod relay;
 
 use std::sync::Arc;
 
@@ -17,33 +20,57 @@ pub struct CallsChanged {
     pub ids: Arc<Vec<i64>>,
 }
 
+/// What a subscriber hears.
+#[derive(Debug, Clone)]
+pub enum LiveEvent {
+    Changed(CallsChanged),
+    /// Changes may have been missed (the link to the other instances broke): search again.
+    Missed,
+}
+
 #[derive(Clone)]
 pub struct LiveHub {
-    tx: broadcast::Sender<CallsChanged>,
+    tx: broadcast::Sender<LiveEvent>,
     /// Set when the server shuts down, so that open event streams end and let it.
     closing: watch::Sender<bool>,
+    /// To the other instances, when there are others.
+    relay: Option<relay::Outbox>,
 }
 
 impl Default for LiveHub {
     fn default() -> Self {
         let (tx, _) = broadcast::channel(BACKLOG);
         let (closing, _) = watch::channel(false);
-        LiveHub { tx, closing }
+        LiveHub {
+            tx,
+            closing,
+            relay: None,
+        }
     }
 }
 
 impl LiveHub {
-    pub fn publish(&self, account: AccountId, ids: Vec<i64>) {
-        if !ids.is_empty() {
-            // No subscribers is not an error.
-            let _ = self.tx.send(CallsChanged {
-                account,
-                ids: Arc::new(ids),
-            });
-        }
+    /// A hub that also hears, and tells, every other instance on the PostgreSQL database at
+    /// `url` (`LISTEN`/`NOTIFY`: no broker besides the database).
+    pub fn relayed(url: &str, instance: Arc<str>) -> LiveHub {
+        let mut hub = LiveHub::default();
+        hub.relay = Some(relay::start(url, instance, hub.tx.clone(), hub.closing.subscribe()));
+        hub
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<CallsChanged> {
+    pub fn publish(&self, account: AccountId, ids: Vec<i64>) {
+        if ids.is_empty() {
+            return;
+        }
+        let ids = Arc::new(ids);
+        if let Some(relay) = &self.relay {
+            relay.send(account, ids.clone());
+        }
+        // No subscribers is not an error.
+        let _ = self.tx.send(LiveEvent::Changed(CallsChanged { account, ids }));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.tx.subscribe()
     }
 
