@@ -1,5 +1,5 @@
 //! The command line (api.md): `serve`, `demo`, `user add`, `token create`, `token revoke`,
-//! `export`. Exit codes: 0 done, 2 bad arguments or input (the message names what), 1 anything
+//! `export`; and `migrate`, `copy` for the database. Exit codes: 0 done, 2 bad arguments or input (the message names what), 1 anything
 //! else.
 
 mod export;
@@ -42,6 +42,58 @@ pub enum Command {
     Export(Box<export::ExportArgs>),
     /// Bring a database's schema up to this version (the server also does at start).
     Migrate(MigrateArgs),
+    /// Copy every row of one calltrail database into a new, empty one: an embedded installation
+    /// to PostgreSQL (`--from sqlite://DATA --to postgres://…`), or back.
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// `sqlite://DATA-FOLDER` (or `sqlite://…/calltrail.sqlite`) or `postgres://…`.
+    #[arg(long)]
+    pub from: String,
+    /// The same forms; the database must hold no data yet.
+    #[arg(long)]
+    pub to: String,
+}
+
+/// `sqlite://PATH` or `postgres://…` as a database; the message names the flag.
+fn database_url(flag: &str, url: &str) -> Result<Database, CliError> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err(CliError::Usage(format!(
+                "{flag}: sqlite:// needs the data folder's path"
+            )));
+        }
+        return Ok(Database::Sqlite(PathBuf::from(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Database::from_args(std::path::Path::new("."), Some(url), None)
+            .map_err(|e| CliError::Usage(e.replacen("--database-url", flag, 1)));
+    }
+    Err(CliError::Usage(format!(
+        "{flag}: expected sqlite://DATA-FOLDER or postgres://…, got {url:?}"
+    )))
+}
+
+async fn copy(args: CopyArgs) -> Result<(), CliError> {
+    let from = database_url("--from", &args.from)?;
+    let to = database_url("--to", &args.to)?;
+    let started = std::time::Instant::now();
+    let copied = tokio::task::spawn_blocking(move || {
+        crate::store::copy::copy(&from, &to, |(table, rows)| {
+            eprintln!("{table}: {rows} rows");
+        })
+    })
+    .await
+    .map_err(|e| CliError::Failed(e.to_string()))??;
+    let rows: u64 = copied.iter().map(|(_, n)| n).sum();
+    println!(
+        "copied {rows} rows in {} tables in {:.1} s; every table's count checked",
+        copied.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +266,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => serve(args.serve.clone(), Some(args)).await,
         Command::Export(args) => export::run(*args).await,
         Command::Migrate(args) => migrate(args).await,
+        Command::Copy(args) => copy(args).await,
         Command::User(UserCommand::Add {
             login,
             role,

@@ -11,6 +11,7 @@ pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod calllog;
+pub mod copy;
 pub mod counts;
 pub mod cursor;
 pub mod db;
