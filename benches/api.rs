@@ -1,7 +1,11 @@
 //! End-to-end benchmark over HTTP: builds (or reuses) demo databases of the given sizes, starts
 //! the real server on loopback and times the list queries and ingest.
 //!
-//! `cargo bench --bench api -- --calls 1000000,10000000 [--dir bench-data] [--runs 30]`
+//! `cargo bench --bench api -- --calls 1000000,10000000 [--dir bench-data] [--runs 30]
+//! [--database-url postgres://…]`
+//!
+//! With `--database-url`, the same demo database (built in SQLite under `--dir` if needed) is
+//! copied once into the PostgreSQL database (`calltrail copy`'s code) and the server runs on it.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,7 +13,7 @@ use std::time::{Duration, Instant};
 use calltrail::config::Config;
 use calltrail::demo::generate::Generator;
 use calltrail::domain::{Role, TokenScope};
-use calltrail::store::{auth, Store, StoreError};
+use calltrail::store::{auth, Database, Store, StoreError};
 use calltrail::Server;
 use chrono::Utc;
 use rand::rngs::StdRng;
@@ -20,6 +24,7 @@ struct Opts {
     sizes: Vec<usize>,
     dir: PathBuf,
     runs: usize,
+    database_url: Option<String>,
 }
 
 fn opts() -> Opts {
@@ -40,6 +45,7 @@ fn opts() -> Opts {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("bench-data")),
         runs: get("--runs").and_then(|s| s.parse().ok()).unwrap_or(30),
+        database_url: get("--database-url"),
     }
 }
 
@@ -109,8 +115,8 @@ struct Tokens {
     operator: String,
 }
 
-async fn prepare(dir: &std::path::Path, calls: usize) -> Result<(Store, Tokens), StoreError> {
-    let store = Store::open(dir)?;
+async fn prepare(dir: &std::path::Path, calls: usize, url: Option<&str>) -> Result<(Store, Tokens), StoreError> {
+    let mut store = Store::open(dir)?;
     let started = Instant::now();
     if calltrail::demo::prepare(
         &store,
@@ -123,6 +129,35 @@ async fn prepare(dir: &std::path::Path, calls: usize) -> Result<(Store, Tokens),
     .is_some()
     {
         eprintln!("built {calls} calls in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    if let Some(url) = url {
+        store.shutdown();
+        drop(store);
+        let (from, to) = (
+            Database::Sqlite(dir.to_path_buf()),
+            Database::Postgres {
+                url: url.to_string(),
+                read_url: None,
+            },
+        );
+        let opened = to.clone();
+        store = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            match calltrail::store::copy::copy(&from, &to, |(t, n)| eprintln!("  {t}: {n} rows")) {
+                Ok(copied) => eprintln!(
+                    "copied {} rows into PostgreSQL in {:.1} s",
+                    copied.iter().map(|(_, n)| n).sum::<u64>(),
+                    started.elapsed().as_secs_f64()
+                ),
+                // Copied by an earlier run: use it as it is.
+                Err(StoreError::Invalid(e)) if e.to_string().contains("already holds data") => {}
+                Err(e) => return Err(e),
+            }
+            Store::connect(&opened)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)??;
+        store.analyze(true).await?;
     }
     let tokens: Vec<String> = (0..3).map(|_| calltrail::secrets::new_token("ct_")).collect();
     let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| calltrail::secrets::token_hash(t)).collect();
@@ -156,7 +191,9 @@ fn ids(list: &Value) -> Vec<String> {
 
 async fn run_size(opts: &Opts, calls: usize) {
     let dir = opts.dir.join(calls.to_string());
-    let (store, tokens) = prepare(&dir, calls).await.expect("prepare");
+    let (store, tokens) = prepare(&dir, calls, opts.database_url.as_deref())
+        .await
+        .expect("prepare");
     let config = Config {
         public_url: "http://127.0.0.1".into(),
         max_body_bytes: 256 * 1024 * 1024,

@@ -2,7 +2,7 @@
 //! the time-index hint. The rest of the store's SQL is written in the subset SQLite and
 //! PostgreSQL share, with `?` placeholders (`db.rs` numbers them for PostgreSQL).
 
-use crate::store::db::Connection;
+use crate::store::db::{Connection, Value};
 
 /// The writer: WAL so readers never block it; `synchronous=FULL` so a commit that returned is on
 /// disk (an acknowledged ingest is never lost, even to a power cut).
@@ -64,34 +64,67 @@ impl Dialect {
         }
     }
 
-    /// A condition matching calls whose caller or callee number contains the bound fragment
-    /// (bound twice): the matching numbers are found in the trigram index over the number
-    /// dictionary (SQLite: FTS5; PostgreSQL: `pg_trgm` GIN), then the calls through the
-    /// per-number indexes.
-    pub fn number_match(self) -> &'static str {
+    /// A condition matching calls of `account` whose caller or callee number contains
+    /// `fragment`, with its arguments. The matching numbers are found in the trigram index over
+    /// the number dictionary (SQLite: FTS5; PostgreSQL: `pg_trgm` GIN), then the calls through
+    /// the per-number indexes `(account, number, started_at)`.
+    ///
+    /// On PostgreSQL the calls are named by id from a subquery that starts at the numbers (within
+    /// the period when there is one): written as an `OR` of two `IN` lists, its planner walked
+    /// the time index testing every call against the lists (0.3 s at 100,000 calls), while this
+    /// form leaves it the choice between the per-number indexes (rare fragments) and the walk
+    /// (fragments common enough to fill a page at once).
+    pub fn number_match(
+        self,
+        account: i64,
+        from: Option<i64>,
+        to: Option<i64>,
+        fragment: &str,
+    ) -> (String, Vec<Value>) {
         match self {
             Dialect::Sqlite => {
-                "(c.from_number IN (SELECT n.number FROM numbers n WHERE n.id IN \
-                 (SELECT rowid FROM numbers_fts WHERE numbers_fts MATCH ?)) \
-                 OR c.to_number IN (SELECT n.number FROM numbers n WHERE n.id IN \
-                 (SELECT rowid FROM numbers_fts WHERE numbers_fts MATCH ?)))"
+                let phrase = Value::Text(format!("\"{}\"", fragment.replace('"', "\"\"")));
+                (
+                    "(c.from_number IN (SELECT n.number FROM numbers n WHERE n.id IN \
+                     (SELECT rowid FROM numbers_fts WHERE numbers_fts MATCH ?)) \
+                     OR c.to_number IN (SELECT n.number FROM numbers n WHERE n.id IN \
+                     (SELECT rowid FROM numbers_fts WHERE numbers_fts MATCH ?)))"
+                        .into(),
+                    vec![phrase.clone(), phrase],
+                )
             }
             Dialect::Postgres => {
-                "(c.from_number IN (SELECT n.number FROM numbers n WHERE n.number LIKE ?) \
-                 OR c.to_number IN (SELECT n.number FROM numbers n WHERE n.number LIKE ?))"
+                let pattern = format!(
+                    "%{}%",
+                    fragment.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+                );
+                let mut period = String::new();
+                let mut bounds = vec![];
+                if let Some(from) = from {
+                    period.push_str(" AND x.started_at >= ?");
+                    bounds.push(Value::Integer(from));
+                }
+                if let Some(to) = to {
+                    period.push_str(" AND x.started_at < ?");
+                    bounds.push(Value::Integer(to));
+                }
+                let side = |column: &str| {
+                    format!(
+                        "SELECT x.id FROM calls x WHERE x.account_id = ? AND x.{column} IN \
+                         (SELECT n.number FROM numbers n WHERE n.number LIKE ?){period}"
+                    )
+                };
+                let mut args = vec![];
+                for _ in 0..2 {
+                    args.push(Value::Integer(account));
+                    args.push(Value::Text(pattern.clone()));
+                    args.extend(bounds.iter().cloned());
+                }
+                (
+                    format!("c.id IN ({} UNION ALL {})", side("from_number"), side("to_number")),
+                    args,
+                )
             }
-        }
-    }
-
-    /// The bound text for a literal substring: an FTS5 phrase (quotes doubled), or a LIKE
-    /// pattern (wildcards escaped).
-    pub fn number_match_arg(self, fragment: &str) -> String {
-        match self {
-            Dialect::Sqlite => format!("\"{}\"", fragment.replace('"', "\"\"")),
-            Dialect::Postgres => format!(
-                "%{}%",
-                fragment.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-            ),
         }
     }
 }

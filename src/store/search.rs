@@ -105,8 +105,8 @@ fn where_clause(dialect: Dialect, scope: &CallScope, f: &CallFilter) -> Sql {
         None => {}
     }
     if let Some(n) = &f.number {
-        let arg = dialect.number_match_arg(n);
-        sql.and(dialect.number_match(), [Value::Text(arg.clone()), Value::Text(arg)]);
+        let (condition, args) = dialect.number_match(scope.account.0, f.from, f.to, n);
+        sql.and(&condition, args);
     }
     if let Some(min) = f.talk_min {
         sql.and("c.talk_seconds >= ?", [Value::Integer(min.into())]);
