@@ -115,7 +115,41 @@ struct Tokens {
     operator: String,
 }
 
+/// The PostgreSQL database when it already holds calls (filled by an earlier run, or grown by
+/// SQL as for the 50-million-call figures): then it is used as it is. Looked at without opening
+/// the store, which would create the default account in an empty database.
+async fn filled(url: &str) -> Result<Option<Store>, StoreError> {
+    let u = url.to_string();
+    let has_calls = tokio::task::spawn_blocking(move || -> Result<bool, postgres::Error> {
+        let mut client = postgres::Client::connect(&u, postgres::NoTls)?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass('public.calls') IS NOT NULL", &[])?
+            .get(0);
+        Ok(exists && client.query_opt("SELECT 1 FROM calls LIMIT 1", &[])?.is_some())
+    })
+    .await
+    .map_err(|_| StoreError::Closed)?
+    .map_err(|e| StoreError::Database(e.into()))?;
+    if !has_calls {
+        return Ok(None);
+    }
+    let database = Database::Postgres {
+        url: url.to_string(),
+        read_url: None,
+    };
+    let store = tokio::task::spawn_blocking(move || Store::connect(&database))
+        .await
+        .map_err(|_| StoreError::Closed)??;
+    Ok(Some(store))
+}
+
 async fn prepare(dir: &std::path::Path, calls: usize, url: Option<&str>) -> Result<(Store, Tokens), StoreError> {
+    if let Some(url) = url {
+        if let Some(store) = filled(url).await? {
+            let tokens = tokens(&store).await?;
+            return Ok((store, tokens));
+        }
+    }
     let mut store = Store::open(dir)?;
     let started = Instant::now();
     if calltrail::demo::prepare(
@@ -143,22 +177,24 @@ async fn prepare(dir: &std::path::Path, calls: usize, url: Option<&str>) -> Resu
         let opened = to.clone();
         store = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            match calltrail::store::copy::copy(&from, &to, |(t, n)| eprintln!("  {t}: {n} rows")) {
-                Ok(copied) => eprintln!(
-                    "copied {} rows into PostgreSQL in {:.1} s",
-                    copied.iter().map(|(_, n)| n).sum::<u64>(),
-                    started.elapsed().as_secs_f64()
-                ),
-                // Copied by an earlier run: use it as it is.
-                Err(StoreError::Invalid(e)) if e.to_string().contains("already holds data") => {}
-                Err(e) => return Err(e),
-            }
+            let copied = calltrail::store::copy::copy(&from, &to, |(t, n)| eprintln!("  {t}: {n} rows"))?;
+            eprintln!(
+                "copied {} rows into PostgreSQL in {:.1} s",
+                copied.iter().map(|(_, n)| n).sum::<u64>(),
+                started.elapsed().as_secs_f64()
+            );
             Store::connect(&opened)
         })
         .await
         .map_err(|_| StoreError::Closed)??;
         store.analyze(true).await?;
     }
+    let tokens = tokens(&store).await?;
+    Ok((store, tokens))
+}
+
+/// Fresh tokens for the owner, the demo supervisor and the demo operator.
+async fn tokens(store: &Store) -> Result<Tokens, StoreError> {
     let tokens: Vec<String> = (0..3).map(|_| calltrail::secrets::new_token("ct_")).collect();
     let hashes: Vec<Vec<u8>> = tokens.iter().map(|t| calltrail::secrets::token_hash(t)).collect();
     store
@@ -172,14 +208,11 @@ async fn prepare(dir: &std::path::Path, calls: usize, url: Option<&str>) -> Resu
         })
         .await?;
     let [owner, supervisor, operator] = <[String; 3]>::try_from(tokens).map_err(|_| StoreError::NotFound)?;
-    Ok((
-        store,
-        Tokens {
-            owner,
-            supervisor,
-            operator,
-        },
-    ))
+    Ok(Tokens {
+        owner,
+        supervisor,
+        operator,
+    })
 }
 
 fn ids(list: &Value) -> Vec<String> {

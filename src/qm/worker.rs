@@ -14,7 +14,6 @@
 //! does not answer in time is sent again with the same id (the rule: timeouts are
 //! retried); its `id` is stable, so the QM system can tell it is the same call.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,6 @@ use tokio_util::sync::CancellationToken;
 use super::client::QmClient;
 use super::Qm;
 use crate::config::{Config, QmConfig};
-use crate::domain::AccountId;
 use crate::export::jobs::JobState;
 use crate::store::auth::{self, now_ms};
 use crate::store::qm::{self as rows, Export};
@@ -44,9 +42,6 @@ pub async fn run(store: Store, config: Arc<Config>, qm: Qm, stop: CancellationTo
         stop,
         me,
     };
-    // Accounts a 429 holds back (the QM system throttles the key, whichever job uses it), until
-    // when (epoch ms).
-    let mut held: HashMap<AccountId, i64> = HashMap::new();
     // A round visits every open job once, in id order, one batch each.
     let mut after = 0;
     let mut worked = false;
@@ -93,12 +88,16 @@ pub async fn run(store: Store, config: Arc<Config>, qm: Qm, stop: CancellationTo
         };
         after = job.id;
         let (id, account) = (job.id, job.account);
-        if let Some(&until) = held.get(&account) {
-            if until > now_ms() {
-                soonest = Some(soonest.map_or(until, |s| s.min(until)));
-                continue;
-            }
-            held.remove(&account);
+        // A 429 holds back the account's jobs (the QM system throttles the key, whichever job
+        // uses it), on every instance and across restarts: the hold is kept in the database.
+        let now = now_ms();
+        if let Ok(Some(until)) = worker
+            .store
+            .read(move |conn| rows::held_until(conn, account, now))
+            .await
+        {
+            soonest = Some(soonest.map_or(until, |s| s.min(until)));
+            continue;
         }
         let pause = match worker.step(job).await {
             Step::Sent { full, requests } => {
@@ -116,7 +115,13 @@ pub async fn run(store: Store, config: Arc<Config>, qm: Qm, stop: CancellationTo
                 0
             }
             Step::Held(until) => {
-                held.insert(account, until);
+                if let Err(e) = worker
+                    .store
+                    .write(move |conn, _| rows::hold(conn, account, until))
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not record the QM system's hold");
+                }
                 soonest = Some(soonest.map_or(until, |s| s.min(until)));
                 worker.rules().request_interval_ms
             }

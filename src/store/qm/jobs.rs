@@ -212,6 +212,29 @@ pub fn interrupted_sends(conn: &Connection, now: i64, owner: &str) -> Result<usi
     Ok(n)
 }
 
+/// Holds back every job of `account` until `until` (the QM system answered 429), on every
+/// instance; a longer hold already recorded stays.
+pub fn hold(conn: &Connection, account: AccountId, until: i64) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO leases (name, owner, until) VALUES (?, 'qm-system', ?) ON CONFLICT (name) DO UPDATE \
+         SET until = CASE WHEN leases.until > excluded.until THEN leases.until ELSE excluded.until END",
+    )?
+    .execute(params![hold_name(account), until])?;
+    Ok(())
+}
+
+/// Until when the account's jobs are held back, if they are at `now`.
+pub fn held_until(conn: &Connection, account: AccountId, now: i64) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT until FROM leases WHERE name = ? AND until > ?")?
+        .query_row(params![hold_name(account), now], |r| r.get(0))
+        .optional()?)
+}
+
+fn hold_name(account: AccountId) -> String {
+    format!("qm-hold:{}", account.0)
+}
+
 /// The lease of a job being worked on (`leases.rs`).
 pub fn lease_name(id: i64) -> String {
     format!("qm-export:{id}")

@@ -400,6 +400,18 @@ async fn failures_are_retried_kept_with_their_correlation_ids_and_sent_again_onl
         let rest = seen.requests[first + 1].0 - seen.requests[first].0;
         assert!(rest >= Duration::from_millis(1_000), "held back {rest:?}");
     }
+    // The hold is kept in the database, where every instance (and a restarted one) sees it.
+    let holds: Vec<(String, String)> = app
+        .store
+        .read(|conn| {
+            Ok(conn
+                .prepare("SELECT name, owner FROM leases WHERE name LIKE 'qm-hold:%'")?
+                .query_map((), |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(holds, vec![("qm-hold:1".to_string(), "qm-system".to_string())]);
     // r3 timed out once, then taken.
     let r3 = outcome_of(&job, &ids[2]);
     assert_eq!((&r3["outcome"], &r3["attempts"]), (&json!("sent"), &json!(2)), "{r3}");
