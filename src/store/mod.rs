@@ -149,6 +149,19 @@ struct Inner {
     cursor_key: [u8; 32],
 }
 
+impl Inner {
+    /// An idle read connection (or a new one) and the pool it goes back to: the replica's when
+    /// asked for and configured, else the database's own.
+    fn check_out(&self, replica: bool) -> Result<(&Mutex<Vec<Connection>>, Connection), StoreError> {
+        if let (true, Some((url, pool))) = (replica, &self.replica) {
+            let pooled = pool.lock().map_err(|_| StoreError::Closed)?.pop();
+            return Ok((pool, pooled.map_or_else(|| open_postgres_reader(url), Ok)?));
+        }
+        let pooled = self.readers.lock().map_err(|_| StoreError::Closed)?.pop();
+        Ok((&self.readers, pooled.map_or_else(|| open_reader(&self.backend), Ok)?))
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         let mut readers = std::mem::take(self.readers.get_mut().unwrap_or_else(|e| e.into_inner()));
@@ -292,25 +305,7 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let _permit = self
-            .inner
-            .reader_permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = inner.readers.lock().map_err(|_| StoreError::Closed)?.pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => open_reader(&inner.backend)?,
-            };
-            let out = f(&conn);
-            put_back(&inner.readers, conn);
-            out
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
+        self.read_on(false, f).await
     }
 
     /// Like `read`, for searches and exports: on the read replica when one is configured. A
@@ -321,9 +316,14 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        if self.inner.replica.is_none() {
-            return self.read(f).await;
-        }
+        self.read_on(true, f).await
+    }
+
+    async fn read_on<R, F>(&self, replica: bool, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
         let _permit = self
             .inner
             .reader_permits
@@ -332,12 +332,7 @@ impl Store {
             .map_err(|_| StoreError::Closed)?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let (url, pool) = inner.replica.as_ref().ok_or(StoreError::Closed)?;
-            let pooled = pool.lock().map_err(|_| StoreError::Closed)?.pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => open_postgres_reader(url)?,
-            };
+            let (pool, conn) = inner.check_out(replica)?;
             let out = f(&conn);
             put_back(pool, conn);
             out
