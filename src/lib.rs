@@ -64,16 +64,25 @@ impl Server {
             None => crate::secrets::SealingKey::load_or_create(&config.data.join("secret.key"))?,
         };
         let exports = crate::export::files::ExportFiles::new(&config.data, &recordings.storage);
+        let qm = crate::qm::Qm::new(sealing);
+        let jobs = crate::export::jobs::JobQueue::default();
         let live = match store.postgres_url() {
-            Some(url) => LiveHub::relayed(url, instance.id.clone()),
+            Some(url) => {
+                let wakes = crate::live::Wakes {
+                    exports: jobs.wake(),
+                    qm: qm.wake.clone(),
+                    recordings: recordings.wake.clone(),
+                };
+                LiveHub::relayed(url, instance.id.clone(), wakes)
+            }
             None => LiveHub::default(),
         };
         let state = AppState {
-            qm: crate::qm::Qm::new(sealing),
+            qm,
             store,
             live,
             config: Arc::new(config),
-            jobs: Default::default(),
+            jobs,
             exports,
             recordings,
         };

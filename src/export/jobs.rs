@@ -54,6 +54,11 @@ impl JobQueue {
     pub fn queued(&self) {
         self.wake.notify_one();
     }
+
+    /// The worker's wake-up call, for other instances to ring.
+    pub fn wake(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
 }
 
 /// How long a running job's lease lasts; it is renewed with every stretch of rows written, so

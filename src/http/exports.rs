@@ -207,7 +207,7 @@ pub async fn start_export(
             exports::get(conn, account, user, id)
         })
         .await?;
-    state.jobs.queued();
+    state.wake(crate::live::Wake::Exports);
     Ok((StatusCode::ACCEPTED, Json(job.into())))
 }
 

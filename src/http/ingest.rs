@@ -64,7 +64,7 @@ pub async fn ingest_calls(
     state.live.publish(account, outcome.changed.clone());
     if outcome.fetches > 0 {
         // The fetcher starts on new recording URLs now rather than at its next round.
-        state.recordings.wake.notify_one();
+        state.wake(crate::live::Wake::Recordings);
     }
     Ok(Json(outcome))
 }

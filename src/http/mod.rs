@@ -43,6 +43,20 @@ pub struct AppState {
     pub qm: crate::qm::Qm,
 }
 
+impl AppState {
+    /// Wakes a background worker here and on every other instance: work was queued that any
+    /// instance may take.
+    pub fn wake(&self, what: crate::live::Wake) {
+        use crate::live::Wake;
+        match what {
+            Wake::Exports => self.jobs.queued(),
+            Wake::Qm => self.qm.wake.notify_one(),
+            Wake::Recordings => self.recordings.wake.notify_one(),
+        }
+        self.live.wake_others(what);
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()

@@ -110,7 +110,7 @@ pub async fn upload_recording(
         state.live.publish(account, vec![id]);
     }
     // The recording it replaced, if any, waits in the deletion queue.
-    state.recordings.wake.notify_one();
+    state.wake(crate::live::Wake::Recordings);
     Ok(Json(Uploaded {
         external_id,
         call_id: call.map(|c| c.to_string()),

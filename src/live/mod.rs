@@ -7,14 +7,14 @@ mod relay;
 
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Notify};
 
 use crate::domain::AccountId;
 
 /// How many change batches a slow subscriber may fall behind before it is told to resync.
 const BACKLOG: usize = 1024;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallsChanged {
     pub account: AccountId,
     pub ids: Arc<Vec<i64>>,
@@ -26,6 +26,39 @@ pub enum LiveEvent {
     Changed(CallsChanged),
     /// Changes may have been missed (the link to the other instances broke): search again.
     Missed,
+}
+
+/// A background worker another instance can wake when it queues work (an instance's own are
+/// woken directly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    Exports,
+    Qm,
+    Recordings,
+}
+
+text_enum!(Wake {
+    Exports => "exports",
+    Qm => "qm",
+    Recordings => "recordings",
+});
+
+/// The workers' wake-up calls, for the relay to ring when another instance asks.
+#[derive(Clone)]
+pub struct Wakes {
+    pub exports: Arc<Notify>,
+    pub qm: Arc<Notify>,
+    pub recordings: Arc<Notify>,
+}
+
+impl Wakes {
+    pub fn of(&self, what: Wake) -> &Notify {
+        match what {
+            Wake::Exports => &self.exports,
+            Wake::Qm => &self.qm,
+            Wake::Recordings => &self.recordings,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -52,10 +85,23 @@ impl Default for LiveHub {
 impl LiveHub {
     /// A hub that also hears, and tells, every other instance on the PostgreSQL database at
     /// `url` (`LISTEN`/`NOTIFY`: no broker besides the database).
-    pub fn relayed(url: &str, instance: Arc<str>) -> LiveHub {
+    pub fn relayed(url: &str, instance: Arc<str>, wakes: Wakes) -> LiveHub {
         let mut hub = LiveHub::default();
-        hub.relay = Some(relay::start(url, instance, hub.tx.clone(), hub.closing.subscribe()));
+        hub.relay = Some(relay::start(
+            url,
+            instance,
+            hub.tx.clone(),
+            wakes,
+            hub.closing.subscribe(),
+        ));
         hub
+    }
+
+    /// Wakes the same worker on every other instance (work was queued that any may take).
+    pub fn wake_others(&self, what: Wake) {
+        if let Some(relay) = &self.relay {
+            relay.wake(what);
+        }
     }
 
     pub fn publish(&self, account: AccountId, ids: Vec<i64>) {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use postgres::fallible_iterator::FallibleIterator;
 use tokio::sync::{broadcast, watch};
 
-use super::{CallsChanged, LiveEvent};
+use super::{CallsChanged, LiveEvent, Wake, Wakes};
 use crate::domain::AccountId;
 
 const CHANNEL: &str = "calltrail_live";
@@ -22,16 +22,26 @@ const MAX_PAYLOAD: usize = 7_000;
 /// How often the threads look whether the server is stopping, and wait before reconnecting.
 const TICK: Duration = Duration::from_millis(500);
 
+/// What one instance tells the others.
+enum Message {
+    Changed(AccountId, Arc<Vec<i64>>),
+    Wake(Wake),
+}
+
 /// The sending side, held by the hub.
 #[derive(Clone)]
 pub struct Outbox {
-    tx: mpsc::Sender<(AccountId, Arc<Vec<i64>>)>,
+    tx: mpsc::Sender<Message>,
 }
 
 impl Outbox {
     pub fn send(&self, account: AccountId, ids: Arc<Vec<i64>>) {
         // The notifier thread is gone only when the server stops.
-        let _ = self.tx.send((account, ids));
+        let _ = self.tx.send(Message::Changed(account, ids));
+    }
+
+    pub fn wake(&self, what: Wake) {
+        let _ = self.tx.send(Message::Wake(what));
     }
 }
 
@@ -39,6 +49,7 @@ pub fn start(
     url: &str,
     instance: Arc<str>,
     local: broadcast::Sender<LiveEvent>,
+    wakes: Wakes,
     closing: watch::Receiver<bool>,
 ) -> Outbox {
     let (tx, rx) = mpsc::channel();
@@ -52,7 +63,7 @@ pub fn start(
     let u = url.to_string();
     let spawned = std::thread::Builder::new()
         .name("calltrail-listen".into())
-        .spawn(move || listen_loop(&u, &instance, local, closing));
+        .spawn(move || listen_loop(&u, &instance, local, wakes, closing));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start the live-update listener");
     }
@@ -81,20 +92,35 @@ fn payloads(instance: &str, account: AccountId, ids: &[i64]) -> Vec<String> {
     out
 }
 
-/// Another instance's payload: its account and ids; `None` for this instance's own or a payload
-/// that is not calltrail's.
-fn parse(payload: &str, me: &str) -> Option<CallsChanged> {
+/// What another instance said.
+#[derive(Debug, PartialEq)]
+enum Heard {
+    Changed(CallsChanged),
+    Wake(Wake),
+}
+
+/// `"{instance} wake {worker}"`.
+fn wake_payload(instance: &str, what: Wake) -> String {
+    format!("{instance} wake {}", what.code())
+}
+
+/// Another instance's payload; `None` for this instance's own or a payload that is not
+/// calltrail's.
+fn parse(payload: &str, me: &str) -> Option<Heard> {
     let mut parts = payload.splitn(3, ' ');
-    let (from, account, ids) = (parts.next()?, parts.next()?, parts.next()?);
+    let (from, second, rest) = (parts.next()?, parts.next()?, parts.next()?);
     if from == me {
         return None;
     }
-    let account = AccountId(account.parse().ok()?);
-    let ids = ids.split(',').map(str::parse).collect::<Result<Vec<i64>, _>>().ok()?;
-    Some(CallsChanged {
+    if second == "wake" {
+        return Wake::parse(rest).map(Heard::Wake);
+    }
+    let account = AccountId(second.parse().ok()?);
+    let ids = rest.split(',').map(str::parse).collect::<Result<Vec<i64>, _>>().ok()?;
+    Some(Heard::Changed(CallsChanged {
         account,
         ids: Arc::new(ids),
-    })
+    }))
 }
 
 fn connect(url: &str) -> Option<postgres::Client> {
@@ -107,15 +133,16 @@ fn connect(url: &str) -> Option<postgres::Client> {
     }
 }
 
-fn notify_loop(url: &str, me: &str, rx: mpsc::Receiver<(AccountId, Arc<Vec<i64>>)>, closing: watch::Receiver<bool>) {
+fn notify_loop(url: &str, me: &str, rx: mpsc::Receiver<Message>, closing: watch::Receiver<bool>) {
     let mut client: Option<postgres::Client> = None;
     loop {
-        let (account, ids) = match rx.recv_timeout(TICK) {
-            Ok(batch) => batch,
+        let sent = match rx.recv_timeout(TICK) {
+            Ok(Message::Changed(account, ids)) => payloads(me, account, &ids),
+            Ok(Message::Wake(what)) => vec![wake_payload(me, what)],
             Err(mpsc::RecvTimeoutError::Timeout) if !*closing.borrow() => continue,
             Err(_) => return,
         };
-        for payload in payloads(me, account, &ids) {
+        for payload in sent {
             // One retry on a fresh connection: a restarted database should not lose the change.
             for _ in 0..2 {
                 if client.is_none() {
@@ -134,7 +161,7 @@ fn notify_loop(url: &str, me: &str, rx: mpsc::Receiver<(AccountId, Arc<Vec<i64>>
     }
 }
 
-fn listen_loop(url: &str, me: &str, local: broadcast::Sender<LiveEvent>, closing: watch::Receiver<bool>) {
+fn listen_loop(url: &str, me: &str, local: broadcast::Sender<LiveEvent>, wakes: Wakes, closing: watch::Receiver<bool>) {
     let mut first = true;
     while !*closing.borrow() {
         let Some(mut client) = connect(url) else {
@@ -155,11 +182,13 @@ fn listen_loop(url: &str, me: &str, local: broadcast::Sender<LiveEvent>, closing
             let mut notifications = client.notifications();
             let mut waiting = notifications.timeout_iter(TICK);
             match waiting.next() {
-                Ok(Some(n)) => {
-                    if let Some(changed) = parse(n.payload(), me) {
+                Ok(Some(n)) => match parse(n.payload(), me) {
+                    Some(Heard::Changed(changed)) => {
                         let _ = local.send(LiveEvent::Changed(changed));
                     }
-                }
+                    Some(Heard::Wake(what)) => wakes.of(what).notify_one(),
+                    None => {}
+                },
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "live updates: the link to the other instances broke; reconnecting");
@@ -183,7 +212,9 @@ mod tests {
         let mut back = vec![];
         for p in &sent {
             assert!(parse(p, "i_abc").is_none(), "an instance ignores its own");
-            let changed = parse(p, "i_other").expect("another's payload");
+            let Some(Heard::Changed(changed)) = parse(p, "i_other") else {
+                panic!("another's change: {p}");
+            };
             assert_eq!(changed.account, AccountId(7));
             back.extend(changed.ids.iter().copied());
         }
@@ -193,5 +224,10 @@ mod tests {
             "a payload that is not ours is ignored"
         );
         assert!(payloads("i", AccountId(1), &[]).is_empty());
+        for what in [Wake::Exports, Wake::Qm, Wake::Recordings] {
+            assert_eq!(parse(&wake_payload("i_a", what), "i_b"), Some(Heard::Wake(what)));
+            assert_eq!(parse(&wake_payload("i_a", what), "i_a"), None);
+        }
+        assert_eq!(parse("i_a wake nothing", "i_b"), None);
     }
 }

@@ -262,7 +262,7 @@ pub async fn start_export(
             rows::export(conn, account, id)
         })
         .await?;
-    state.qm.wake.notify_one();
+    state.wake(crate::live::Wake::Qm);
     let view = export_summary(&state, job).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -458,6 +458,6 @@ pub async fn rerun_export(
             rows::export(conn, account, new)
         })
         .await?;
-    state.qm.wake.notify_one();
+    state.wake(crate::live::Wake::Qm);
     Ok((StatusCode::CREATED, Json(export_summary(&state, job).await?)))
 }

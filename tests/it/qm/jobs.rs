@@ -381,3 +381,61 @@ async fn a_server_killed_mid_request_reports_that_call_failed_and_never_sends_it
     assert_eq!(taken, vec!["k1", "k2", "k3"]);
     server.kill();
 }
+
+/// Two instances on one PostgreSQL database (recordings in shared object storage, so that the QM
+/// system can download a file from either): one job, in batches of three that either instance
+/// may take turns on — every call is sent once, none twice.
+#[tokio::test]
+async fn two_instances_send_each_call_of_a_job_once() {
+    let moto = crate::common::Moto::start();
+    let files = moto.bucket("qm-shared", "").await;
+    let db = tokio::task::spawn_blocking(|| crate::schema::Scratch::create().0)
+        .await
+        .unwrap();
+    let (qm, base) = super::fake::FakeQm::start(Tz::Europe__Moscow).await;
+    qm.seen.lock().unwrap().delay_ms = 15;
+    let key = calltrail::secrets::SealingKey::random();
+    let instance = |name: &str| {
+        let (files, key, url) = (files.clone(), key.clone(), db.url());
+        let dir = temp_dir(name);
+        async move {
+            let database = calltrail::store::Database::Postgres { url, read_url: None };
+            TestApp::start_on(crate::common::open_database(database), dir, move |c| {
+                fast(c, &key);
+                c.qm.batch_size = 3;
+                c.recordings.storage = files;
+            })
+            .await
+        }
+    };
+    let (a, b) = (instance("qm-two-a").await, instance("qm-two-b").await);
+    let owner = a.owner().await;
+    connected(&a, &owner, &base).await;
+    let exts: Vec<String> = (0..18).map(|i| format!("t{i:02}")).collect();
+    let calls: Vec<Value> = exts
+        .iter()
+        .enumerate()
+        .map(|(i, e)| answered(e, None, i as u32))
+        .collect();
+    b.ingest_ok(&owner, Value::Array(calls)).await;
+    for (i, ext) in exts.iter().enumerate() {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (status, body) = app.upload(&owner, ext, "audio/wav", wav_bytes(1_000, i as u8)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let id = start(&a, &owner, json!({"filters": {}})).await;
+    let done = finished(&b, &owner, &id).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(counts(&done), [18, 18, 0, 0, 0, 0], "{done}");
+    let mut taken = qm.taken_ids();
+    assert_eq!(taken.len(), 18, "{taken:?}");
+    taken.sort();
+    taken.dedup();
+    assert_eq!(taken.len(), 18, "a call was taken twice");
+    for ext in &exts {
+        assert_eq!(qm.requests_for(ext).len(), 1, "{ext} was requested more than once");
+    }
+    a.stop().await;
+    b.stop().await;
+    drop(db);
+}
