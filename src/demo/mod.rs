@@ -174,10 +174,18 @@ pub async fn prepare(
     tracing::info!(calls, days, "seeding the demo call history");
     let started = std::time::Instant::now();
     let n = seed_calls(store, account, calls, days, 20_261_125, "demo").await?;
-    let files = demo_recordings(recordings).await?;
-    store
-        .write(move |conn, _| attach_demo_recordings(conn, account, &files))
+    let files = std::sync::Arc::new(demo_recordings(recordings).await?);
+    // In stretches of calls, each its own transaction: one transaction over ten million calls
+    // grew the writer past the machine's memory.
+    let last: i64 = store
+        .read(|conn| Ok(conn.query_row("SELECT COALESCE(MAX(id), 0) FROM calls", (), |r| r.get(0))?))
         .await?;
+    for from in (0..=last).step_by(ATTACH_STRETCH as usize) {
+        let files = files.clone();
+        store
+            .write(move |conn, _| attach_demo_recordings(conn, account, &files, from, from + ATTACH_STRETCH))
+            .await?;
+    }
     tracing::info!(
         calls = n,
         seconds = started.elapsed().as_secs_f64(),
@@ -300,14 +308,23 @@ async fn demo_recordings(recordings: &Recordings) -> Result<Vec<StoredFile>, Sto
 }
 
 /// Gives every answered call that an operator took one of the demo recordings.
+/// Calls whose demo recordings are attached per transaction.
+const ATTACH_STRETCH: i64 = 200_000;
+
+/// Attaches the demo recordings to the answered calls with an operator among ids `from..to`.
 fn attach_demo_recordings(
     conn: &crate::store::db::Connection,
     account: AccountId,
     files: &[StoredFile],
+    from: i64,
+    to: i64,
 ) -> Result<(), StoreError> {
     let now = crate::store::auth::now_ms();
     let n = files.len() as i64;
-    let which = "account_id = ?1 AND result = 'answered' AND operator_id IS NOT NULL AND id % ?2 = ?3";
+    let which = format!(
+        "account_id = ?1 AND result = 'answered' AND operator_id IS NOT NULL AND id % ?2 = ?3 \
+         AND id >= {from} AND id < {to}"
+    );
     for (i, f) in files.iter().enumerate() {
         conn.execute(
             &format!(

@@ -88,7 +88,8 @@ async fn a_demo_installation_goes_to_postgresql_and_back_row_for_row() {
         assert!(rows == rows_back, "{name}: the rows differ after the round trip");
     }
     let calls = &before.iter().find(|(n, _)| n == "calls").unwrap().1;
-    assert!(calls.len() >= 3_000, "{}", calls.len());
+    // The demo spreads about as many calls as asked for over its days (a few fall after "now").
+    assert!(calls.len() > 2_900, "{}", calls.len());
     let Value::Integer(last_id) = calls.last().unwrap()[0] else {
         panic!("calls.id is an integer")
     };
