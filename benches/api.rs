@@ -2,7 +2,7 @@
 //! the real server on loopback and times the list queries and ingest.
 //!
 //! `cargo bench --bench api -- --calls 1000000,10000000 [--dir bench-data] [--runs 30]
-//! [--database-url postgres://…]`
+//! [--database-url postgres://…] [--no-ingest]`
 //!
 //! With `--database-url`, the same demo database (built in SQLite under `--dir` if needed) is
 //! copied once into the PostgreSQL database (`calltrail copy`'s code) and the server runs on it.
@@ -25,6 +25,8 @@ struct Opts {
     dir: PathBuf,
     runs: usize,
     database_url: Option<String>,
+    /// Skip the ingest figures (which add ~205,000 calls to the database).
+    no_ingest: bool,
 }
 
 fn opts() -> Opts {
@@ -46,6 +48,7 @@ fn opts() -> Opts {
             .unwrap_or_else(|| PathBuf::from("bench-data")),
         runs: get("--runs").and_then(|s| s.parse().ok()).unwrap_or(30),
         database_url: get("--database-url"),
+        no_ingest: args.iter().any(|a| a == "--no-ingest"),
     }
 }
 
@@ -412,12 +415,13 @@ async fn run_size(opts: &Opts, calls: usize) {
             .map(|chunk| serde_json::to_string(&chunk.iter().map(|t| g.call(*t)).collect::<Vec<_>>()).expect("json"))
             .collect()
     };
-    for (label, calls, per_request, clients) in [
+    let ingests = [
         ("batches of 5,000, 1 client", 100_000, 5_000, 1),
         ("batches of 5,000, 4 clients", 100_000, 5_000, 4),
         ("one call per request, 1 client", 1_000, 1, 1),
         ("one call per request, 32 clients", 4_000, 1, 32),
-    ] {
+    ];
+    for (label, calls, per_request, clients) in ingests.into_iter().filter(|_| !opts.no_ingest) {
         let bodies = batches(&mut g, calls, per_request);
         let sent = bodies.len() * per_request;
         let seconds = post_all(&c, bodies, clients).await;

@@ -71,9 +71,7 @@ impl Dialect {
     ///
     /// On PostgreSQL the calls are named by id from a subquery that starts at the numbers (within
     /// the period when there is one): written as an `OR` of two `IN` lists, its planner walked
-    /// the time index testing every call against the lists (0.3 s at 100,000 calls), while this
-    /// form leaves it the choice between the per-number indexes (rare fragments) and the walk
-    /// (fragments common enough to fill a page at once).
+    /// the time index testing every call against the lists (0.3 s at 100,000 calls).
     pub fn number_match(
         self,
         account: i64,
@@ -108,10 +106,13 @@ impl Dialect {
                     period.push_str(" AND x.started_at < ?");
                     bounds.push(Value::Integer(to));
                 }
+                // `= ANY (ARRAY(…))` makes the numbers' look-up a plan of its own, run once: as
+                // an `IN` subquery it was planned into the join, where a parallel scan of the
+                // whole dictionary looked cheaper than the trigram index (0.4 s at 10 million).
                 let side = |column: &str| {
                     format!(
-                        "SELECT x.id FROM calls x WHERE x.account_id = ? AND x.{column} IN \
-                         (SELECT n.number FROM numbers n WHERE n.number LIKE ?){period}"
+                        "SELECT x.id FROM calls x WHERE x.account_id = ? AND x.{column} = ANY \
+                         (ARRAY(SELECT n.number FROM numbers n WHERE n.number LIKE ?)){period}"
                     )
                 };
                 let mut args = vec![];
