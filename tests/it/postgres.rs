@@ -1,6 +1,6 @@
-//! The store on PostgreSQL: the same server, a database of the test's own on the machine's
-//! server. A first slice of what the whole suite will check on both databases: calls in, found
-//! (by period, number fragment, operator), detailed, counted, exported, and the directory.
+//! One flow on both databases in the same run, whichever database the rest of the suite runs on
+//! (`CALLTRAIL_TEST_DATABASE`): calls in, found (by period, number fragment, operator), detailed,
+//! counted, exported, and the directory — so that a plain `cargo test` exercises PostgreSQL too.
 
 use serde_json::json;
 
