@@ -4,40 +4,54 @@
 -- BENCHMARKS.md were made from the 10-million-call database:
 --   psql -h 127.0.0.1 -U postgres -d bench10m -v ON_ERROR_STOP=1 -f benches/grow-postgres.sql
 -- Secondary indexes are dropped during the copy and built again after it, then VACUUM ANALYZE.
+-- Ids of the copies are offset by 20 million per copy: the database must hold fewer calls.
 \timing on
 SET maintenance_work_mem = '2GB';
 SET max_parallel_maintenance_workers = 2;
-CREATE TEMP TABLE cd0 AS SELECT * FROM call_counts_day; CREATE TEMP TABLE ch0 AS SELECT * FROM call_counts_hour;
-CREATE TEMP TABLE idx AS SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('calls','call_tags','call_topics') AND indexname NOT IN ('calls_pkey','calls_account_id_external_id_key') AND indexname NOT LIKE '%_pkey';
+CREATE TEMP TABLE cd0 AS SELECT * FROM call_counts_day;
+CREATE TEMP TABLE ch0 AS SELECT * FROM call_counts_hour;
+CREATE TEMP TABLE idx AS SELECT indexname, indexdef FROM pg_indexes
+  WHERE tablename IN ('calls', 'call_tags', 'call_topics')
+    AND indexname NOT IN ('calls_pkey', 'calls_account_id_external_id_key') AND indexname NOT LIKE '%_pkey';
 DO $$ DECLARE r record; BEGIN FOR r IN SELECT indexname FROM idx LOOP EXECUTE 'DROP INDEX ' || r.indexname; END LOOP; END $$;
 ALTER TABLE calls DROP CONSTRAINT calls_account_id_external_id_key;
-INSERT INTO calls (id,account_id,external_id,started_at,kind,from_number,to_number,operator_id,group_id,queue_id,scenario_id,campaign_id,completion_code_id,callback_at,ring_seconds,talk_seconds,price_e4,currency,result,attempts,explicit_started_at,dial_started_at,answered_at,scenario_started_at,amd_detected_at,ended_at,sent_ring_seconds,sent_talk_seconds,recording_url,flow,updated_at,has_recording) SELECT id + 20000000,account_id,external_id || '~1',started_at - 7776000000,kind,from_number,to_number,operator_id,group_id,queue_id,scenario_id,campaign_id,completion_code_id,callback_at - 7776000000,ring_seconds,talk_seconds,price_e4,currency,result,attempts,explicit_started_at - 7776000000,dial_started_at - 7776000000,answered_at - 7776000000,scenario_started_at - 7776000000,amd_detected_at - 7776000000,ended_at - 7776000000,sent_ring_seconds,sent_talk_seconds,recording_url,flow,updated_at - 7776000000,has_recording FROM calls WHERE id < 20000000;
-INSERT INTO call_tags (call_id, tag_id) SELECT call_id + 20000000, tag_id FROM call_tags WHERE call_id < 20000000;
-INSERT INTO call_topics (call_id, topic_id) SELECT call_id + 20000000, topic_id FROM call_topics WHERE call_id < 20000000;
-INSERT INTO call_notes (id, call_id, key, author, at, text) SELECT id + 20000000, call_id + 20000000, key, author, at - 7776000000, text FROM call_notes WHERE call_id < 20000000;
-INSERT INTO call_counts_day (account_id, bucket, kind, result, operator_id, n) SELECT account_id, bucket - 90, kind, result, operator_id, n FROM cd0 ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_day.n + excluded.n;
-INSERT INTO call_counts_hour (account_id, bucket, kind, result, operator_id, n) SELECT account_id, bucket - 2160, kind, result, operator_id, n FROM ch0 ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_hour.n + excluded.n;
-INSERT INTO calls (id,account_id,external_id,started_at,kind,from_number,to_number,operator_id,group_id,queue_id,scenario_id,campaign_id,completion_code_id,callback_at,ring_seconds,talk_seconds,price_e4,currency,result,attempts,explicit_started_at,dial_started_at,answered_at,scenario_started_at,amd_detected_at,ended_at,sent_ring_seconds,sent_talk_seconds,recording_url,flow,updated_at,has_recording) SELECT id + 40000000,account_id,external_id || '~2',started_at - 15552000000,kind,from_number,to_number,operator_id,group_id,queue_id,scenario_id,campaign_id,completion_code_id,callback_at - 15552000000,ring_seconds,talk_seconds,price_e4,currency,result,attempts,explicit_started_at - 15552000000,dial_started_at - 15552000000,answered_at - 15552000000,scenario_started_at - 15552000000,amd_detected_at - 15552000000,ended_at - 15552000000,sent_ring_seconds,sent_talk_seconds,recording_url,flow,updated_at - 15552000000,has_recording FROM calls WHERE id < 20000000;
-INSERT INTO call_tags (call_id, tag_id) SELECT call_id + 40000000, tag_id FROM call_tags WHERE call_id < 20000000;
-INSERT INTO call_topics (call_id, topic_id) SELECT call_id + 40000000, topic_id FROM call_topics WHERE call_id < 20000000;
-INSERT INTO call_notes (id, call_id, key, author, at, text) SELECT id + 40000000, call_id + 40000000, key, author, at - 15552000000, text FROM call_notes WHERE call_id < 20000000;
-INSERT INTO call_counts_day (account_id, bucket, kind, result, operator_id, n) SELECT account_id, bucket - 180, kind, result, operator_id, n FROM cd0 ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_day.n + excluded.n;
-INSERT INTO call_counts_hour (account_id, bucket, kind, result, operator_id, n) SELECT account_id, bucket - 4320, kind, result, operator_id, n FROM ch0 ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_hour.n + excluded.n;
-INSERT INTO calls (id,account_id,external_id,started_at,kind,from_number,to_number,operator_id,group_id,queue_id,scenario_id,campaign_id,completion_code_id,callback_at,ring_seconds,talk_seconds,price_e4,currency,result,attempts,explicit_started_at,dial_started_at,answered_at,scenario_started_at,amd_detected_at,ended_at,sent_ring_seconds,sent_talk_seconds,recording_url,flow,updated_at,has_recording) SELECT id + 60000000,account_id,external_id || '~3',started_at - 23328000000,kind,from_number,to_number,operator_id,group_id,queue_id,scenario_id,campaign_id,completion_code_id,callback_at - 23328000000,ring_seconds,talk_seconds,price_e4,currency,result,attempts,explicit_started_at - 23328000000,dial_started_at - 23328000000,answered_at - 23328000000,scenario_started_at - 23328000000,amd_detected_at - 23328000000,ended_at - 23328000000,sent_ring_seconds,sent_talk_seconds,recording_url,flow,updated_at - 23328000000,has_recording FROM calls WHERE id < 20000000;
-INSERT INTO call_tags (call_id, tag_id) SELECT call_id + 60000000, tag_id FROM call_tags WHERE call_id < 20000000;
-INSERT INTO call_topics (call_id, topic_id) SELECT call_id + 60000000, topic_id FROM call_topics WHERE call_id < 20000000;
-INSERT INTO call_notes (id, call_id, key, author, at, text) SELECT id + 60000000, call_id + 60000000, key, author, at - 23328000000, text FROM call_notes WHERE call_id < 20000000;
-INSERT INTO call_counts_day (account_id, bucket, kind, result, operator_id, n) SELECT account_id, bucket - 270, kind, result, operator_id, n FROM cd0 ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_day.n + excluded.n;
-INSERT INTO call_counts_hour (account_id, bucket, kind, result, operator_id, n) SELECT account_id, bucket - 6480, kind, result, operator_id, n FROM ch0 ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_hour.n + excluded.n;
-INSERT INTO calls (id,account_id,external_id,started_at,kind,from_number,to_number,operator_id,group_id,queue_id,scenario_id,campaign_id,completion_code_id,callback_at,ring_seconds,talk_seconds,price_e4,currency,result,attempts,explicit_started_at,dial_started_at,answered_at,scenario_started_at,amd_detected_at,ended_at,sent_ring_seconds,sent_talk_seconds,recording_url,flow,updated_at,has_recording) SELECT id + 80000000,account_id,external_id || '~4',started_at - 31104000000,kind,from_number,to_number,operator_id,group_id,queue_id,scenario_id,campaign_id,completion_code_id,callback_at - 31104000000,ring_seconds,talk_seconds,price_e4,currency,result,attempts,explicit_started_at - 31104000000,dial_started_at - 31104000000,answered_at - 31104000000,scenario_started_at - 31104000000,amd_detected_at - 31104000000,ended_at - 31104000000,sent_ring_seconds,sent_talk_seconds,recording_url,flow,updated_at - 31104000000,has_recording FROM calls WHERE id < 20000000;
-INSERT INTO call_tags (call_id, tag_id) SELECT call_id + 80000000, tag_id FROM call_tags WHERE call_id < 20000000;
-INSERT INTO call_topics (call_id, topic_id) SELECT call_id + 80000000, topic_id FROM call_topics WHERE call_id < 20000000;
-INSERT INTO call_notes (id, call_id, key, author, at, text) SELECT id + 80000000, call_id + 80000000, key, author, at - 31104000000, text FROM call_notes WHERE call_id < 20000000;
-INSERT INTO call_counts_day (account_id, bucket, kind, result, operator_id, n) SELECT account_id, bucket - 360, kind, result, operator_id, n FROM cd0 ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_day.n + excluded.n;
-INSERT INTO call_counts_hour (account_id, bucket, kind, result, operator_id, n) SELECT account_id, bucket - 8640, kind, result, operator_id, n FROM ch0 ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_hour.n + excluded.n;
+
+DO $$
+DECLARE
+  off CONSTANT bigint := 20000000;
+  day CONSTANT bigint := 86400000;
+  id_off bigint;
+  shift bigint;
+BEGIN
+  FOR k IN 1..4 LOOP
+    id_off := k * off;
+    shift := k * 90 * day;
+    INSERT INTO calls (id, account_id, external_id, started_at, kind, from_number, to_number, operator_id, group_id,
+        queue_id, scenario_id, campaign_id, completion_code_id, callback_at, ring_seconds, talk_seconds, price_e4,
+        currency, result, attempts, explicit_started_at, dial_started_at, answered_at, scenario_started_at,
+        amd_detected_at, ended_at, sent_ring_seconds, sent_talk_seconds, recording_url, flow, updated_at, has_recording)
+      SELECT id + id_off, account_id, external_id || '~' || k, started_at - shift, kind, from_number, to_number,
+        operator_id, group_id, queue_id, scenario_id, campaign_id, completion_code_id, callback_at - shift,
+        ring_seconds, talk_seconds, price_e4, currency, result, attempts, explicit_started_at - shift,
+        dial_started_at - shift, answered_at - shift, scenario_started_at - shift, amd_detected_at - shift,
+        ended_at - shift, sent_ring_seconds, sent_talk_seconds, recording_url, flow, updated_at - shift, has_recording
+      FROM calls WHERE id < off;
+    INSERT INTO call_tags (call_id, tag_id) SELECT call_id + id_off, tag_id FROM call_tags WHERE call_id < off;
+    INSERT INTO call_topics (call_id, topic_id) SELECT call_id + id_off, topic_id FROM call_topics WHERE call_id < off;
+    INSERT INTO call_notes (id, call_id, key, author, at, text)
+      SELECT id + id_off, call_id + id_off, key, author, at - shift, text FROM call_notes WHERE call_id < off;
+    INSERT INTO call_counts_day (account_id, bucket, kind, result, operator_id, n)
+      SELECT account_id, bucket - k * 90, kind, result, operator_id, n FROM cd0
+      ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_day.n + excluded.n;
+    INSERT INTO call_counts_hour (account_id, bucket, kind, result, operator_id, n)
+      SELECT account_id, bucket - k * 90 * 24, kind, result, operator_id, n FROM ch0
+      ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_hour.n + excluded.n;
+  END LOOP;
+END $$;
+
 ALTER TABLE calls ADD CONSTRAINT calls_account_id_external_id_key UNIQUE (account_id, external_id);
 DO $$ DECLARE r record; BEGIN FOR r IN SELECT indexdef FROM idx LOOP EXECUTE r.indexdef; END LOOP; END $$;
-SELECT setval(pg_get_serial_sequence('calls','id'), (SELECT max(id) FROM calls) + 1, false);
-SELECT setval(pg_get_serial_sequence('call_notes','id'), (SELECT max(id) FROM call_notes) + 1, false);
+SELECT setval(pg_get_serial_sequence('calls', 'id'), (SELECT max(id) FROM calls) + 1, false);
+SELECT setval(pg_get_serial_sequence('call_notes', 'id'), (SELECT max(id) FROM call_notes) + 1, false);
 VACUUM ANALYZE;
 SELECT count(*) FROM calls;

@@ -101,19 +101,20 @@ impl Instance {
     /// instance left (its leases), and says it is running.
     pub async fn join(&self, store: &Store) -> Result<(), InstanceError> {
         let (me, started_at) = (self.me(), self.started_at);
-        let peers = store
+        let conflict = store
             .write(move |conn, _| {
                 let peers = leases::peers(conn, &me.id, now_ms() - SEEN_WITHIN_MS)?;
-                if peers.iter().all(|p| p.files == me.files && me.files != "disk") {
+                let conflict = peers.into_iter().find(|p| !can_share(&me.files, &p.files));
+                if conflict.is_none() {
                     leases::release_all(conn, &me.id)?;
                     leases::heartbeat(conn, &me, started_at)?;
                 }
-                Ok(peers)
+                Ok(conflict)
             })
             .await?;
-        match peers.iter().find(|p| p.files != self.files || self.files == "disk") {
+        match conflict {
             None => Ok(()),
-            Some(p) => Err(InstanceError::Refused(sharing_refused(&self.files, p))),
+            Some(p) => Err(InstanceError::Refused(sharing_refused(&self.files, &p))),
         }
     }
 
@@ -143,6 +144,11 @@ impl Instance {
             tracing::warn!(error = %e, "could not leave the list of instances");
         }
     }
+}
+
+/// Two instances can run side by side only when they keep files in the same object storage.
+fn can_share(mine: &str, theirs: &str) -> bool {
+    mine == theirs && mine != "disk"
 }
 
 fn sharing_refused(mine: &str, other: &Peer) -> String {

@@ -1,6 +1,7 @@
 //! Where finished background exports are kept until they expire: in the data folder, or — when
 //! recordings are in object storage, as they must be with several instances — in the same
-//! bucket under `exports/`, so that any instance can hand out a file another one wrote.
+//! bucket under `exports/`, so that any instance can hand out a file another one wrote. Both
+//! through the recordings' `Storage`, which already streams, and deletes, files of either kind.
 
 use std::path::PathBuf;
 
@@ -11,23 +12,21 @@ use crate::recording::storage::{ByteStream, Storage, StorageError};
 use crate::store::exports::Job;
 
 #[derive(Clone)]
-pub enum ExportFiles {
-    /// `DATA/exports/`: written there and served from there.
-    Disk(PathBuf),
-    /// Written in `DATA/exports/`, then moved into object storage.
-    Shared { scratch: PathBuf, storage: Storage },
+pub struct ExportFiles {
+    /// `DATA/exports/`: where the worker writes a file.
+    scratch: PathBuf,
+    /// Where it is kept: the scratch folder itself, or the object storage.
+    kept: Storage,
 }
 
 impl ExportFiles {
     pub fn new(data: &std::path::Path, storage: &Storage) -> ExportFiles {
-        let dir = data.join("exports");
-        match storage {
-            Storage::Disk(_) => ExportFiles::Disk(dir),
-            Storage::Object { .. } => ExportFiles::Shared {
-                scratch: dir,
-                storage: storage.clone(),
-            },
-        }
+        let scratch = data.join("exports");
+        let kept = match storage {
+            Storage::Disk(_) => Storage::Disk(scratch.clone()),
+            Storage::Object { .. } => storage.clone(),
+        };
+        ExportFiles { scratch, kept }
     }
 
     fn name(job: &Job) -> String {
@@ -35,54 +34,41 @@ impl ExportFiles {
         format!("job-{}.{ext}", job.id)
     }
 
-    /// Where the worker writes the job's file.
-    pub fn write_path(&self, job: &Job) -> PathBuf {
-        match self {
-            ExportFiles::Disk(dir) | ExportFiles::Shared { scratch: dir, .. } => dir.join(Self::name(job)),
+    /// The file's key in `kept`.
+    fn key(&self, job: &Job) -> String {
+        match self.kept {
+            Storage::Disk(_) => Self::name(job),
+            Storage::Object { .. } => format!("exports/{}", Self::name(job)),
         }
     }
 
-    /// Keeps the written file where downloads find it.
+    /// Where the worker writes the job's file.
+    pub fn write_path(&self, job: &Job) -> PathBuf {
+        self.scratch.join(Self::name(job))
+    }
+
+    /// Keeps the written file where downloads find it (moved into object storage).
     pub async fn keep(&self, job: &Job) -> Result<(), StorageError> {
-        let ExportFiles::Shared { storage, .. } = self else {
+        if let Storage::Disk(_) = self.kept {
             return Ok(());
-        };
+        }
         let path = self.write_path(job);
         let file = tokio::fs::File::open(&path).await?;
         let body = tokio_util::io::ReaderStream::new(file)
             .map(|chunk| chunk.map_err(|e| StorageError::Source(e.to_string())))
             .boxed();
-        storage
-            .put(&format!("exports/{}", Self::name(job)), body, u64::MAX)
-            .await?;
+        self.kept.put(&self.key(job), body, u64::MAX).await?;
         let _ = tokio::fs::remove_file(&path).await;
         Ok(())
     }
 
     /// The file's content, chunk by chunk.
     pub async fn open(&self, job: &Job) -> Result<ByteStream, StorageError> {
-        match self {
-            ExportFiles::Disk(_) => {
-                let file = tokio::fs::File::open(self.write_path(job)).await?;
-                Ok(tokio_util::io::ReaderStream::new(file)
-                    .map(|chunk| chunk.map_err(|e| StorageError::Source(e.to_string())))
-                    .boxed())
-            }
-            ExportFiles::Shared { storage, .. } => storage.get(&format!("exports/{}", Self::name(job)), None).await,
-        }
+        self.kept.get(&self.key(job), None).await
     }
 
     /// Deletes the file; one already gone is not an error.
     pub async fn delete(&self, job: &Job) -> Result<(), StorageError> {
-        let gone = match self {
-            ExportFiles::Disk(_) => tokio::fs::remove_file(self.write_path(job))
-                .await
-                .map_err(StorageError::from),
-            ExportFiles::Shared { storage, .. } => storage.delete(&format!("exports/{}", Self::name(job))).await,
-        };
-        match gone {
-            Ok(()) | Err(StorageError::NotFound) => Ok(()),
-            Err(e) => Err(e),
-        }
+        self.kept.delete(&self.key(job)).await
     }
 }

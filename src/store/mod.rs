@@ -192,19 +192,7 @@ impl Store {
     pub fn connect(database: &Database) -> Result<Store, StoreError> {
         match database {
             Database::Sqlite(dir) => Store::open(dir),
-            Database::Postgres { url, read_url } => {
-                let store = Store::open_postgres(url)?;
-                match read_url {
-                    None => Ok(store),
-                    Some(read_url) => {
-                        // Fails now rather than at the first search.
-                        let first = open_postgres_reader(read_url)?;
-                        let mut inner = Arc::try_unwrap(store.inner).map_err(|_| StoreError::Closed)?;
-                        inner.replica = Some((read_url.clone(), Mutex::new(vec![first])));
-                        Ok(Store { inner: Arc::new(inner) })
-                    }
-                }
-            }
+            Database::Postgres { url, read_url } => Store::open_postgres_with(url, read_url.as_deref()),
         }
     }
 
@@ -240,6 +228,15 @@ impl Store {
     /// Opens a PostgreSQL database (`postgres://…`), migrates it and starts the writer. The
     /// same store code runs on it; what differs is `dialect.rs`'s.
     pub fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        Store::open_postgres_with(url, None)
+    }
+
+    /// The same, with a read replica for searches and exports.
+    fn open_postgres_with(url: &str, read_url: Option<&str>) -> Result<Store, StoreError> {
+        // A replica that cannot be reached fails the start rather than the first search.
+        let replica = read_url
+            .map(|r| Ok::<_, StoreError>((r.to_string(), Mutex::new(vec![open_postgres_reader(r)?]))))
+            .transpose()?;
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<[u8; 32], StoreError>>();
         let writer_url = url.to_string();
@@ -278,7 +275,7 @@ impl Store {
             inner: Arc::new(Inner {
                 backend: Backend::Postgres(url.to_string()),
                 readers: Mutex::new(Vec::new()),
-                replica: None,
+                replica,
                 reader_permits: Semaphore::new(READERS),
                 writer: Mutex::new(Some(tx)),
                 cursor_key,

@@ -111,6 +111,23 @@ fn sqlite_schema() -> Schema {
 }
 
 /// A database of the test's own on the machine's PostgreSQL, dropped when done.
+/// The version the PostgreSQL migrations reach.
+fn latest() -> i64 {
+    i64::from(POSTGRES.last().unwrap().0)
+}
+
+/// What `calltrail migrate` says once a PostgreSQL database is up to date.
+fn migrated() -> String {
+    format!("the PostgreSQL database is at schema version {}", latest())
+}
+
+fn schema_version(client: &mut postgres::Client) -> i64 {
+    client
+        .query_one("SELECT version FROM calltrail_schema", &[])
+        .unwrap()
+        .get(0)
+}
+
 pub(crate) struct Scratch {
     name: String,
 }
@@ -249,17 +266,9 @@ fn both_dialects_migrate_to_the_same_schema() {
     // Through the command line, as an operator migrates a database; twice changes nothing.
     for _ in 0..2 {
         let (code, out, err) = crate::cli::calltrail(&["migrate", "--database-url", &scratch.url()], "");
-        assert_eq!(
-            (code, out.trim()),
-            (0, "the PostgreSQL database is at schema version 11"),
-            "{err}"
-        );
+        assert_eq!((code, out.trim()), (0, migrated().as_str()), "{err}");
     }
-    let version: i64 = client
-        .query_one("SELECT version FROM calltrail_schema", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(version, i64::from(POSTGRES.last().unwrap().0));
+    assert_eq!(schema_version(&mut client), latest());
     let postgres = postgres_schema(&mut client);
     assert_eq!(
         sqlite.keys().collect::<Vec<_>>(),
@@ -309,7 +318,10 @@ fn migrate_brings_the_data_folder_up_to_date_and_names_a_bad_url() {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     );
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(out.trim(), format!("{}/calltrail.sqlite is at schema version 11", data));
+    assert_eq!(
+        out.trim(),
+        format!("{}/calltrail.sqlite is at schema version {}", data, latest())
+    );
     let conn = rusqlite::Connection::open(dir.join("calltrail.sqlite")).unwrap();
     let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, MIGRATIONS.last().unwrap().0);
@@ -333,17 +345,9 @@ fn instances_migrating_one_database_at_once_all_succeed_and_migrate_it_once() {
         .collect();
     for run in runs {
         let (code, out, err) = run.join().unwrap();
-        assert_eq!(
-            (code, out.trim()),
-            (0, "the PostgreSQL database is at schema version 11"),
-            "{err}"
-        );
+        assert_eq!((code, out.trim()), (0, migrated().as_str()), "{err}");
     }
-    let version: i64 = client
-        .query_one("SELECT version FROM calltrail_schema", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(version, 11);
+    assert_eq!(schema_version(&mut client), latest());
     let rows: i64 = client
         .query_one("SELECT count(*) FROM calltrail_schema", &[])
         .unwrap()
