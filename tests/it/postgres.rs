@@ -18,6 +18,46 @@ async fn calls_go_in_and_are_found_on_postgresql() {
     exercise(TestApp::start_on(store, temp_dir("postgres-smoke"), |_| {}).await).await;
 }
 
+/// No query runs for ever on PostgreSQL: reads are cancelled after 60 s, writes after 300 s,
+/// and a write waits at most 30 s for a row another instance holds — and the server says so.
+#[tokio::test]
+async fn postgresql_sessions_have_timeouts() {
+    let scratch = tokio::task::spawn_blocking(|| Scratch::create().0).await.unwrap();
+    let url = scratch.url();
+    let store = tokio::task::spawn_blocking(move || calltrail::store::Store::open_postgres(&url))
+        .await
+        .unwrap()
+        .expect("the store opens on PostgreSQL");
+    let show = |conn: &calltrail::store::db::Connection, name: &str| -> String {
+        conn.query_row(&format!("SHOW {name}"), (), |r| r.get(0)).unwrap()
+    };
+    let read = store
+        .read(move |conn| Ok(show(conn, "statement_timeout")))
+        .await
+        .unwrap();
+    assert_eq!(read, "1min");
+    let (statement, lock) = store
+        .write(move |conn, _| Ok((show(conn, "statement_timeout"), show(conn, "lock_timeout"))))
+        .await
+        .unwrap();
+    assert_eq!((statement.as_str(), lock.as_str()), ("5min", "30s"));
+    // A read past its time is cancelled, and the error names the cause.
+    let err = store
+        .read(|conn| {
+            conn.execute_batch("SET statement_timeout = '50ms'")?;
+            let slept = conn.execute_batch("SELECT pg_sleep(2)");
+            conn.execute_batch("SET statement_timeout = '60s'")?;
+            Ok(slept)
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("statement timeout"), "{err}");
+    store.shutdown();
+    drop(store);
+    drop(scratch);
+}
+
 #[tokio::test]
 async fn the_same_on_sqlite() {
     exercise(TestApp::start("sqlite-smoke").await).await;
