@@ -48,6 +48,12 @@ BEGIN
       ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_hour.n + excluded.n;
   END LOOP;
 END $$;
+-- The 32-day blocks again from the grown days (the copies' shifts of 90 days are not whole blocks).
+DELETE FROM call_counts_block;
+INSERT INTO call_counts_block (account_id, bucket, kind, result, operator_id, n)
+  SELECT account_id, CASE WHEN bucket >= 0 THEN bucket / 32 ELSE (bucket - 31) / 32 END AS block, kind, result,
+    operator_id, SUM(n)
+  FROM call_counts_day GROUP BY account_id, block, kind, result, operator_id;
 
 ALTER TABLE calls ADD CONSTRAINT calls_account_id_external_id_key UNIQUE (account_id, external_id);
 DO $$ DECLARE r record; BEGIN FOR r IN SELECT indexdef FROM idx LOOP EXECUTE r.indexdef; END LOOP; END $$;

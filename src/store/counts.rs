@@ -1,9 +1,10 @@
-//! Pre-aggregated call counts: per UTC day and per UTC hour, by kind, result and operator.
+//! Pre-aggregated call counts: per 32-day block, per UTC day and per UTC hour, by kind, result
+//! and operator.
 //!
-//! Writes record their changes here (`CountDeltas`, flushed once per batch); `search` sums
-//! buckets for the whole days and hours inside a range and counts only the partial hours at its
-//! edges from the calls. A total over three months of ten million calls is then a sum over a few
-//! thousand rows instead of a walk over millions of index entries.
+//! Writes record their changes here (`CountDeltas`, flushed once per batch); `search` sums the
+//! largest buckets that fit inside a range, smaller ones towards its edges, and counts only the
+//! partial hours at the edges from the calls. A total over fifteen months of fifty million calls
+//! is then a sum over a few thousand rows instead of a walk over millions of index entries.
 
 use std::collections::HashMap;
 
@@ -15,21 +16,39 @@ use crate::domain::access::OperatorTest;
 use crate::domain::{AccountId, AttemptResult, CallFilter, CallKind, CallScope};
 
 pub const HOUR_MS: i64 = 3_600_000;
-pub const DAY_MS: i64 = 24 * HOUR_MS;
 
-/// Which bucket table to read.
+/// The bucket tables, largest first; each bucket is a whole number of the next one's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
+    /// 32 days (768 hours) from the epoch: fixed, unlike months, so that blocks nest days.
+    Block,
     Day,
     Hour,
 }
 
 impl Bucket {
+    /// Largest first: the order in which a range is covered.
+    pub const LEVELS: [Bucket; 3] = [Bucket::Block, Bucket::Day, Bucket::Hour];
+
     fn table(self) -> &'static str {
         match self {
+            Bucket::Block => "call_counts_block",
             Bucket::Day => "call_counts_day",
             Bucket::Hour => "call_counts_hour",
         }
+    }
+
+    fn hours(self) -> i64 {
+        match self {
+            Bucket::Block => 32 * 24,
+            Bucket::Day => 24,
+            Bucket::Hour => 1,
+        }
+    }
+
+    /// The span of one bucket in milliseconds.
+    pub fn ms(self) -> i64 {
+        self.hours() * HOUR_MS
     }
 }
 
@@ -55,28 +74,24 @@ impl CountDeltas {
         *self.0.entry(key).or_insert(0) += delta;
     }
 
-    /// Writes the changes to both bucket tables.
+    /// Writes the changes to every bucket table.
     pub fn flush(self, conn: &Connection, account: AccountId) -> Result<(), StoreError> {
-        let mut days: HashMap<(i64, &'static str, &'static str, i64), i64> = HashMap::new();
-        // Hours first: summing them gives the days.
-        for bucket in [Bucket::Hour, Bucket::Day] {
+        for bucket in Bucket::LEVELS {
             let table = bucket.table();
-            let rows: Vec<_> = match bucket {
-                Bucket::Hour => self.0.iter().map(|(k, v)| (*k, *v)).collect(),
-                Bucket::Day => days.drain().collect(),
-            };
+            let mut rows: HashMap<(i64, &'static str, &'static str, i64), i64> = HashMap::new();
+            for ((hour, kind, result, op), n) in &self.0 {
+                *rows
+                    .entry((hour.div_euclid(bucket.hours()), kind, result, *op))
+                    .or_insert(0) += n;
+            }
             let mut stmt = conn.prepare_cached(&format!(
                 "INSERT INTO {table} (account_id, bucket, kind, result, operator_id, n) VALUES (?, ?, ?, ?, ?, ?) \
                  ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = {table}.n + excluded.n"
             ))?;
             for ((b, kind, result, op), n) in rows {
-                if n == 0 {
-                    continue;
+                if n != 0 {
+                    stmt.execute(params![account.0, b, kind, result, op, n])?;
                 }
-                if bucket == Bucket::Hour {
-                    *days.entry((b.div_euclid(24), kind, result, op)).or_insert(0) += n;
-                }
-                stmt.execute(params![account.0, b, kind, result, op, n])?;
             }
         }
         Ok(())

@@ -17,11 +17,14 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
     (9, include_str!("../../migrations/sqlite/0009_recordings_call_log.sql")),
     (10, include_str!("../../migrations/sqlite/0010_qm.sql")),
     (11, include_str!("../../migrations/sqlite/0011_instances.sql")),
+    (
+        12,
+        include_str!("../../migrations/sqlite/0012_totals_and_number_search.sql"),
+    ),
 ];
 
 /// The same migrations for PostgreSQL: the same versions, tables, columns and indexes in its
-/// dialect (`tests/it/schema.rs` compares the schemas both produce). The store speaks only
-/// SQLite yet; these are ready for when it speaks PostgreSQL too.
+/// dialect (`tests/it/schema.rs` compares the schemas both produce).
 pub const POSTGRES: &[(u32, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (
@@ -43,6 +46,10 @@ pub const POSTGRES: &[(u32, &str)] = &[
     ),
     (10, include_str!("../../migrations/postgres/0010_qm.sql")),
     (11, include_str!("../../migrations/postgres/0011_instances.sql")),
+    (
+        12,
+        include_str!("../../migrations/postgres/0012_totals_and_number_search.sql"),
+    ),
 ];
 
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -105,5 +112,65 @@ mod tests {
         let v: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(v, MIGRATIONS.last().unwrap().0);
         assert!(MIGRATIONS.windows(2).all(|w| w[0].0 + 1 == w[1].0));
+    }
+
+    /// Version 12 fills the 32-day blocks from the day buckets already counted, rounding days
+    /// before 1970 down as `counts` does.
+    #[test]
+    fn count_blocks_are_filled_from_the_days() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        for (_, sql) in MIGRATIONS.iter().filter(|(v, _)| *v < 12) {
+            tx.execute_batch(sql).unwrap();
+        }
+        for (bucket, kind, operator, n) in [
+            (-1, "incoming", 0, 2),
+            (-32, "incoming", 0, 3),
+            (-33, "incoming", 0, 4),
+            (0, "incoming", 0, 5),
+            (31, "incoming", 0, 6),
+            (32, "incoming", 0, 7),
+            (31, "incoming", 9, 8),
+            (20_600, "auto_campaign", 0, 9),
+        ] {
+            tx.execute(
+                "INSERT INTO call_counts_day (account_id, bucket, kind, result, operator_id, n) VALUES (1, ?1, ?2, '', ?3, ?4)",
+                rusqlite::params![bucket, kind, operator, n],
+            )
+            .unwrap();
+        }
+        tx.execute_batch(MIGRATIONS[11].1).unwrap();
+        let blocks: Vec<(i64, String, i64, i64)> = tx
+            .prepare("SELECT bucket, kind, operator_id, n FROM call_counts_block ORDER BY bucket, kind, operator_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected = [
+            (-2, "incoming", 0, 4),
+            (-1, "incoming", 0, 5),
+            (0, "incoming", 0, 11),
+            (0, "incoming", 9, 8),
+            (1, "incoming", 0, 7),
+            (643, "auto_campaign", 0, 9),
+        ];
+        let expected: Vec<(i64, String, i64, i64)> = expected
+            .iter()
+            .map(|(b, k, o, n)| (*b, k.to_string(), *o, *n))
+            .collect();
+        assert_eq!(blocks, expected);
+        // The same rounding as the writer's, which divides hours by the block's 768.
+        for (day, block) in [
+            (-1i64, -1),
+            (-32, -1),
+            (-33, -2),
+            (0, 0),
+            (31, 0),
+            (32, 1),
+            (20_600, 643),
+        ] {
+            assert_eq!((day * 24).div_euclid(32 * 24), block, "day {day}");
+        }
     }
 }

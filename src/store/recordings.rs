@@ -119,13 +119,6 @@ pub fn set_has_recording(conn: &Connection, call: i64, has: bool) -> Result<(), 
     Ok(())
 }
 
-/// Whether a stored file exists for this call key (for a call that arrives after its recording).
-pub fn has_file(conn: &Connection, account: AccountId, external_id: &str) -> Result<bool, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM recordings WHERE account_id = ? AND external_id = ? AND object_key IS NOT NULL")?
-        .exists(params![account.0, external_id])?)
-}
-
 /// Attaches a file now in storage: from an upload (`source_url` None) or a fetch of `source_url`.
 /// The file it replaces, if any, is queued for deletion. A fetch whose URL has been replaced
 /// meanwhile is not attached (its file is queued for deletion instead). Returns the call's id when

@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::counts::{self, Bucket, DAY_MS, HOUR_MS};
+use super::counts::{self, Bucket};
 use super::cursor::{decode_cursor, encode_cursor};
 use super::dialect::Dialect;
 use super::view::{load_views, CallView};
@@ -158,6 +158,15 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
         .transpose()
         .map_err(StoreError::Invalid)?;
     let total = count(conn, scope, &req.filter)?;
+    // The count is exact: with nothing to show, no page is looked for (a rare combination of
+    // filters would otherwise be searched a second time to find the same nothing).
+    if total == 0 {
+        return Ok(Page {
+            items: vec![],
+            next_cursor: None,
+            total: 0,
+        });
+    }
     let (calls, last, more) = batch(conn, scope, &req.filter, total, after, req.limit, req.tz)?;
     let next_cursor = match last {
         Some((ts, id)) if more => Some(encode_cursor(key, ts, id, &req.fingerprint)),
@@ -184,12 +193,30 @@ fn batch(
     limit: u32,
     tz: Option<Tz>,
 ) -> Result<(Vec<CallView>, Option<Position>, bool), StoreError> {
-    let sql = matches_after(Dialect::of(conn), scope, f, after);
+    let dialect = Dialect::of(conn);
     // First the keys of the page (index-only where the indexes allow), then the rows with their
     // directory names: the joins then run for one page, not for every candidate the sort sees.
-    let (index, order) = page_plan(conn, scope, f, total, limit)?.order(Dialect::of(conn));
+    let plan = page_plan(conn, scope, f, total, limit)?;
+    let (sql, order) = match (plan, &f.number) {
+        (PagePlan::SortMatches, Some(fragment)) => (
+            number_sides(dialect, scope, f, fragment, after),
+            "c.started_at DESC, c.id DESC",
+        ),
+        _ => {
+            let (index, order) = plan.order(dialect);
+            let matches = matches_after(dialect, scope, f, after);
+            let text = format!(" FROM calls c{index}{}", matches.text);
+            (
+                Sql {
+                    text,
+                    args: matches.args,
+                },
+                order,
+            )
+        }
+    };
     let text = format!(
-        "SELECT c.id, c.started_at FROM calls c{index}{} ORDER BY {order} LIMIT {}",
+        "SELECT c.id, c.started_at{} ORDER BY {order} LIMIT {}",
         sql.text,
         limit + 1
     );
@@ -243,6 +270,34 @@ impl PagePlan {
     }
 }
 
+/// The `FROM` part of a query over `c.id` and `c.started_at` of every match of a number search:
+/// the union of its two sides, caller and callee, each the whole filter with the number tested on
+/// one column. Each side is then read from its number index alone (it holds the start and the
+/// id), where testing either column visited every matching call — twice, for the count and for
+/// the page.
+fn number_sides(dialect: Dialect, scope: &CallScope, f: &CallFilter, fragment: &str, after: Option<Position>) -> Sql {
+    let others = CallFilter {
+        number: None,
+        ..f.clone()
+    };
+    let rest = matches_after(dialect, scope, &others, after);
+    let mut sides = vec![];
+    let mut args = vec![];
+    for column in ["c.from_number", "c.to_number"] {
+        let (test, arg) = dialect.number_in(column, fragment);
+        sides.push(format!(
+            "SELECT c.id, c.started_at FROM calls c{} AND {test}",
+            rest.text
+        ));
+        args.extend(rest.args.iter().cloned());
+        args.push(arg);
+    }
+    Sql {
+        text: format!(" FROM ({}) c", sides.join(" UNION ")),
+        args,
+    }
+}
+
 /// Chooses the plan from exact counts rather than the planner's guesses. If matches are spread
 /// evenly, a walk visits about `range × page / total` calls; sorting costs about `total`. A rare
 /// filter over a long range (the classic LIMIT trap: a walk through millions of calls to find
@@ -281,23 +336,45 @@ pub fn count(conn: &Connection, scope: &CallScope, f: &CallFilter) -> Result<i64
     if !counts::answerable(f) {
         return count_direct(conn, scope, f);
     }
-    let (lo, hi) = (f.from, f.to);
-    let first_day = lo.map(|l| ceil_div(l, DAY_MS));
-    let end_day = hi.map(|h| h.div_euclid(DAY_MS));
-    if let (Some(l), Some(h), Some(a), Some(b)) = (lo, hi, first_day, end_day) {
+    count_from(conn, scope, f, f.from, f.to, &Bucket::LEVELS)
+}
+
+/// Counts `[lo, hi)` (open on a side that is `None`): the whole buckets of the first level inside
+/// it from their table, the parts before and after them by the next levels, and what no bucket
+/// covers (under an hour at each edge) from the calls.
+fn count_from(
+    conn: &Connection,
+    scope: &CallScope,
+    f: &CallFilter,
+    lo: Option<i64>,
+    hi: Option<i64>,
+    levels: &[Bucket],
+) -> Result<i64, StoreError> {
+    let Some((&bucket, smaller)) = levels.split_first() else {
+        let part = CallFilter {
+            from: lo,
+            to: hi,
+            ..f.clone()
+        };
+        return count_direct(conn, scope, &part);
+    };
+    let size = bucket.ms();
+    let first = lo.map(|l| ceil_div(l, size));
+    let end = hi.map(|h| h.div_euclid(size));
+    if let (Some(a), Some(b)) = (first, end) {
         if a >= b {
-            return count_hours(conn, scope, f, l, h);
+            return count_from(conn, scope, f, lo, hi, smaller);
         }
     }
-    let mut n = counts::sum(conn, scope, f, Bucket::Day, first_day, end_day)?;
-    if let (Some(l), Some(a)) = (lo, first_day) {
-        if l < a * DAY_MS {
-            n += count_hours(conn, scope, f, l, a * DAY_MS)?;
+    let mut n = counts::sum(conn, scope, f, bucket, first, end)?;
+    if let (Some(l), Some(a)) = (lo, first) {
+        if l < a * size {
+            n += count_from(conn, scope, f, lo, Some(a * size), smaller)?;
         }
     }
-    if let (Some(h), Some(b)) = (hi, end_day) {
-        if b * DAY_MS < h {
-            n += count_hours(conn, scope, f, b * DAY_MS, h)?;
+    if let (Some(h), Some(b)) = (hi, end) {
+        if b * size < h {
+            n += count_from(conn, scope, f, Some(b * size), hi, smaller)?;
         }
     }
     Ok(n)
@@ -307,36 +384,22 @@ fn ceil_div(a: i64, b: i64) -> i64 {
     -((-a).div_euclid(b))
 }
 
-/// Counts `[lo, hi)`: whole hours from their buckets, the rest from the calls.
-fn count_hours(conn: &Connection, scope: &CallScope, f: &CallFilter, lo: i64, hi: i64) -> Result<i64, StoreError> {
-    let (first, end) = (ceil_div(lo, HOUR_MS), hi.div_euclid(HOUR_MS));
-    if first >= end {
-        return count_between(conn, scope, f, lo, hi);
-    }
-    let mut n = counts::sum(conn, scope, f, Bucket::Hour, Some(first), Some(end))?;
-    if lo < first * HOUR_MS {
-        n += count_between(conn, scope, f, lo, first * HOUR_MS)?;
-    }
-    if end * HOUR_MS < hi {
-        n += count_between(conn, scope, f, end * HOUR_MS, hi)?;
-    }
-    Ok(n)
-}
-
-fn count_between(conn: &Connection, scope: &CallScope, f: &CallFilter, lo: i64, hi: i64) -> Result<i64, StoreError> {
-    let part = CallFilter {
-        from: Some(lo),
-        to: Some(hi),
-        ..f.clone()
-    };
-    count_direct(conn, scope, &part)
-}
-
 /// Counts the matching calls themselves.
 pub fn count_direct(conn: &Connection, scope: &CallScope, f: &CallFilter) -> Result<i64, StoreError> {
-    let sql = where_clause(Dialect::of(conn), scope, f);
+    let dialect = Dialect::of(conn);
+    let sql = match &f.number {
+        Some(fragment) => number_sides(dialect, scope, f, fragment, None),
+        None => {
+            let matches = where_clause(dialect, scope, f);
+            let text = format!(" FROM calls c{}", matches.text);
+            Sql {
+                text,
+                args: matches.args,
+            }
+        }
+    };
     Ok(conn
-        .prepare_cached(&format!("SELECT count(*) FROM calls c{}", sql.text))?
+        .prepare_cached(&format!("SELECT count(*){}", sql.text))?
         .query_row(params_from_iter(sql.args.iter()), |r| r.get(0))?)
 }
 

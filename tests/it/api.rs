@@ -310,6 +310,77 @@ async fn every_filter_selects_exactly_its_calls() {
     app.stop().await;
 }
 
+/// Number searches, counted and paged: each call once even when both its numbers match, exact
+/// with other filters and through cursors, whether the page is found by sorting the matches (a
+/// rare fragment) or by walking the time index (a common one).
+#[tokio::test]
+async fn number_searches_count_and_page_each_call_once() {
+    let app = TestApp::start("number-pages").await;
+    let owner = app.owner().await;
+    // 600 calls over 60 days; every 7th has 55512 in the caller's number, every 11th in the
+    // callee's (so every 77th in both); the other numbers are without it.
+    let calls: Vec<Value> = (0..600)
+        .map(|i| {
+            let caller = if i % 7 == 0 { format!("+791655512{i:03}") } else { format!("+7903{i:07}") };
+            let callee = if i % 11 == 0 { format!("+749555512{i:03}") } else { format!("+7812{i:07}") };
+            let day = 1 + i / 10;
+            json!({"external_id": format!("n{i:03}"),
+                   "kind": if i % 2 == 0 { "incoming" } else { "softphone_outgoing" },
+                   "from": caller, "to": callee,
+                   "started_at": format!("2026-0{}-{:02}T{:02}:{:02}:00Z", 8 + (day - 1) / 30, 1 + (day - 1) % 30, 8 + i % 10, i % 60),
+                   "ended_at": format!("2026-0{}-{:02}T{:02}:{:02}:30Z", 8 + (day - 1) / 30, 1 + (day - 1) % 30, 8 + i % 10, i % 60),
+                   "result": "answered"})
+        })
+        .collect();
+    for batch in calls.chunks(150) {
+        assert_eq!(app.ingest_ok(&owner, json!(batch)).await["created"], 150);
+    }
+    let expected = |keep: &dyn Fn(usize) -> bool| -> Vec<String> {
+        // Newest first: later index, later start.
+        (0..600usize)
+            .rev()
+            .filter(|i| keep(*i))
+            .map(|i| format!("n{i:03}"))
+            .collect()
+    };
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("number=55512", expected(&|i| i % 7 == 0 || i % 11 == 0)),
+        (
+            "number=55512&direction=incoming",
+            expected(&|i| (i % 7 == 0 || i % 11 == 0) && i % 2 == 0),
+        ),
+        // 11 August to 4 September: days 11 to 34 of the 60.
+        (
+            "number=55512&from=2026-08-11&to=2026-09-05&tz=UTC",
+            expected(&|i| (i % 7 == 0 || i % 11 == 0) && (11..=34).contains(&(1 + i / 10))),
+        ),
+        // A common fragment: every callee of the 812 area and every 903 caller.
+        ("number=7812", expected(&|i| i % 11 != 0)),
+    ];
+    for (query, want) in cases {
+        let mut got = vec![];
+        let mut url = format!("/api/v1/calls?limit=7&{query}");
+        loop {
+            let (status, page) = app.get(&owner, &url).await;
+            assert_eq!(status, 200, "{query}: {page}");
+            assert_eq!(page["total"].as_u64(), Some(want.len() as u64), "{query}: total");
+            got.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["external_id"].as_str().unwrap().to_string()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(cursor) => url = format!("/api/v1/calls?limit=7&{query}&cursor={cursor}"),
+                None => break,
+            }
+        }
+        assert_eq!(got, want, "{query}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn cursor_pages_stay_stable_while_calls_arrive() {
     let app = TestApp::start("paging").await;

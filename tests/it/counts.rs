@@ -13,7 +13,7 @@ use crate::common::{disk_recordings, TestApp};
 async fn bucket_totals_equal_direct_counts() {
     let app = TestApp::start("counts").await;
     let token = {
-        let (_, t) = calltrail::demo::prepare(&app.store, &disk_recordings(&app.dir), &app.dir, 4_000, 20)
+        let (_, t) = calltrail::demo::prepare(&app.store, &disk_recordings(&app.dir), &app.dir, 4_000, 100)
             .await
             .unwrap()
             .unwrap();
@@ -44,8 +44,9 @@ async fn bucket_totals_equal_direct_counts() {
     let now = chrono::Utc::now().timestamp_millis();
     let mut checked = 0;
     for i in 0..200 {
-        let span = rng.random_range(0..25 * 86_400_000i64);
-        let lo = now - rng.random_range(0..26 * 86_400_000i64);
+        // Spans up to 100 days: whole 32-day blocks, days and hours at the edges.
+        let span = rng.random_range(0..100 * 86_400_000i64);
+        let lo = now - rng.random_range(0..105 * 86_400_000i64);
         let mut f = CallFilter {
             from: (i % 7 != 0).then_some(lo),
             to: (i % 5 != 0).then_some(lo + span + 1),
@@ -70,6 +71,21 @@ async fn bucket_totals_equal_direct_counts() {
         checked += usize::from(direct > 0);
     }
     assert!(checked > 100, "most cases count something: {checked}");
+    // Every level holds every call once.
+    let levels = app
+        .store
+        .read(|conn| {
+            let mut sums = vec![];
+            for table in ["call_counts_block", "call_counts_day", "call_counts_hour"] {
+                let sql = format!("SELECT CAST(SUM(n) AS BIGINT), CAST(COUNT(*) AS BIGINT) FROM {table}");
+                sums.push(conn.query_row(&sql, (), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?);
+            }
+            Ok(sums)
+        })
+        .await
+        .unwrap();
+    assert!(levels.iter().all(|(n, _)| *n == levels[0].0), "{levels:?}");
+    assert!(levels[0].1 < levels[1].1 && levels[1].1 < levels[2].1, "{levels:?}");
     let all = app.get(&token, "/api/v1/calls?limit=1").await.1["total"]
         .as_u64()
         .unwrap();

@@ -1,8 +1,8 @@
 //! The two dialects' migrations: the same versions, and the same schema — tables, columns (name,
 //! kind, nullability, default, in order), primary keys, foreign keys, unique constraints and
-//! indexes (name, columns, uniqueness, partial or not) — apart from the one thing each does its own way: number search
+//! indexes (name, key columns, uniqueness, partial or not) — apart from the one thing each does its own way: number search
 //! (SQLite's FTS5 table `numbers_fts` with its shadow tables; PostgreSQL's trigram index
-//! `numbers_trgm_idx`). PostgreSQL is the machine's server at 127.0.0.1:5432 (user `postgres`),
+//! `numbers_trgm_idx`, and its number indexes' `INCLUDE (id)`, which SQLite's hold as the rowid). PostgreSQL is the machine's server at 127.0.0.1:5432 (user `postgres`),
 //! in a database of this test's own, dropped afterwards.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -239,7 +239,8 @@ fn postgres_schema(client: &mut postgres::Client) -> Schema {
             .query(
                 "SELECT i.relname::text, x.indisunique, x.indpred IS NOT NULL, \
                  array(SELECT a.attname::text FROM unnest(x.indkey) WITH ORDINALITY k(n, o) \
-                 JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n ORDER BY k.o) \
+                 JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n \
+                 WHERE k.o <= x.indnkeyatts ORDER BY k.o) \
                  FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid \
                  WHERE x.indrelid = $1::text::regclass \
                  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)",
@@ -300,6 +301,15 @@ fn both_dialects_migrate_to_the_same_schema() {
         .unwrap()
         .get(0);
     assert_eq!(trigram, 1);
+    // PostgreSQL's number indexes carry the call id (SQLite's hold the rowid): number searches are
+    // answered from them alone.
+    for index in ["calls_from_idx", "calls_to_idx"] {
+        let def: String = client
+            .query_one("SELECT indexdef FROM pg_indexes WHERE indexname = $1", &[&index])
+            .unwrap()
+            .get(0);
+        assert!(def.ends_with("INCLUDE (id)"), "{def}");
+    }
 }
 
 #[test]
