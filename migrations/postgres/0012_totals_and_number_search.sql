@@ -22,11 +22,31 @@ FROM (
 ) days
 GROUP BY account_id, block, kind, result, operator_id;
 
--- The number indexes carry the call's id (SQLite's indexes hold the rowid anyway): a number
--- search then counts and sorts its matches from the indexes alone, without visiting a call row
--- per match (10 million calls, a four-digit fragment matching 5,000 calls: the page's query from
--- 21 to 5 ms with the data in memory, and no longer 10,000 random reads when it is not).
+-- The indexes that find calls by a filter carry the call's id, as SQLite's carry the rowid: a
+-- search through one of them then reads the index alone for its ids instead of visiting a call row
+-- per candidate. At 10 million calls with PostgreSQL's default 128 MB of shared buffers:
+--  * a four-digit number fragment matching 5,000 calls: the page's query 21 → 5 ms in memory, and
+--    no longer 10,000 random reads when it is not (number search p95 89 → 16 ms);
+--  * 7 days of one campaign in two groups with a tag (20,000 candidates): 18,900 → 600 reads,
+--    110 → 38 ms.
 DROP INDEX calls_from_idx;
 CREATE INDEX calls_from_idx ON calls (account_id, from_number, started_at) INCLUDE (id);
 DROP INDEX calls_to_idx;
 CREATE INDEX calls_to_idx ON calls (account_id, to_number, started_at) INCLUDE (id);
+DROP INDEX calls_campaign_idx;
+CREATE INDEX calls_campaign_idx ON calls (account_id, campaign_id, started_at, group_id) INCLUDE (id);
+DROP INDEX calls_operator_idx;
+CREATE INDEX calls_operator_idx ON calls (account_id, operator_id, started_at, talk_seconds) INCLUDE (id);
+DROP INDEX calls_result_idx;
+CREATE INDEX calls_result_idx ON calls (account_id, result, started_at, talk_seconds) INCLUDE (id);
+
+-- Index-only scans need the visibility map, which only VACUUM sets. By default autovacuum visits
+-- an insert-only table after it grew by 20 % — at 10 million calls not before 2 million new
+-- ones, so the recent calls, which most searches read, would be visited row by row. Vacuum the
+-- calls after each 1 % (or 10,000 calls) instead, and keep the planner's statistics as fresh.
+ALTER TABLE calls SET (
+    autovacuum_vacuum_insert_scale_factor = 0.01,
+    autovacuum_vacuum_insert_threshold = 10000,
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_analyze_scale_factor = 0.01
+);

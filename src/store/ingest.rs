@@ -298,9 +298,8 @@ const COLUMNS: &str = "started_at, kind, from_number, to_number, operator_id, gr
 /// The statements over every column, built once.
 static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
     let marks = vec!["?"; COLUMNS.split(", ").count() + 3].join(", ");
-    // `RETURNING` gives the id in the same round trip (PostgreSQL would otherwise need a second
-    // statement, `lastval()`, for every new call).
-    format!("INSERT INTO calls ({COLUMNS}, updated_at, account_id, external_id) VALUES ({marks}) RETURNING id")
+    // Run through `insert_id`: on PostgreSQL the id comes back in the same round trip.
+    format!("INSERT INTO calls ({COLUMNS}, updated_at, account_id, external_id) VALUES ({marks})")
 });
 static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
     let sets: Vec<String> = COLUMNS.split(", ").map(|c| format!("{} = ?", c.trim())).collect();
@@ -374,8 +373,7 @@ fn write_row(
         None => {
             args.push(&account.0);
             args.push(&external_id);
-            conn.prepare_cached(&INSERT_SQL)?
-                .query_row(args.as_slice(), |r| r.get(0))?
+            conn.insert_id(&INSERT_SQL, args.as_slice())?
         }
         Some(id) => {
             args.push(&id);

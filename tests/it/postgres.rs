@@ -20,6 +20,7 @@ async fn calls_go_in_and_are_found_on_postgresql() {
 
 /// No query runs for ever on PostgreSQL: reads are cancelled after 60 s, writes after 300 s,
 /// and a write waits at most 30 s for a row another instance holds — and the server says so.
+/// Reads are planned for their values every time (the page plan relies on it).
 #[tokio::test]
 async fn postgresql_sessions_have_timeouts() {
     let scratch = tokio::task::spawn_blocking(|| Scratch::create().0).await.unwrap();
@@ -32,10 +33,10 @@ async fn postgresql_sessions_have_timeouts() {
         conn.query_row(&format!("SHOW {name}"), (), |r| r.get(0)).unwrap()
     };
     let read = store
-        .read(move |conn| Ok(show(conn, "statement_timeout")))
+        .read(move |conn| Ok((show(conn, "statement_timeout"), show(conn, "plan_cache_mode"))))
         .await
         .unwrap();
-    assert_eq!(read, "1min");
+    assert_eq!((read.0.as_str(), read.1.as_str()), ("1min", "force_custom_plan"));
     let (statement, lock) = store
         .write(move |conn, _| Ok((show(conn, "statement_timeout"), show(conn, "lock_timeout"))))
         .await
