@@ -50,3 +50,9 @@ ALTER TABLE calls SET (
     autovacuum_vacuum_scale_factor = 0.02,
     autovacuum_analyze_scale_factor = 0.01
 );
+
+-- New numbers went to the trigram index's pending list, which every number search reads in full
+-- until a vacuum merges it: after 100,000 new numbers a look-up took 2.1 ms instead of 0.15 ms,
+-- four look-ups per search. Numbers are added once each; add them to the index directly.
+SELECT gin_clean_pending_list('numbers_trgm_idx'::regclass);
+ALTER INDEX numbers_trgm_idx SET (fastupdate = off);

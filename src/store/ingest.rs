@@ -92,7 +92,7 @@ pub fn apply_batch(
                 record.merge(patch);
                 record.validate().map_err(invalid)?;
                 let row = resolve(conn, cache, account, &record).map_err(|e| with_index(e, index))?;
-                if row == old {
+                if row == *old {
                     out.unchanged += 1;
                 } else {
                     let fetch = write_row(conn, cache, account, &external_id, &row, Some((id, &old)), source, now)?.1;
@@ -557,8 +557,9 @@ fn replace_set(
 
 /// What one look-up by external id found.
 enum Loaded {
-    /// The stored call, as a record (keys, for merging) and as its row (for comparing).
-    Call(i64, CallRecord, Row),
+    /// The stored call, as a record (keys, for merging) and as its row (for comparing); boxed,
+    /// as most look-ups of a batch find nothing.
+    Call(i64, Box<CallRecord>, Box<Row>),
     /// No call yet; whether updates wait for it and whether its recording is already stored
     /// (asked in the same statement: two round trips fewer per new call on PostgreSQL).
     Missing { pending: bool, file_stored: bool },
@@ -655,7 +656,7 @@ fn load(conn: &Connection, account: AccountId, external_id: &str) -> Result<Load
                 .and_then(|l| serde_json::from_str(l).ok())
                 .unwrap_or_default(),
         };
-        Ok(Loaded::Call(id, record, row))
+        Ok(Loaded::Call(id, Box::new(record), Box::new(row)))
     })?;
     let Loaded::Call(id, mut record, mut row) = found else {
         return Ok(found);
