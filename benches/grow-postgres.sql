@@ -29,12 +29,13 @@ BEGIN
     INSERT INTO calls (id, account_id, external_id, started_at, kind, from_number, to_number, operator_id, group_id,
         queue_id, scenario_id, campaign_id, completion_code_id, callback_at, ring_seconds, talk_seconds, price_e4,
         currency, result, attempts, explicit_started_at, dial_started_at, answered_at, scenario_started_at,
-        amd_detected_at, ended_at, sent_ring_seconds, sent_talk_seconds, recording_url, flow, updated_at, has_recording)
+        amd_detected_at, ended_at, sent_ring_seconds, sent_talk_seconds, recording_url, flow, updated_at, has_recording, label_bits)
       SELECT id + id_off, account_id, external_id || '~' || k, started_at - shift, kind, from_number, to_number,
         operator_id, group_id, queue_id, scenario_id, campaign_id, completion_code_id, callback_at - shift,
         ring_seconds, talk_seconds, price_e4, currency, result, attempts, explicit_started_at - shift,
         dial_started_at - shift, answered_at - shift, scenario_started_at - shift, amd_detected_at - shift,
-        ended_at - shift, sent_ring_seconds, sent_talk_seconds, recording_url, flow, updated_at - shift, has_recording
+        ended_at - shift, sent_ring_seconds, sent_talk_seconds, recording_url, flow, updated_at - shift, has_recording,
+        label_bits
       FROM calls WHERE id < off;
     INSERT INTO call_tags (call_id, tag_id) SELECT call_id + id_off, tag_id FROM call_tags WHERE call_id < off;
     INSERT INTO call_topics (call_id, topic_id) SELECT call_id + id_off, topic_id FROM call_topics WHERE call_id < off;

@@ -1,15 +1,27 @@
 //! A call's log: the events its record went through, the raw lines the telephony sent, and the
 //! read-only links that show them to someone without an account.
 
-use crate::store::db::{params, Connection, OptionalExtension};
+use crate::store::db::{params, params_from_iter, Connection, OptionalExtension, Params, Value};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::batch_rows::{BatchRows, Insert};
 use super::view::format_time;
 use super::StoreError;
 use crate::domain::recording::CallEvent;
 use crate::domain::AccountId;
 use crate::secrets::token_hash;
+
+/// A call's log events.
+static EVENTS: Insert = Insert {
+    table: "call_events",
+    columns: &["call_id", "at", "event", "source", "detail"],
+    tail: "",
+};
+
+fn event_row(call: i64, event: CallEvent, source: &str, detail: Option<serde_json::Value>, now: i64) -> Vec<Value> {
+    params![call, now, event.code(), source, detail.map(|d| d.to_string())].values()
+}
 
 /// Appends one event to a call's log.
 pub fn event(
@@ -20,24 +32,38 @@ pub fn event(
     detail: Option<serde_json::Value>,
     now: i64,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO call_events (call_id, at, event, source, detail) VALUES (?, ?, ?, ?, ?)")?
-        .execute(params![call, now, event.code(), source, detail.map(|d| d.to_string())])?;
-    Ok(())
+    EVENTS.execute(conn, params_from_iter(event_row(call, event, source, detail, now)))
 }
 
-/// Replaces the raw log lines of a call (none: removes them).
-pub fn set_lines(conn: &Connection, call: i64, lines: Option<&str>) -> Result<(), StoreError> {
+/// Appends one event to a call's log with the rest of an ingest batch.
+pub fn event_later(
+    rows: &mut BatchRows,
+    call: i64,
+    event: CallEvent,
+    source: &str,
+    detail: Option<serde_json::Value>,
+    now: i64,
+) {
+    rows.add(&EVENTS, params_from_iter(event_row(call, event, source, detail, now)));
+}
+
+/// New raw log lines of a call, or its new version.
+static LINES: Insert = Insert {
+    table: "call_log_lines",
+    columns: &["call_id", "lines"],
+    tail: " ON CONFLICT (call_id) DO UPDATE SET lines = excluded.lines",
+};
+
+/// Replaces the raw log lines of a call (none: removes them); new lines go with the rest of the
+/// ingest batch.
+pub fn set_lines(conn: &Connection, rows: &mut BatchRows, call: i64, lines: Option<&str>) -> Result<(), StoreError> {
     match lines {
-        Some(json) => conn
-            .prepare_cached(
-                "INSERT INTO call_log_lines (call_id, lines) VALUES (?, ?) \
-                 ON CONFLICT (call_id) DO UPDATE SET lines = excluded.lines",
-            )?
-            .execute(params![call, json])?,
-        None => conn
-            .prepare_cached("DELETE FROM call_log_lines WHERE call_id = ?")?
-            .execute([call])?,
-    };
+        Some(json) => rows.add(&LINES, params![call, json]),
+        None => {
+            conn.prepare_cached("DELETE FROM call_log_lines WHERE call_id = ?")?
+                .execute([call])?;
+        }
+    }
     Ok(())
 }
 

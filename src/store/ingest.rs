@@ -5,16 +5,17 @@
 //! stored (directory keys become ids, durations are computed). A call whose resolved row equals
 //! the stored one is counted as unchanged and not written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
 
 use crate::store::db::{params, Connection, ToValue};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::batch_rows::{BatchRows, Insert};
 use super::counts::CountDeltas;
 use super::directory::{self, Dim};
-use super::{calllog, dialect, recordings, StoreError, WriteCache};
+use super::{calllog, dialect, labels, recordings, StoreError, WriteCache};
 use crate::domain::record::{NamedRef, Note, ScenarioRef, TimelineData};
 use crate::domain::recording::CallEvent;
 use crate::domain::{AccountId, AttemptResult, CallKind, CallPatch, CallRecord, FieldError};
@@ -84,9 +85,17 @@ pub fn apply_batch(
     let mut out = IngestOutcome::default();
     let now = super::auth::now_ms();
     cache.counts = CountDeltas::default();
+    // Log events, log lines, tags, topics and notes wait until the end of the batch, or until a
+    // later record of the batch reads back a call it wrote.
+    let mut rows = BatchRows::default();
+    let mut written = HashSet::new();
     for (index, patch) in patches.into_iter().enumerate() {
         let invalid = |error: FieldError| StoreError::InvalidRecord { index, error };
         let external_id = patch.external_id.clone();
+        if written.contains(&external_id) {
+            rows.flush(conn)?;
+            written.clear();
+        }
         match load(conn, account, &external_id)? {
             Loaded::Call(id, mut record, old) => {
                 record.merge(patch);
@@ -95,7 +104,9 @@ pub fn apply_batch(
                 if row == *old {
                     out.unchanged += 1;
                 } else {
-                    let fetch = write_row(conn, cache, account, &external_id, &row, Some((id, &old)), source, now)?.1;
+                    let old = Some((id, &*old));
+                    let fetch = write_row(conn, cache, &mut rows, account, &external_id, &row, old, source, now)?.1;
+                    written.insert(external_id);
                     out.fetches += u32::from(fetch);
                     out.updated += 1;
                     out.changed.push(id);
@@ -111,12 +122,13 @@ pub fn apply_batch(
                 }
                 record.validate().map_err(invalid)?;
                 let row = resolve(conn, cache, account, &record).map_err(|e| with_index(e, index))?;
-                let (id, fetch) = write_row(conn, cache, account, &external_id, &row, None, source, now)?;
+                let (id, fetch) = write_row(conn, cache, &mut rows, account, &external_id, &row, None, source, now)?;
                 if file_stored {
                     recordings::set_has_recording(conn, id, true)?;
                     let detail = serde_json::json!({ "from": "stored before the call arrived" });
-                    calllog::event(conn, id, CallEvent::RecordingStored, source, Some(detail), now)?;
+                    calllog::event_later(&mut rows, id, CallEvent::RecordingStored, source, Some(detail), now);
                 }
+                written.insert(external_id);
                 out.fetches += u32::from(fetch);
                 out.created += 1;
                 out.changed.push(id);
@@ -130,6 +142,7 @@ pub fn apply_batch(
             }
         }
     }
+    rows.flush(conn)?;
     std::mem::take(&mut cache.counts).flush(conn, account)?;
     Ok(out)
 }
@@ -297,13 +310,16 @@ const COLUMNS: &str = "started_at, kind, from_number, to_number, operator_id, gr
 
 /// The statements over every column, built once.
 static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
-    let marks = vec!["?"; COLUMNS.split(", ").count() + 3].join(", ");
+    let marks = vec!["?"; COLUMNS.split(", ").count() + 4].join(", ");
     // Run through `insert_id`: on PostgreSQL the id comes back in the same round trip.
-    format!("INSERT INTO calls ({COLUMNS}, updated_at, account_id, external_id) VALUES ({marks})")
+    format!("INSERT INTO calls ({COLUMNS}, label_bits, updated_at, account_id, external_id) VALUES ({marks})")
 });
 static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
     let sets: Vec<String> = COLUMNS.split(", ").map(|c| format!("{} = ?", c.trim())).collect();
-    format!("UPDATE calls SET {}, updated_at = ? WHERE id = ?", sets.join(", "))
+    format!(
+        "UPDATE calls SET {}, label_bits = ?, updated_at = ? WHERE id = ?",
+        sets.join(", ")
+    )
 });
 static LOAD_SQL: LazyLock<String> = LazyLock::new(|| {
     let cols: Vec<String> = COLUMNS.split(", ").map(|c| format!("c.{}", c.trim())).collect();
@@ -327,6 +343,7 @@ static LOAD_SQL: LazyLock<String> = LazyLock::new(|| {
 fn write_row(
     conn: &Connection,
     cache: &mut WriteCache,
+    rows: &mut BatchRows,
     account: AccountId,
     external_id: &str,
     row: &Row,
@@ -366,7 +383,9 @@ fn write_row(
         &row.recording_url,
         &row.flow,
     ];
+    let bits = labels::label_bits(&row.tags, &row.topics);
     let mut args: Vec<&dyn ToValue> = values.to_vec();
+    args.push(&bits);
     args.push(&now);
     let (id, old) = (existing.map(|e| e.0), existing.map(|e| e.1));
     let id = match id {
@@ -416,16 +435,10 @@ fn write_row(
     } else {
         CallEvent::Updated
     };
-    calllog::event(
-        conn,
-        id,
-        event,
-        source,
-        Some(serde_json::json!({ "fields": fields })),
-        now,
-    )?;
+    let detail = serde_json::json!({ "fields": fields });
+    calllog::event_later(rows, id, event, source, Some(detail), now);
     if old.log != row.log {
-        calllog::set_lines(conn, id, row.log.as_deref())?;
+        calllog::set_lines(conn, rows, id, row.log.as_deref())?;
     }
     let mut fetch = false;
     if old.recording_url != row.recording_url {
@@ -434,25 +447,21 @@ fn write_row(
                 fetch = recordings::request(conn, account, external_id, url, now)?;
                 if fetch {
                     let detail = serde_json::json!({ "url": url });
-                    calllog::event(conn, id, CallEvent::RecordingRequested, source, Some(detail), now)?;
+                    calllog::event_later(rows, id, CallEvent::RecordingRequested, source, Some(detail), now);
                 }
             }
             None => recordings::forget_url(conn, account, external_id)?,
         }
     }
     if old.tags != row.tags {
-        replace_set(conn, "call_tags", "tag_id", id, &row.tags, created)?;
+        replace_set(conn, rows, &TAGS, id, &row.tags, created)?;
     }
     if old.topics != row.topics {
-        replace_set(conn, "call_topics", "topic_id", id, &row.topics, created)?;
+        replace_set(conn, rows, &TOPICS, id, &row.topics, created)?;
     }
     for (key, note) in &row.notes {
         if old.notes.get(key) != Some(note) {
-            conn.prepare_cached(
-                "INSERT INTO call_notes (call_id, key, author, at, text) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (call_id, key) DO UPDATE SET author = excluded.author, at = excluded.at, text = excluded.text",
-            )?
-            .execute(params![id, key, note.0, note.1, note.2])?;
+            rows.add(&NOTES, params![id, key, note.0, note.1, note.2]);
         }
     }
     Ok((id, fetch))
@@ -534,23 +543,38 @@ fn changed_fields(old: &Row, new: &Row) -> Vec<&'static str> {
     .collect()
 }
 
+static TAGS: Insert = Insert {
+    table: "call_tags",
+    columns: &["call_id", "tag_id"],
+    tail: "",
+};
+static TOPICS: Insert = Insert {
+    table: "call_topics",
+    columns: &["call_id", "topic_id"],
+    tail: "",
+};
+static NOTES: Insert = Insert {
+    table: "call_notes",
+    columns: &["call_id", "key", "author", "at", "text"],
+    tail: " ON CONFLICT (call_id, key) DO UPDATE SET author = excluded.author, at = excluded.at, text = excluded.text",
+};
+
 /// Sets a call's tags or topics; a call just created has none to delete (a round trip saved per
 /// call on PostgreSQL).
 fn replace_set(
     conn: &Connection,
-    table: &str,
-    col: &str,
+    rows: &mut BatchRows,
+    set: &'static Insert,
     call: i64,
     ids: &[i64],
     created: bool,
 ) -> Result<(), StoreError> {
     if !created {
-        conn.prepare_cached(&format!("DELETE FROM {table} WHERE call_id = ?"))?
+        conn.prepare_cached(&format!("DELETE FROM {} WHERE call_id = ?", set.table))?
             .execute([call])?;
     }
-    let mut ins = conn.prepare_cached(&format!("INSERT INTO {table} (call_id, {col}) VALUES (?, ?)"))?;
     for id in ids {
-        ins.execute([call, *id])?;
+        rows.add(set, [call, *id]);
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         12,
         include_str!("../../migrations/sqlite/0012_totals_and_number_search.sql"),
     ),
+    (13, include_str!("../../migrations/sqlite/0013_label_bits.sql")),
 ];
 
 /// The same migrations for PostgreSQL: the same versions, tables, columns and indexes in its
@@ -50,6 +51,7 @@ pub const POSTGRES: &[(u32, &str)] = &[
         12,
         include_str!("../../migrations/postgres/0012_totals_and_number_search.sql"),
     ),
+    (13, include_str!("../../migrations/postgres/0013_label_bits.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -171,6 +173,53 @@ mod tests {
             (20_600, 643),
         ] {
             assert_eq!((day * 24).div_euclid(32 * 24), block, "day {day}");
+        }
+    }
+
+    /// Version 13 fills `label_bits` from the calls' tags and topics with the bits of
+    /// `store/labels.rs`.
+    #[test]
+    fn label_bits_are_filled_from_tags_and_topics() {
+        use crate::store::labels::label_bits;
+        let mut conn = Connection::open_in_memory().unwrap();
+        let tx = conn.transaction().unwrap();
+        for (_, sql) in MIGRATIONS.iter().filter(|(v, _)| *v < 13) {
+            tx.execute_batch(sql).unwrap();
+        }
+        let calls: [(i64, &[i64], &[i64]); 5] = [
+            (1, &[], &[]),
+            (2, &[1, 33, 31], &[]),
+            (3, &[], &[0, 31, 30, 62]),
+            (4, &[7, 8], &[7, 1000]),
+            (5, &[32], &[]),
+        ];
+        tx.execute_batch("INSERT INTO accounts (id, name, created_at) VALUES (1, 'a', 0)")
+            .unwrap();
+        for (id, tags, topics) in calls {
+            tx.execute(
+                "INSERT INTO calls (id, account_id, external_id, started_at, kind, talk_seconds, updated_at) \
+                 VALUES (?1, 1, ?1, 0, 'incoming', 0, 0)",
+                [id],
+            )
+            .unwrap();
+            for tag in tags {
+                tx.execute("INSERT INTO call_tags (call_id, tag_id) VALUES (?1, ?2)", [id, *tag])
+                    .unwrap();
+            }
+            for topic in topics {
+                tx.execute(
+                    "INSERT INTO call_topics (call_id, topic_id) VALUES (?1, ?2)",
+                    [id, *topic],
+                )
+                .unwrap();
+            }
+        }
+        tx.execute_batch(MIGRATIONS[12].1).unwrap();
+        for (id, tags, topics) in calls {
+            let bits: i64 = tx
+                .query_row("SELECT label_bits FROM calls WHERE id = ?1", [id], |r| r.get(0))
+                .unwrap();
+            assert_eq!(bits, label_bits(tags, topics), "call {id}");
         }
     }
 }

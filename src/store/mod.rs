@@ -10,6 +10,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod batch_rows;
 pub mod calllog;
 pub mod copy;
 pub mod counts;
@@ -20,6 +21,7 @@ pub mod directory;
 pub mod export;
 pub mod exports;
 pub mod ingest;
+pub mod labels;
 pub mod leases;
 pub mod migrations;
 pub mod people;

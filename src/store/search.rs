@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::counts::{self, Bucket};
 use super::cursor::{decode_cursor, encode_cursor};
 use super::dialect::Dialect;
+use super::labels::Label;
 use super::view::{load_views, CallView};
 use super::StoreError;
 use crate::domain::access::OperatorTest;
@@ -134,11 +135,14 @@ fn where_clause(dialect: Dialect, scope: &CallScope, f: &CallFilter) -> Sql {
             args,
         );
     }
-    for (table, col, ids) in [
-        ("call_tags", "x.tag_id", &f.tags),
-        ("call_topics", "x.topic_id", &f.topics),
+    for (table, col, ids, label) in [
+        ("call_tags", "x.tag_id", &f.tags, Label::Tag),
+        ("call_topics", "x.topic_id", &f.topics, Label::Topic),
     ] {
         if !ids.is_empty() {
+            // First the bits the filter indexes carry, so that only the calls that may have one
+            // of these labels are looked up.
+            sql.and("(c.label_bits & ?) <> 0", [Value::Integer(label.bits(ids))]);
             let (test, args) = in_clause(col, ints(ids));
             sql.and(
                 &format!("EXISTS (SELECT 1 FROM {table} x WHERE x.call_id = c.id AND {test})"),

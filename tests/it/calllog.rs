@@ -446,3 +446,75 @@ async fn retention_deletes_old_calls_and_recordings_with_their_files() {
     assert!(file_exists(&keys[1]));
     app.stop().await;
 }
+
+/// A batch's log events, log lines, tags, topics and notes are written together at its end; a
+/// record that comes back to a call the same batch wrote must still see everything before it.
+#[tokio::test]
+async fn one_batch_may_carry_a_call_several_times() {
+    let app = TestApp::start("calllog-batch").await;
+    let owner = app.owner().await;
+    let batch = json!([
+        call_with_flow("b1"),
+        {"external_id": "b1", "tags": ["vip"], "topics": ["billing/refund"],
+         "notes": [{"id": "n1", "author": "ivanova", "at": "2026-11-10T09:10:00Z", "text": "Первая"}]},
+        call_with_flow("b2"),
+        {"external_id": "b1", "tags": ["complaint"], "log": ["replaced"],
+         "notes": [{"id": "n2", "author": "petrov", "at": "2026-11-10T09:20:00Z", "text": "Вторая"}]},
+        {"external_id": "b1", "tags": ["complaint"]},
+    ]);
+    assert_eq!(
+        app.ingest_ok(&owner, batch).await,
+        json!({"created": 2, "updated": 2, "unchanged": 1, "pending": 0})
+    );
+    let id = app.call_id(&owner, "b1").await;
+    let (_, d) = app.get(&owner, &format!("/api/v1/calls/{id}")).await;
+    let names = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&d["tags"]), ["complaint"], "{d}");
+    assert_eq!(d["topics"].as_array().unwrap().len(), 1, "{d}");
+    let notes: Vec<&str> = d["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes, ["Первая", "Вторая"]);
+    assert_eq!(d["details"]["log"]["lines"], json!(["replaced"]));
+    let fields: Vec<&Value> = d["details"]["log"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["detail"]["fields"])
+        .collect();
+    assert_eq!(
+        fields[1..],
+        [&json!(["tags", "topics", "notes"]), &json!(["log", "tags", "notes"])],
+        "{d}"
+    );
+    assert_eq!(fields.len(), 3);
+    // The other call of the batch is whole too.
+    let other = app.call_id(&owner, "b2").await;
+    let (_, d) = app.get(&owner, &format!("/api/v1/calls/{other}")).await;
+    assert_eq!(d["details"]["log"]["events"].as_array().unwrap().len(), 1);
+    assert_eq!(d["details"]["log"]["lines"].as_array().unwrap().len(), 2);
+    // The tag search sees the final tags only.
+    let tag = |name: &'static str| {
+        let app = &app;
+        let owner = owner.clone();
+        async move { app.dir_id(&owner, "/api/v1/tags", "name", name).await }
+    };
+    assert_eq!(
+        app.search_ids(&owner, &format!("tag={}", tag("vip").await)).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        app.search_ids(&owner, &format!("tag={}", tag("complaint").await)).await,
+        ["b1"]
+    );
+    app.stop().await;
+}

@@ -10,6 +10,7 @@ mod copy;
 mod counts;
 mod exports;
 mod instances;
+mod labels;
 mod postgres;
 mod qm;
 mod recordings;
