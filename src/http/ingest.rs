@@ -59,7 +59,7 @@ pub async fn ingest_calls(
     let source = principal.source();
     let outcome = state
         .store
-        .write(move |conn, cache| apply_batch(conn, cache, account, items, &source))
+        .ingest(move |conn, cache| apply_batch(conn, cache, account, items, &source))
         .await?;
     state.live.publish(account, outcome.changed.clone());
     if outcome.fetches > 0 {

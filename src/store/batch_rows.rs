@@ -39,6 +39,9 @@ impl Insert {
 /// that any number of rows takes a few cached statements (100 rows: 64 + 32 + 4).
 const MOST_ROWS: usize = 64;
 
+/// The number of values of each table at one moment.
+pub struct Mark(Vec<usize>);
+
 /// The rows waiting, per table in the order their first row came.
 #[derive(Default)]
 pub struct BatchRows {
@@ -52,6 +55,23 @@ impl BatchRows {
         match self.tables.iter_mut().find(|(i, _)| std::ptr::eq(*i, insert)) {
             Some((_, rows)) => rows.extend(values),
             None => self.tables.push((insert, values)),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// How many values each table holds now.
+    pub fn mark(&self) -> Mark {
+        Mark(self.tables.iter().map(|(_, values)| values.len()).collect())
+    }
+
+    /// Drops the rows added after `mark`.
+    pub fn truncate(&mut self, mark: Mark) {
+        self.tables.truncate(mark.0.len());
+        for ((_, values), len) in self.tables.iter_mut().zip(mark.0) {
+            values.truncate(len);
         }
     }
 

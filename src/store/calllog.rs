@@ -5,7 +5,8 @@ use crate::store::db::{params, params_from_iter, Connection, OptionalExtension, 
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::batch_rows::{BatchRows, Insert};
+use super::batch_rows::Insert;
+use super::deferred::Deferred;
 use super::view::format_time;
 use super::StoreError;
 use crate::domain::recording::CallEvent;
@@ -35,9 +36,9 @@ pub fn event(
     EVENTS.execute(conn, params_from_iter(event_row(call, event, source, detail, now)))
 }
 
-/// Appends one event to a call's log with the rest of an ingest batch.
+/// Appends one event to a call's log with the rest of the ingest (`Deferred`).
 pub fn event_later(
-    rows: &mut BatchRows,
+    rows: &mut Deferred,
     call: i64,
     event: CallEvent,
     source: &str,
@@ -55,8 +56,8 @@ static LINES: Insert = Insert {
 };
 
 /// Replaces the raw log lines of a call (none: removes them); new lines go with the rest of the
-/// ingest batch.
-pub fn set_lines(conn: &Connection, rows: &mut BatchRows, call: i64, lines: Option<&str>) -> Result<(), StoreError> {
+/// ingest (`Deferred`).
+pub fn set_lines(conn: &Connection, rows: &mut Deferred, call: i64, lines: Option<&str>) -> Result<(), StoreError> {
     match lines {
         Some(json) => rows.add(&LINES, params![call, json]),
         None => {

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use crate::store::db::Value;
 use crate::store::db::{params, params_from_iter, Connection};
 
+use super::batch_rows::{BatchRows, Insert};
 use super::StoreError;
 use crate::domain::access::OperatorTest;
 use crate::domain::{AccountId, AttemptResult, CallFilter, CallKind, CallScope};
@@ -31,10 +32,31 @@ impl Bucket {
     pub const LEVELS: [Bucket; 3] = [Bucket::Block, Bucket::Day, Bucket::Hour];
 
     fn table(self) -> &'static str {
+        self.insert().table
+    }
+
+    /// The upsert that adds to a bucket's count.
+    fn insert(self) -> &'static Insert {
+        const COLUMNS: &[&str] = &["account_id", "bucket", "kind", "result", "operator_id", "n"];
+        static BLOCK: Insert = Insert {
+            table: "call_counts_block",
+            columns: COLUMNS,
+            tail: " ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_block.n + excluded.n",
+        };
+        static DAY: Insert = Insert {
+            table: "call_counts_day",
+            columns: COLUMNS,
+            tail: " ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_day.n + excluded.n",
+        };
+        static HOUR: Insert = Insert {
+            table: "call_counts_hour",
+            columns: COLUMNS,
+            tail: " ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_hour.n + excluded.n",
+        };
         match self {
-            Bucket::Block => "call_counts_block",
-            Bucket::Day => "call_counts_day",
-            Bucket::Hour => "call_counts_hour",
+            Bucket::Block => &BLOCK,
+            Bucket::Day => &DAY,
+            Bucket::Hour => &HOUR,
         }
     }
 
@@ -53,7 +75,7 @@ impl Bucket {
 }
 
 /// Count changes of one write job, by (hour, kind, result, operator).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct CountDeltas(HashMap<(i64, &'static str, &'static str, i64), i64>);
 
 impl CountDeltas {
@@ -74,27 +96,29 @@ impl CountDeltas {
         *self.0.entry(key).or_insert(0) += delta;
     }
 
-    /// Writes the changes to every bucket table.
+    /// Writes the changes to every bucket table, many rows per statement.
     pub fn flush(self, conn: &Connection, account: AccountId) -> Result<(), StoreError> {
+        let mut out = BatchRows::default();
         for bucket in Bucket::LEVELS {
-            let table = bucket.table();
             let mut rows: HashMap<(i64, &'static str, &'static str, i64), i64> = HashMap::new();
             for ((hour, kind, result, op), n) in &self.0 {
                 *rows
                     .entry((hour.div_euclid(bucket.hours()), kind, result, *op))
                     .or_insert(0) += n;
             }
-            let mut stmt = conn.prepare_cached(&format!(
-                "INSERT INTO {table} (account_id, bucket, kind, result, operator_id, n) VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = {table}.n + excluded.n"
-            ))?;
+            // Each key once: one statement may not upsert a row twice.
             for ((b, kind, result, op), n) in rows {
                 if n != 0 {
-                    stmt.execute(params![account.0, b, kind, result, op, n])?;
+                    out.add(bucket.insert(), params![account.0, b, kind, result, op, n]);
                 }
             }
         }
-        Ok(())
+        out.flush(conn)
+    }
+
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 

@@ -5,15 +5,15 @@
 //! stored (directory keys become ids, durations are computed). A call whose resolved row equals
 //! the stored one is counted as unchanged and not written.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use crate::store::db::{params, Connection, ToValue};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::batch_rows::{BatchRows, Insert};
-use super::counts::CountDeltas;
+use super::batch_rows::Insert;
+use super::deferred::Deferred;
 use super::directory::{self, Dim};
 use super::{calllog, dialect, labels, recordings, StoreError, WriteCache};
 use crate::domain::record::{NamedRef, Note, ScenarioRef, TimelineData};
@@ -84,18 +84,12 @@ pub fn apply_batch(
 ) -> Result<IngestOutcome, StoreError> {
     let mut out = IngestOutcome::default();
     let now = super::auth::now_ms();
-    cache.counts = CountDeltas::default();
-    // Log events, log lines, tags, topics and notes wait until the end of the batch, or until a
-    // later record of the batch reads back a call it wrote.
-    let mut rows = BatchRows::default();
-    let mut written = HashSet::new();
     for (index, patch) in patches.into_iter().enumerate() {
         let invalid = |error: FieldError| StoreError::InvalidRecord { index, error };
         let external_id = patch.external_id.clone();
-        if written.contains(&external_id) {
-            rows.flush(conn)?;
-            written.clear();
-        }
+        // Log events, log lines, tags, topics, notes and counts wait (`Deferred`), unless this
+        // call is among what waits.
+        cache.deferred.before_load(conn, account, &external_id)?;
         match load(conn, account, &external_id)? {
             Loaded::Call(id, mut record, old) => {
                 record.merge(patch);
@@ -105,8 +99,7 @@ pub fn apply_batch(
                     out.unchanged += 1;
                 } else {
                     let old = Some((id, &*old));
-                    let fetch = write_row(conn, cache, &mut rows, account, &external_id, &row, old, source, now)?.1;
-                    written.insert(external_id);
+                    let fetch = write_row(conn, cache, account, &external_id, &row, old, source, now)?.1;
                     out.fetches += u32::from(fetch);
                     out.updated += 1;
                     out.changed.push(id);
@@ -122,13 +115,19 @@ pub fn apply_batch(
                 }
                 record.validate().map_err(invalid)?;
                 let row = resolve(conn, cache, account, &record).map_err(|e| with_index(e, index))?;
-                let (id, fetch) = write_row(conn, cache, &mut rows, account, &external_id, &row, None, source, now)?;
+                let (id, fetch) = write_row(conn, cache, account, &external_id, &row, None, source, now)?;
                 if file_stored {
                     recordings::set_has_recording(conn, id, true)?;
                     let detail = serde_json::json!({ "from": "stored before the call arrived" });
-                    calllog::event_later(&mut rows, id, CallEvent::RecordingStored, source, Some(detail), now);
+                    calllog::event_later(
+                        &mut cache.deferred,
+                        id,
+                        CallEvent::RecordingStored,
+                        source,
+                        Some(detail),
+                        now,
+                    );
                 }
-                written.insert(external_id);
                 out.fetches += u32::from(fetch);
                 out.created += 1;
                 out.changed.push(id);
@@ -142,8 +141,7 @@ pub fn apply_batch(
             }
         }
     }
-    rows.flush(conn)?;
-    std::mem::take(&mut cache.counts).flush(conn, account)?;
+    cache.deferred.end_of_job(conn)?;
     Ok(out)
 }
 
@@ -343,7 +341,6 @@ static LOAD_SQL: LazyLock<String> = LazyLock::new(|| {
 fn write_row(
     conn: &Connection,
     cache: &mut WriteCache,
-    rows: &mut BatchRows,
     account: AccountId,
     external_id: &str,
     row: &Row,
@@ -418,14 +415,15 @@ fn write_row(
             r.operator_id,
         )
     };
+    cache.deferred.wrote(account, external_id);
     if old.map(counted) != Some(counted(row)) {
+        let counts = cache.deferred.counts(account);
         if let Some(o) = old {
-            cache.counts.add(o.started_at, o.kind, o.result, o.operator_id, -1);
+            counts.add(o.started_at, o.kind, o.result, o.operator_id, -1);
         }
-        cache
-            .counts
-            .add(row.started_at, row.kind, row.result, row.operator_id, 1);
+        counts.add(row.started_at, row.kind, row.result, row.operator_id, 1);
     }
+    let rows = &mut cache.deferred;
     let blank = blank(row);
     let created = old.is_none();
     let old = old.unwrap_or(&blank);
@@ -563,7 +561,7 @@ static NOTES: Insert = Insert {
 /// call on PostgreSQL).
 fn replace_set(
     conn: &Connection,
-    rows: &mut BatchRows,
+    rows: &mut Deferred,
     set: &'static Insert,
     call: i64,
     ids: &[i64],

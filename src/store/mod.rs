@@ -16,6 +16,7 @@ pub mod copy;
 pub mod counts;
 pub mod cursor;
 pub mod db;
+pub mod deferred;
 pub mod dialect;
 pub mod directory;
 pub mod export;
@@ -82,22 +83,29 @@ pub struct WriteCache {
     /// Per directory table and account: key → (id, fingerprint of the name and details last written).
     pub dims: HashMap<(&'static str, AccountId), DimIds>,
     pub numbers: HashSet<String>,
-    /// Count changes of the job being run, flushed by the job before it ends.
-    pub counts: counts::CountDeltas,
+    /// Rows and count changes of ingest, written with the rest of the commit.
+    pub deferred: deferred::Deferred,
 }
 
 impl WriteCache {
     fn clear(&mut self) {
         self.dims.clear();
         self.numbers.clear();
-        self.counts = counts::CountDeltas::default();
+        self.deferred.clear();
     }
 }
 
 type Finisher = Box<dyn FnOnce(Option<StoreError>) + Send>;
 /// A write job: run inside the transaction, or told why it could not be (its caller then hears
 /// that error). Returns whether it succeeded and what to do once the commit is known.
-type Job = Box<dyn for<'a> FnOnce(Result<(&'a Connection, &'a mut WriteCache), StoreError>) -> (bool, Finisher) + Send>;
+type Run = Box<dyn for<'a> FnOnce(Result<(&'a Connection, &'a mut WriteCache), StoreError>) -> (bool, Finisher) + Send>;
+
+/// A write job, and whether what it defers may wait for the commit (an ingest job) rather than
+/// be written before it ends.
+struct Job {
+    run: Run,
+    ingest: bool,
+}
 
 /// Which database the store runs on, as the command line names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,8 +355,26 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection, &mut WriteCache) -> Result<R, StoreError> + Send + 'static,
     {
+        self.submit(f, false).await
+    }
+
+    /// `write` for an ingest job: the rows and counts it defers (`deferred.rs`) are written with
+    /// those of the other ingest jobs of the same commit.
+    pub async fn ingest<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &mut WriteCache) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit(f, true).await
+    }
+
+    async fn submit<R, F>(&self, f: F, ingest: bool) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection, &mut WriteCache) -> Result<R, StoreError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |ctx| {
+        let run: Run = Box::new(move |ctx| {
             let result = match ctx {
                 Ok((conn, cache)) => f(conn, cache),
                 Err(e) => Err(e),
@@ -367,7 +393,7 @@ impl Store {
             writer
                 .as_ref()
                 .ok_or(StoreError::Closed)?
-                .send(job)
+                .send(Job { run, ingest })
                 .map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
@@ -473,31 +499,46 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, reconnect: Option<
             cache.clear();
             for job in jobs {
                 // Nothing ran; tell each caller why.
-                let (_, finish) = job(Err(StoreError::Conflict(format!("cannot begin a write: {e}"))));
+                let (_, finish) = (job.run)(Err(StoreError::Conflict(format!("cannot begin a write: {e}"))));
                 finish(None);
             }
             continue;
         }
         let mut finishers = Vec::with_capacity(jobs.len());
         let mut rolled_back = false;
+        // What ingest jobs deferred is written before any other job runs and before the commit;
+        // if that fails, nothing of the transaction may be acknowledged.
+        let mut broken: Option<String> = None;
         for job in jobs {
+            if !job.ingest && broken.is_none() {
+                broken = cache.deferred.flush(&conn).err().map(|e| e.to_string());
+            }
+            if let Some(e) = &broken {
+                let (_, finish) = (job.run)(Err(StoreError::Conflict(format!("the write failed: {e}"))));
+                finishers.push(finish);
+                continue;
+            }
+            let undo = cache.deferred.begin_job(job.ingest);
             let (ok, finish) = match conn.execute_batch("SAVEPOINT job") {
                 // A job that panics is a bug; it must not take the writer (and every later write)
                 // down with it. Its caller hears that the store failed; its changes roll back.
-                Ok(()) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok((&conn, &mut cache)))))
-                {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        tracing::error!("a write job panicked; its changes are rolled back");
-                        (false, Box::new(|_| {}) as Finisher)
+                Ok(()) => {
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(Ok((&conn, &mut cache)))))
+                    {
+                        Ok(outcome) => outcome,
+                        Err(_) => {
+                            tracing::error!("a write job panicked; its changes are rolled back");
+                            (false, Box::new(|_| {}) as Finisher)
+                        }
                     }
-                },
-                Err(e) => job(Err(StoreError::Conflict(format!("cannot open a savepoint: {e}")))),
+                }
+                Err(e) => (job.run)(Err(StoreError::Conflict(format!("cannot open a savepoint: {e}")))),
             };
             let closed = if ok {
                 conn.execute_batch("RELEASE job")
             } else {
                 rolled_back = true;
+                cache.deferred.undo(undo);
                 conn.execute_batch("ROLLBACK TO job; RELEASE job")
             };
             if let Err(e) = closed {
@@ -505,7 +546,13 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, reconnect: Option<
             }
             finishers.push(finish);
         }
-        let commit = conn.execute_batch("COMMIT");
+        let commit = match broken {
+            Some(e) => Err(e),
+            None => match cache.deferred.flush(&conn) {
+                Ok(()) => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+        };
         if rolled_back || commit.is_err() {
             cache.clear();
         }

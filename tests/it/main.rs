@@ -9,6 +9,7 @@ mod common;
 mod copy;
 mod counts;
 mod exports;
+mod group_commit;
 mod instances;
 mod labels;
 mod postgres;
