@@ -2,6 +2,8 @@
 //! the time-index hint. The rest of the store's SQL is written in the subset SQLite and
 //! PostgreSQL share, with `?` placeholders (`db.rs` numbers them for PostgreSQL).
 
+use super::batch_rows::Insert;
+use super::deferred::Deferred;
 use crate::store::db::{Connection, Value};
 
 /// The writer: WAL so readers never block it; `synchronous=FULL` so a commit that returned is on
@@ -139,14 +141,19 @@ impl Dialect {
     }
 }
 
-/// Records a number in the dictionary (and its trigram index) if it is new there.
-pub fn remember_number(conn: &Connection, number: &str) -> crate::store::db::Result<()> {
+/// New numbers on PostgreSQL; a number twice in one statement is skipped like one already there.
+static NUMBERS: Insert = Insert {
+    table: "numbers",
+    columns: &["number"],
+    tail: " ON CONFLICT (number) DO NOTHING",
+};
+
+/// Records a number in the dictionary (and its trigram index) if it is new there. On PostgreSQL,
+/// whose GIN index follows the table, with the rest of the ingest (`Deferred`): a round trip per
+/// new number saved.
+pub fn remember_number(conn: &Connection, later: &mut Deferred, number: &str) -> crate::store::db::Result<()> {
     if conn.is_postgres() {
-        // The GIN index follows the table.
-        conn.execute(
-            "INSERT INTO numbers (number) VALUES (?) ON CONFLICT (number) DO NOTHING",
-            [number],
-        )?;
+        later.add(&NUMBERS, [number]);
         return Ok(());
     }
     let mut find = conn.prepare_cached("SELECT 1 FROM numbers WHERE number = ?")?;

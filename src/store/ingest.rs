@@ -400,7 +400,7 @@ fn write_row(
     // Dictionary look-ups are skipped for numbers this writer has seen recently.
     for number in [&row.from, &row.to] {
         if !number.is_empty() && !cache.numbers.contains(number) {
-            dialect::remember_number(conn, number)?;
+            dialect::remember_number(conn, &mut cache.deferred, number)?;
             if cache.numbers.len() >= MAX_CACHED_NUMBERS {
                 cache.numbers.clear();
             }

@@ -509,6 +509,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, reconnect: Option<
         // What ingest jobs deferred is written before any other job runs and before the commit;
         // if that fails, nothing of the transaction may be acknowledged.
         let mut broken: Option<String> = None;
+        // A job's savepoint is released when the next one opens (one round trip, not two) or by
+        // the commit.
+        let mut open_savepoint = false;
         for job in jobs {
             if !job.ingest && broken.is_none() {
                 broken = cache.deferred.flush(&conn).err().map(|e| e.to_string());
@@ -519,7 +522,12 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, reconnect: Option<
                 continue;
             }
             let undo = cache.deferred.begin_job(job.ingest);
-            let (ok, finish) = match conn.execute_batch("SAVEPOINT job") {
+            let open = if open_savepoint {
+                "RELEASE job; SAVEPOINT job"
+            } else {
+                "SAVEPOINT job"
+            };
+            let (ok, finish) = match conn.execute_batch(open) {
                 // A job that panics is a bug; it must not take the writer (and every later write)
                 // down with it. Its caller hears that the store failed; its changes roll back.
                 Ok(()) => {
@@ -534,8 +542,9 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, reconnect: Option<
                 }
                 Err(e) => (job.run)(Err(StoreError::Conflict(format!("cannot open a savepoint: {e}")))),
             };
+            open_savepoint = ok;
             let closed = if ok {
-                conn.execute_batch("RELEASE job")
+                Ok(())
             } else {
                 rolled_back = true;
                 cache.deferred.undo(undo);
