@@ -20,4 +20,9 @@ CREATE INDEX calls_started_idx ON calls (account_id, started_at, id, talk_second
 CREATE INDEX calls_operator_idx ON calls (account_id, operator_id, started_at, talk_seconds, label_bits);
 CREATE INDEX calls_result_idx ON calls (account_id, result, started_at, talk_seconds, label_bits);
 CREATE INDEX calls_campaign_idx ON calls (account_id, campaign_id, started_at, group_id, label_bits);
+-- Campaign and group together: "a campaign in these groups" seeks each group's calls of the
+-- campaign instead of reading every call of the campaign in the period (measured at 10 million
+-- calls: an automated campaign's week, 127,000 calls in no group, 19 ms → 0.01 ms). The campaign
+-- index above stays for a campaign alone over a period.
+CREATE INDEX calls_campaign_group_idx ON calls (account_id, campaign_id, group_id, started_at, label_bits);
 ANALYZE calls;

@@ -24,6 +24,22 @@ impl Label {
         }
     }
 
+    /// `bit` in SQL, of the id in `column` (the same in both databases).
+    pub fn sql_bit(self, column: &str) -> String {
+        match self {
+            Label::Tag => format!("(CAST(1 AS BIGINT) << CAST({column} % 32 AS INTEGER))"),
+            Label::Topic => format!("(CAST(1 AS BIGINT) << CAST(32 + {column} % 31 AS INTEGER))"),
+        }
+    }
+
+    /// The directory table of the labels and the table of a call's labels.
+    pub fn tables(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Label::Tag => ("tags", "call_tags", "tag_id"),
+            Label::Topic => ("topics", "call_topics", "topic_id"),
+        }
+    }
+
     /// The bits of a set of ids: a call carries them all, a filter any of them.
     pub fn bits(self, ids: &[i64]) -> i64 {
         ids.iter().fold(0, |bits, id| bits | self.bit(*id))
@@ -53,5 +69,18 @@ mod tests {
         assert_eq!(Label::Tag.bits(&(0..32).collect::<Vec<_>>()), 0xFFFF_FFFF);
         assert_eq!(label_bits(&[], &[]), 0);
         assert_eq!(label_bits(&[3, 35], &[4]), (1 << 3) | (1 << 36));
+    }
+
+    /// The SQL form gives the same bits (SQLite here; the PostgreSQL suite runs the searches).
+    #[test]
+    fn the_sql_bits_are_the_same() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for label in [Label::Tag, Label::Topic] {
+            for id in [0i64, 1, 30, 31, 32, 33, 61, 62, 63, 1_000_003] {
+                let sql = format!("SELECT {}", label.sql_bit("?1"));
+                let bit: i64 = conn.query_row(&sql, [id], |r| r.get(0)).unwrap();
+                assert_eq!(bit, label.bit(id), "{label:?} {id}");
+            }
+        }
     }
 }

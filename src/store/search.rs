@@ -135,22 +135,38 @@ fn where_clause(dialect: Dialect, scope: &CallScope, f: &CallFilter) -> Sql {
             args,
         );
     }
-    for (table, col, ids, label) in [
-        ("call_tags", "x.tag_id", &f.tags, Label::Tag),
-        ("call_topics", "x.topic_id", &f.topics, Label::Topic),
-    ] {
+    for (ids, label) in [(&f.tags, Label::Tag), (&f.topics, Label::Topic)] {
         if !ids.is_empty() {
-            // First the bits the filter indexes carry, so that only the calls that may have one
-            // of these labels are looked up.
-            sql.and("(c.label_bits & ?) <> 0", [Value::Integer(label.bits(ids))]);
-            let (test, args) = in_clause(col, ints(ids));
-            sql.and(
-                &format!("EXISTS (SELECT 1 FROM {table} x WHERE x.call_id = c.id AND {test})"),
-                args,
-            );
+            label_test(&mut sql, scope, ids, label);
         }
     }
     sql
+}
+
+/// "Has one of these tags (topics)": first the bits the filter indexes carry (`labels.rs`), then,
+/// only where another label of the account shares one of the bits, the labels themselves. With
+/// no shared bit (up to 32 tags and 31 topics an account never has one) the bits alone are exact,
+/// and a count is read from an index without a look-up per call: at 10 million calls "7 days of a
+/// campaign in two groups with a tag" took 10–20 ms of 4,500 look-ups, 2–3 ms without them.
+fn label_test(sql: &mut Sql, scope: &CallScope, ids: &[i64], label: Label) {
+    let mask = Value::Integer(label.bits(ids));
+    sql.and("(c.label_bits & ?) <> 0", [mask.clone()]);
+    let (directory, calls, column) = label.tables();
+    let (named, named_args) = in_clause("d.id", ints(ids));
+    let (has, has_args) = in_clause(&format!("x.{column}"), ints(ids));
+    let mut args = vec![Value::Integer(scope.account.0)];
+    args.extend(named_args);
+    args.push(mask);
+    args.extend(has_args);
+    // The first test does not depend on the call: both databases evaluate it once.
+    sql.and(
+        &format!(
+            "(NOT EXISTS (SELECT 1 FROM {directory} d WHERE d.account_id = ? AND NOT {named} AND ({} & ?) <> 0) \
+             OR EXISTS (SELECT 1 FROM {calls} x WHERE x.call_id = c.id AND {has}))",
+            label.sql_bit("d.id")
+        ),
+        args,
+    );
 }
 
 /// One page of calls (newest first) and the exact number of calls matching the filter.

@@ -307,6 +307,7 @@ fn both_dialects_migrate_to_the_same_schema() {
         "calls_from_idx",
         "calls_to_idx",
         "calls_campaign_idx",
+        "calls_campaign_group_idx",
         "calls_operator_idx",
         "calls_result_idx",
     ] {
