@@ -663,6 +663,19 @@ impl Connection {
         }
     }
 
+    /// For a statement whose best plan depends on its values (a search, a count of calls): on
+    /// PostgreSQL a statement of its own, planned for the values at hand each time — a kept one
+    /// switches to a plan for unknown values after five runs, and "these five operators, newest
+    /// first" then sorted 90,000 index entries (14 ms) instead of walking to the first 51
+    /// (0.3 ms). SQLite keeps it, as every other statement. Planning every statement instead
+    /// (`plan_cache_mode`) cost 2–3 ms per request on the 2026-11-27 machine.
+    pub fn prepare_planned(&self, sql: &str) -> Result<Statement<'_>> {
+        match self {
+            Connection::Sqlite(_) => self.prepare_cached(sql),
+            Connection::Postgres(_) => self.prepare(sql),
+        }
+    }
+
     /// For statements made once (dynamic SQL): not kept.
     pub fn prepare(&self, sql: &str) -> Result<Statement<'_>> {
         match self {

@@ -102,7 +102,7 @@ pub fn stretch(
         sql.text
     );
     let mut out = Vec::with_capacity(limit as usize);
-    let mut stmt = conn.prepare_cached(&text)?;
+    let mut stmt = conn.prepare_planned(&text)?;
     let mut rows = stmt.query(params_from_iter(sql.args.iter()))?;
     while let Some(r) = rows.next()? {
         let kind: String = r.get(2)?;

@@ -438,11 +438,8 @@ fn put_back(pool: &Mutex<Vec<Connection>>, conn: Connection) {
 
 /// A reader's PostgreSQL session. How long one read may run before the server cancels it:
 /// searches and export stretches take milliseconds; a runaway query must not hold a connection for
-/// ever. And every execution of a kept statement planned for its values: after five runs
-/// PostgreSQL may switch to a plan for unknown values, and for "these five operators, newest
-/// first" that one sorted 90,000 index entries (14 ms) instead of walking the time index to the
-/// first 51 (0.3 ms) — the page plan chosen from exact counts relies on the planner seeing them.
-const READ_SESSION: &str = "SET statement_timeout = '60s'; SET plan_cache_mode = force_custom_plan";
+/// ever. (Searches are planned for their values: `Connection::prepare_planned`.)
+const READ_SESSION: &str = "SET statement_timeout = '60s'";
 
 fn open_postgres_reader(url: &str) -> Result<Connection, StoreError> {
     let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(db::Error::from)?;

@@ -241,7 +241,7 @@ fn batch(
         limit + 1
     );
     let mut keys: Vec<(i64, i64)> = conn
-        .prepare_cached(&text)?
+        .prepare_planned(&text)?
         .query_map(params_from_iter(sql.args.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let more = keys.len() > limit as usize;
@@ -419,7 +419,7 @@ pub fn count_direct(conn: &Connection, scope: &CallScope, f: &CallFilter) -> Res
         }
     };
     Ok(conn
-        .prepare_cached(&format!("SELECT count(*){}", sql.text))?
+        .prepare_planned(&format!("SELECT count(*){}", sql.text))?
         .query_row(params_from_iter(sql.args.iter()), |r| r.get(0))?)
 }
 
@@ -477,7 +477,7 @@ pub fn ids_after(
         sql.text
     );
     let rows = conn
-        .prepare_cached(&text)?
+        .prepare_planned(&text)?
         .query_map(params_from_iter(sql.args.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     Ok(rows)
