@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use super::batch_rows::Insert;
 use super::deferred::Deferred;
 use super::directory::{self, Dim};
+use super::labels::Label;
 use super::{calllog, dialect, labels, recordings, StoreError, WriteCache};
 use crate::domain::record::{NamedRef, Note, ScenarioRef, TimelineData};
 use crate::domain::recording::CallEvent;
@@ -452,10 +453,10 @@ fn write_row(
         }
     }
     if old.tags != row.tags {
-        replace_set(conn, rows, &TAGS, id, &row.tags, created)?;
+        replace_set(conn, rows, Label::Tag.insert(), id, &row.tags, created)?;
     }
     if old.topics != row.topics {
-        replace_set(conn, rows, &TOPICS, id, &row.topics, created)?;
+        replace_set(conn, rows, Label::Topic.insert(), id, &row.topics, created)?;
     }
     for (key, note) in &row.notes {
         if old.notes.get(key) != Some(note) {
@@ -541,16 +542,6 @@ fn changed_fields(old: &Row, new: &Row) -> Vec<&'static str> {
     .collect()
 }
 
-static TAGS: Insert = Insert {
-    table: "call_tags",
-    columns: &["call_id", "tag_id"],
-    tail: "",
-};
-static TOPICS: Insert = Insert {
-    table: "call_topics",
-    columns: &["call_id", "topic_id"],
-    tail: "",
-};
 static NOTES: Insert = Insert {
     table: "call_notes",
     columns: &["call_id", "key", "author", "at", "text"],
@@ -683,10 +674,11 @@ fn load(conn: &Connection, account: AccountId, external_id: &str) -> Result<Load
     let Loaded::Call(id, mut record, mut row) = found else {
         return Ok(found);
     };
-    for (table, col, dim_table, ids, keys) in [
-        ("call_tags", "tag_id", "tags", &mut row.tags, &mut record.tags),
-        ("call_topics", "topic_id", "topics", &mut row.topics, &mut record.topics),
+    for (label, ids, keys) in [
+        (Label::Tag, &mut row.tags, &mut record.tags),
+        (Label::Topic, &mut row.topics, &mut record.topics),
     ] {
+        let (dim_table, table, col) = label.tables();
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT d.id, d.key FROM {table} x JOIN {dim_table} d ON d.id = x.{col} WHERE x.call_id = ?"
         ))?;

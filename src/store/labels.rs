@@ -8,6 +8,8 @@
 //! ids 31 (bits 32–62, so the value is never negative), so ids that share a bit are told apart
 //! by the look-up that follows. Migration 0013 computes the same bits in SQL.
 
+use super::batch_rows::Insert;
+
 /// What kind of label an id names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Label {
@@ -32,12 +34,33 @@ impl Label {
         }
     }
 
-    /// The directory table of the labels and the table of a call's labels.
-    pub fn tables(self) -> (&'static str, &'static str, &'static str) {
+    /// How a call's labels of this kind are written: `call_tags (call_id, tag_id)` or
+    /// `call_topics (call_id, topic_id)`.
+    pub fn insert(self) -> &'static Insert {
+        static TAGS: Insert = Insert {
+            table: "call_tags",
+            columns: &["call_id", "tag_id"],
+            tail: "",
+        };
+        static TOPICS: Insert = Insert {
+            table: "call_topics",
+            columns: &["call_id", "topic_id"],
+            tail: "",
+        };
         match self {
-            Label::Tag => ("tags", "call_tags", "tag_id"),
-            Label::Topic => ("topics", "call_topics", "topic_id"),
+            Label::Tag => &TAGS,
+            Label::Topic => &TOPICS,
         }
+    }
+
+    /// The directory table of the labels, the table of a call's labels and its label column.
+    pub fn tables(self) -> (&'static str, &'static str, &'static str) {
+        let directory = match self {
+            Label::Tag => "tags",
+            Label::Topic => "topics",
+        };
+        let calls = self.insert();
+        (directory, calls.table, calls.columns[1])
     }
 
     /// The bits of a set of ids: a call carries them all, a filter any of them.
