@@ -58,10 +58,6 @@ impl BatchRows {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.tables.is_empty()
-    }
-
     /// How many values each table holds now.
     pub fn mark(&self) -> Mark {
         Mark(self.tables.iter().map(|(_, values)| values.len()).collect())

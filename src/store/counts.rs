@@ -37,22 +37,22 @@ impl Bucket {
 
     /// The upsert that adds to a bucket's count.
     fn insert(self) -> &'static Insert {
-        const COLUMNS: &[&str] = &["account_id", "bucket", "kind", "result", "operator_id", "n"];
-        static BLOCK: Insert = Insert {
-            table: "call_counts_block",
-            columns: COLUMNS,
-            tail: " ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_block.n + excluded.n",
-        };
-        static DAY: Insert = Insert {
-            table: "call_counts_day",
-            columns: COLUMNS,
-            tail: " ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_day.n + excluded.n",
-        };
-        static HOUR: Insert = Insert {
-            table: "call_counts_hour",
-            columns: COLUMNS,
-            tail: " ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = call_counts_hour.n + excluded.n",
-        };
+        macro_rules! upsert {
+            ($table:literal) => {
+                Insert {
+                    table: $table,
+                    columns: &["account_id", "bucket", "kind", "result", "operator_id", "n"],
+                    tail: concat!(
+                        " ON CONFLICT (account_id, bucket, kind, result, operator_id) DO UPDATE SET n = ",
+                        $table,
+                        ".n + excluded.n"
+                    ),
+                }
+            };
+        }
+        static BLOCK: Insert = upsert!("call_counts_block");
+        static DAY: Insert = upsert!("call_counts_day");
+        static HOUR: Insert = upsert!("call_counts_hour");
         match self {
             Bucket::Block => &BLOCK,
             Bucket::Day => &DAY,
@@ -114,11 +114,6 @@ impl CountDeltas {
             }
         }
         out.flush(conn)
-    }
-
-    /// Whether there is nothing to write.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 

@@ -19,8 +19,10 @@ use crate::domain::AccountId;
 pub struct Deferred {
     rows: BatchRows,
     counts: Vec<(AccountId, CountDeltas)>,
-    /// Calls written since the last flush, by account and external id.
-    written: HashSet<(AccountId, String)>,
+    /// External ids of the calls written since the last flush. Not by account: the same id in
+    /// another account costs at most a flush too many, and the look-up of every record of a
+    /// batch needs no key of its own.
+    written: HashSet<String>,
     /// Whether the job now running may leave its rows to the commit (an ingest job); other jobs
     /// write theirs before they end.
     spans_jobs: bool,
@@ -49,14 +51,14 @@ impl Deferred {
         &mut self.counts[at].1
     }
 
-    /// Notes that a call was written; returns nothing to do.
-    pub fn wrote(&mut self, account: AccountId, external_id: &str) {
-        self.written.insert((account, external_id.to_string()));
+    /// Notes that a call was written.
+    pub fn wrote(&mut self, external_id: &str) {
+        self.written.insert(external_id.to_string());
     }
 
     /// Writes what waits if this call is among it: before the call is loaded again.
-    pub fn before_load(&mut self, conn: &Connection, account: AccountId, external_id: &str) -> Result<(), StoreError> {
-        if self.written.contains(&(account, external_id.to_string())) {
+    pub fn before_load(&mut self, conn: &Connection, external_id: &str) -> Result<(), StoreError> {
+        if self.written.contains(external_id) {
             self.flush(conn)?;
         }
         Ok(())
@@ -79,10 +81,6 @@ impl Deferred {
         }
         self.written.clear();
         Ok(())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.counts.iter().all(|(_, c)| c.is_empty())
     }
 
     /// Before a job: where to come back to if it fails.

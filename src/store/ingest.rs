@@ -90,7 +90,7 @@ pub fn apply_batch(
         let external_id = patch.external_id.clone();
         // Log events, log lines, tags, topics, notes and counts wait (`Deferred`), unless this
         // call is among what waits.
-        cache.deferred.before_load(conn, account, &external_id)?;
+        cache.deferred.before_load(conn, &external_id)?;
         match load(conn, account, &external_id)? {
             Loaded::Call(id, mut record, old) => {
                 record.merge(patch);
@@ -416,7 +416,7 @@ fn write_row(
             r.operator_id,
         )
     };
-    cache.deferred.wrote(account, external_id);
+    cache.deferred.wrote(external_id);
     if old.map(counted) != Some(counted(row)) {
         let counts = cache.deferred.counts(account);
         if let Some(o) = old {
