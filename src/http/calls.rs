@@ -79,12 +79,7 @@ pub async fn list_calls(
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Json<Page>, AppError> {
     let (scope, req, _) = prepare(&state.store, &principal, pairs).await?;
-    let key = *state.store.cursor_key();
-    let page = state
-        .store
-        .read_replica(move |conn| search::search(conn, &scope, &req, &key))
-        .await?;
-    Ok(Json(page))
+    Ok(Json(state.store.search(scope, req).await?))
 }
 
 /// One call with its details: timeline, call flow, notes in full.

@@ -42,7 +42,7 @@ use rusqlite::OpenFlags;
 pub use db::Connection;
 use tokio::sync::{oneshot, Semaphore};
 
-use crate::domain::{AccountId, FieldError};
+use crate::domain::{AccountId, CallScope, FieldError, SearchRequest};
 
 /// How many write jobs one transaction may carry.
 const MAX_JOBS_PER_COMMIT: usize = 256;
@@ -324,6 +324,33 @@ impl Store {
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
         self.read_on(true, f).await
+    }
+
+    /// A search's page and its exact total, on the read replica when there is one. When the
+    /// page's plan does not depend on the total (a number search on PostgreSQL), the two run
+    /// side by side on two connections: each reads every match of a common fragment (34,638
+    /// calls at 10 million for a four-digit one), and one after the other they took twice as long.
+    pub async fn search(&self, scope: CallScope, req: SearchRequest) -> Result<search::Page, StoreError> {
+        let key = self.inner.cursor_key;
+        let dialect = match self.inner.backend {
+            Backend::Sqlite(_) => dialect::Dialect::Sqlite,
+            Backend::Postgres(_) => dialect::Dialect::Postgres,
+        };
+        let Some(plan) = search::plan_without_total(dialect, &req.filter) else {
+            return self
+                .read_replica(move |conn| search::search(conn, &scope, &req, &key))
+                .await;
+        };
+        let after = search::cursor_position(&req, &key)?;
+        let (counted, filter) = (scope.clone(), req.filter.clone());
+        let total = self.read_replica(move |conn| search::count(conn, &counted, &filter));
+        let page = self.read_replica(move |conn| search::page(conn, &scope, &req, &key, after, plan));
+        let (total, (items, next_cursor)) = tokio::try_join!(total, page)?;
+        Ok(search::Page {
+            items,
+            next_cursor,
+            total: u64::try_from(total).unwrap_or(0),
+        })
     }
 
     async fn read_on<R, F>(&self, replica: bool, f: F) -> Result<R, StoreError>

@@ -171,12 +171,7 @@ fn label_test(sql: &mut Sql, scope: &CallScope, ids: &[i64], label: Label) {
 
 /// One page of calls (newest first) and the exact number of calls matching the filter.
 pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[u8; 32]) -> Result<Page, StoreError> {
-    let after = req
-        .cursor
-        .as_deref()
-        .map(|c| decode_cursor(key, c, &req.fingerprint))
-        .transpose()
-        .map_err(StoreError::Invalid)?;
+    let after = cursor_position(req, key)?;
     let total = count(conn, scope, &req.filter)?;
     // The count is exact: with nothing to show, no page is looked for (a rare combination of
     // filters would otherwise be searched a second time to find the same nothing).
@@ -187,16 +182,50 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
             total: 0,
         });
     }
-    let (calls, last, more) = batch(conn, scope, &req.filter, total, after, req.limit, req.tz)?;
+    let plan = match plan_without_total(Dialect::of(conn), &req.filter) {
+        Some(plan) => plan,
+        None => page_plan(conn, scope, &req.filter, total, req.limit)?,
+    };
+    let (items, next_cursor) = page(conn, scope, req, key, after, plan)?;
+    Ok(Page {
+        items,
+        next_cursor,
+        total: u64::try_from(total).unwrap_or(0),
+    })
+}
+
+/// Where the search's cursor stands (`None` on the first page); an error names a cursor that
+/// is not this search's or not ours.
+pub fn cursor_position(req: &SearchRequest, key: &[u8; 32]) -> Result<Option<Position>, StoreError> {
+    req.cursor
+        .as_deref()
+        .map(|c| decode_cursor(key, c, &req.fingerprint))
+        .transpose()
+        .map_err(StoreError::Invalid)
+}
+
+/// The plan of a search's page when it does not depend on the total: a number search on a
+/// database that does not walk its matches (`Dialect::walks_number_matches`). The page and the
+/// count may then run side by side (`Store::search`).
+pub fn plan_without_total(dialect: Dialect, f: &CallFilter) -> Option<PagePlan> {
+    (f.number.is_some() && !dialect.walks_number_matches()).then_some(PagePlan::SortMatches)
+}
+
+/// A page of the search by `plan`, after `after`, and the cursor of the next one.
+pub fn page(
+    conn: &Connection,
+    scope: &CallScope,
+    req: &SearchRequest,
+    key: &[u8; 32],
+    after: Option<Position>,
+    plan: PagePlan,
+) -> Result<(Vec<CallView>, Option<String>), StoreError> {
+    let (calls, last, more) = batch(conn, scope, &req.filter, plan, after, req.limit, req.tz)?;
     let next_cursor = match last {
         Some((ts, id)) if more => Some(encode_cursor(key, ts, id, &req.fingerprint)),
         _ => None,
     };
-    Ok(Page {
-        items: calls,
-        next_cursor,
-        total: u64::try_from(total).unwrap_or(0),
-    })
+    Ok((calls, next_cursor))
 }
 
 /// Where a walk through the matches stands: the (start, id) of the last call taken.
@@ -208,7 +237,7 @@ fn batch(
     conn: &Connection,
     scope: &CallScope,
     f: &CallFilter,
-    total: i64,
+    plan: PagePlan,
     after: Option<Position>,
     limit: u32,
     tz: Option<Tz>,
@@ -216,10 +245,6 @@ fn batch(
     let dialect = Dialect::of(conn);
     // First the keys of the page (index-only where the indexes allow), then the rows with their
     // directory names: the joins then run for one page, not for every candidate the sort sees.
-    let plan = match &f.number {
-        Some(_) if !dialect.walks_number_matches() => PagePlan::SortMatches,
-        _ => page_plan(conn, scope, f, total, limit)?,
-    };
     // The two sides of a number search may both hold a call (caller and callee match): the
     // first `2 × (limit + 1)` of their rows hold `limit + 1` distinct calls when there are as
     // many, and the duplicates are dropped below.

@@ -380,6 +380,14 @@ async fn number_searches_count_and_page_each_call_once() {
         }
         assert_eq!(got, want, "{query}");
     }
+    // A number search's cursor is checked before anything is read (on PostgreSQL its page and
+    // count run side by side): another search's cursor is refused.
+    let (_, first) = app.get(&owner, "/api/v1/calls?limit=7&number=55512").await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (status, body) = app
+        .get(&owner, &format!("/api/v1/calls?limit=7&number=55513&cursor={cursor}"))
+        .await;
+    assert_eq!((status, error_field(&body)), (400, "cursor"));
     app.stop().await;
 }
 
