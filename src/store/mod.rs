@@ -149,6 +149,15 @@ enum Backend {
     Postgres(String),
 }
 
+impl Backend {
+    fn dialect(&self) -> dialect::Dialect {
+        match self {
+            Backend::Sqlite(_) => dialect::Dialect::Sqlite,
+            Backend::Postgres(_) => dialect::Dialect::Postgres,
+        }
+    }
+}
+
 struct Inner {
     backend: Backend,
     readers: Mutex<Vec<Connection>>,
@@ -332,11 +341,7 @@ impl Store {
     /// calls at 10 million for a four-digit one), and one after the other they took twice as long.
     pub async fn search(&self, scope: CallScope, req: SearchRequest) -> Result<search::Page, StoreError> {
         let key = self.inner.cursor_key;
-        let dialect = match self.inner.backend {
-            Backend::Sqlite(_) => dialect::Dialect::Sqlite,
-            Backend::Postgres(_) => dialect::Dialect::Postgres,
-        };
-        let Some(plan) = search::plan_without_total(dialect, &req.filter) else {
+        let Some(plan) = search::plan_without_total(self.inner.backend.dialect(), &req.filter) else {
             return self
                 .read_replica(move |conn| search::search(conn, &scope, &req, &key))
                 .await;
@@ -346,11 +351,7 @@ impl Store {
         let total = self.read_replica(move |conn| search::count(conn, &counted, &filter));
         let page = self.read_replica(move |conn| search::page(conn, &scope, &req, &key, after, plan));
         let (total, (items, next_cursor)) = tokio::try_join!(total, page)?;
-        Ok(search::Page {
-            items,
-            next_cursor,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+        Ok(search::Page::new(items, next_cursor, total))
     }
 
     async fn read_on<R, F>(&self, replica: bool, f: F) -> Result<R, StoreError>

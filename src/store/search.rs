@@ -24,6 +24,17 @@ pub struct Page {
     pub total: u64,
 }
 
+impl Page {
+    /// A page with the search's exact total (a count, never negative).
+    pub fn new(items: Vec<CallView>, next_cursor: Option<String>, total: i64) -> Page {
+        Page {
+            items,
+            next_cursor,
+            total: u64::try_from(total).unwrap_or(0),
+        }
+    }
+}
+
 /// SQL text with its arguments, built up clause by clause.
 #[derive(Default)]
 pub(super) struct Sql {
@@ -176,22 +187,14 @@ pub fn search(conn: &Connection, scope: &CallScope, req: &SearchRequest, key: &[
     // The count is exact: with nothing to show, no page is looked for (a rare combination of
     // filters would otherwise be searched a second time to find the same nothing).
     if total == 0 {
-        return Ok(Page {
-            items: vec![],
-            next_cursor: None,
-            total: 0,
-        });
+        return Ok(Page::new(vec![], None, 0));
     }
     let plan = match plan_without_total(Dialect::of(conn), &req.filter) {
         Some(plan) => plan,
         None => page_plan(conn, scope, &req.filter, total, req.limit)?,
     };
     let (items, next_cursor) = page(conn, scope, req, key, after, plan)?;
-    Ok(Page {
-        items,
-        next_cursor,
-        total: u64::try_from(total).unwrap_or(0),
-    })
+    Ok(Page::new(items, next_cursor, total))
 }
 
 /// Where the search's cursor stands (`None` on the first page); an error names a cursor that
