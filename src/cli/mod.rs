@@ -1,8 +1,9 @@
 //! The command line (api.md): `serve`, `demo`, `user add`, `token create`, `token revoke`,
-//! `export`; and `migrate`, `copy` for the database. Exit codes: 0 done, 2 bad arguments or input (the message names what), 1 anything
+//! `import`, `export`; and `migrate`, `copy` for the database. Exit codes: 0 done, 2 bad arguments or input (the message names what), 1 anything
 //! else.
 
 mod export;
+mod import;
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -38,6 +39,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Import call records from files: native JSON/NDJSON, FreeSWITCH CDRs, Asterisk CDRs and
+    /// queue logs.
+    Import(Box<import::ImportArgs>),
     /// Export the filtered calls to a CSV or XLSX file, as the page does.
     Export(Box<export::ExportArgs>),
     /// Bring a database's schema up to this version (the server also does at start).
@@ -265,6 +269,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => serve(args, None).await,
         Command::Demo(args) => serve(args.serve.clone(), Some(args)).await,
         Command::Export(args) => export::run(*args).await,
+        Command::Import(args) => import::run(*args).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Copy(args) => copy(args).await,
         Command::User(UserCommand::Add {
@@ -400,7 +405,7 @@ where
 }
 
 /// Opens the database the arguments name, off the async threads (PostgreSQL connects blocking).
-async fn open(data: &DataArgs) -> Result<Store, CliError> {
+pub(crate) async fn open(data: &DataArgs) -> Result<Store, CliError> {
     let database = data.database()?;
     let describe = data.describe();
     tokio::task::spawn_blocking(move || Store::connect(&database))

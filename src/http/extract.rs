@@ -90,6 +90,44 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
+/// A principal for PBX modules that only speak HTTP Basic (`mod_json_cdr`, `mod_xml_cdr`): the
+/// API token is the password (or, with an empty password, the user name). Bearer tokens and
+/// sessions work as everywhere else.
+pub struct BasicOrBearer(pub Principal);
+
+impl FromRequestParts<AppState> for BasicOrBearer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let basic = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|h| h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")));
+        let Some(encoded) = basic else {
+            return Principal::from_request_parts(parts, state).await.map(BasicOrBearer);
+        };
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or(AppError::Unauthorized)?;
+        let (user, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
+        let token = if password.is_empty() { user } else { password };
+        if token.is_empty() {
+            return Err(AppError::Unauthorized);
+        }
+        let hash = token_hash(token);
+        state
+            .store
+            .read(move |conn| auth::principal_for_token(conn, &hash))
+            .await?
+            .map(BasicOrBearer)
+            .ok_or(AppError::Unauthorized)
+    }
+}
+
 /// Where a request came from, for the audit log and sign-in throttling.
 pub struct ClientAddr(pub Option<String>);
 

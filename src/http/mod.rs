@@ -10,6 +10,7 @@ pub mod exports;
 pub mod extract;
 pub mod ingest;
 pub mod meta;
+pub mod pbx;
 pub mod people;
 pub mod preferences;
 pub mod qm;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(meta::router())
         .merge(ingest::router())
+        .merge(pbx::router())
         .merge(calls::router())
         .merge(export::router())
         .merge(exports::router())
@@ -85,7 +87,7 @@ pub fn router(state: AppState) -> Router {
     info(title = "calltrail", description = "Self-hosted call history for contact centers"),
     paths(
         meta::healthz, meta::openapi,
-        ingest::ingest_calls,
+        ingest::ingest_calls, pbx::ingest_freeswitch, pbx::get_settings, pbx::put_settings,
         calls::list_calls, calls::get_call, calls::live_calls, export::export_calls,
         recording::get_recording, recording::upload_recording, calllog::create_link, calllog::revoke_links,
         exports::start_export, exports::list_exports, exports::get_export, exports::cancel_export, exports::export_file,
@@ -112,6 +114,11 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // PBX modules that only speak HTTP Basic: the ingest token is the password.
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
         );
         // The browser's alternative to a token, accepted wherever a token is; writes made with
         // it carry the session's X-CSRF-Token header.

@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../../migrations/sqlite/0012_totals_and_number_search.sql"),
     ),
     (13, include_str!("../../migrations/sqlite/0013_label_bits.sql")),
+    (14, include_str!("../../migrations/sqlite/0014_pbx.sql")),
 ];
 
 /// The same migrations for PostgreSQL: the same versions, tables, columns and indexes in its
@@ -52,6 +53,7 @@ pub const POSTGRES: &[(u32, &str)] = &[
         include_str!("../../migrations/postgres/0012_totals_and_number_search.sql"),
     ),
     (13, include_str!("../../migrations/postgres/0013_label_bits.sql")),
+    (14, include_str!("../../migrations/postgres/0014_pbx.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> rusqlite::Result<()> {

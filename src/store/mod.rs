@@ -25,6 +25,7 @@ pub mod ingest;
 pub mod labels;
 pub mod leases;
 pub mod migrations;
+pub mod pbx;
 pub mod people;
 pub mod preferences;
 pub mod qm;

@@ -12,6 +12,7 @@ mod exports;
 mod group_commit;
 mod instances;
 mod labels;
+mod pbx;
 mod postgres;
 mod qm;
 mod recordings;

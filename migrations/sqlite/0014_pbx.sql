@@ -1,0 +1,8 @@
+-- 0014: what an account's PBX records mean (`ingest/pbx.rs`: own numbers, extension length,
+-- inbound contexts, internal calls, recording links, time zone), as one JSON document: read whole
+-- for every import and changed whole by PUT /api/v1/integrations/pbx.
+CREATE TABLE pbx_settings (
+    account_id INTEGER PRIMARY KEY REFERENCES accounts (id),
+    settings TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);

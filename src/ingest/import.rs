@@ -1,0 +1,191 @@
+//! Files and posted documents of any supported format in: read, then stored in batches. What
+//! cannot be read or stored is reported by line and the rest goes on.
+
+use chrono_tz::Tz;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::pbx::PbxSettings;
+use super::{asterisk, freeswitch, native, Parsed, Rejected};
+use crate::domain::{AccountId, CallPatch};
+use crate::store::ingest::apply_batch;
+use crate::store::{Store, StoreError};
+
+/// Records stored per transaction.
+const BATCH: usize = 500;
+
+/// The formats `calltrail import --format` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    NativeJson,
+    NativeNdjson,
+    FreeswitchJson,
+    FreeswitchXml,
+    FreeswitchCsv,
+    AsteriskCsv,
+    AsteriskQueueLog,
+}
+
+impl Format {
+    pub const ALL: [(&'static str, Format); 7] = [
+        ("native-json", Format::NativeJson),
+        ("native-ndjson", Format::NativeNdjson),
+        ("freeswitch-json", Format::FreeswitchJson),
+        ("freeswitch-xml", Format::FreeswitchXml),
+        ("freeswitch-csv", Format::FreeswitchCsv),
+        ("asterisk-csv", Format::AsteriskCsv),
+        ("asterisk-queue-log", Format::AsteriskQueueLog),
+    ];
+
+    pub fn parse(name: &str) -> Option<Format> {
+        Format::ALL.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    }
+
+    pub fn names() -> String {
+        Format::ALL.map(|(n, _)| n).join(", ")
+    }
+
+    /// Whether `--columns` means anything for this format.
+    pub fn has_columns(self) -> bool {
+        matches!(self, Format::FreeswitchCsv | Format::AsteriskCsv)
+    }
+
+    /// Reads one input. `columns`: the CSV layout, when not the format's default.
+    pub fn read(self, text: &[u8], columns: Option<&[String]>, settings: &PbxSettings, zone: Tz) -> Parsed {
+        match self {
+            Format::NativeJson => match native::parse_json(text) {
+                Ok(patches) => Parsed {
+                    patches: patches.into_iter().map(|p| (1, p)).collect(),
+                    ..Parsed::default()
+                },
+                Err(e) => Parsed {
+                    rejected: vec![Rejected::new(1, e.error.to_string())],
+                    ..Parsed::default()
+                },
+            },
+            Format::NativeNdjson => native_lines(text),
+            Format::FreeswitchJson => freeswitch::patches(vec![(1, freeswitch::json::parse(text))], settings, zone),
+            Format::FreeswitchXml => freeswitch::patches(vec![(1, freeswitch::xml::parse(text))], settings, zone),
+            Format::FreeswitchCsv => freeswitch::patches(freeswitch::csv::parse(text, columns), settings, zone),
+            Format::AsteriskCsv => asterisk::cdr::parse(text, columns, settings, zone),
+            Format::AsteriskQueueLog => asterisk::queue_log::parse(text),
+        }
+    }
+}
+
+/// NDJSON line by line: a bad line is rejected, the others are read.
+fn native_lines(text: &[u8]) -> Parsed {
+    let mut out = Parsed::default();
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        let Ok(line) = std::str::from_utf8(line) else {
+            out.rejected.push(Rejected::new(i + 1, "not UTF-8 text"));
+            continue;
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match native::parse_record(i, line) {
+            Ok(p) => out.patches.push((i + 1, p)),
+            Err(e) => out
+                .rejected
+                .push(Rejected::new(i + 1, format!("{}: {}", e.error.field, e.error.message))),
+        }
+    }
+    out
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Report {
+    pub created: u32,
+    pub updated: u32,
+    pub unchanged: u32,
+    /// Updates kept until their call arrives (a b-leg before its a-leg).
+    pub pending: u32,
+    pub skipped: u32,
+    pub rejected: u32,
+    /// Why each rejected or skipped part was not taken, with its line.
+    pub problems: Vec<Problem>,
+    #[serde(skip)]
+    pub changed: Vec<i64>,
+    #[serde(skip)]
+    pub fetches: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Problem {
+    pub line: usize,
+    /// `rejected` (could not be read or stored) or `skipped` (read, not kept by design).
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+/// Stores what was read. A record the store refuses (a timeline that cannot be, once merged
+/// with what was stored) is rejected alone; the rest of its batch is stored.
+pub async fn apply(store: &Store, account: AccountId, source: &str, parsed: Parsed) -> Result<Report, StoreError> {
+    let mut report = Report::default();
+    for r in parsed.rejected {
+        report.rejected += 1;
+        report.problems.push(Problem {
+            line: r.line,
+            kind: "rejected",
+            reason: r.reason,
+        });
+    }
+    for s in parsed.skipped {
+        report.skipped += 1;
+        report.problems.push(Problem {
+            line: s.line,
+            kind: "skipped",
+            reason: s.reason,
+        });
+    }
+    let mut valid: Vec<(usize, CallPatch)> = Vec::new();
+    for (line, p) in parsed.patches {
+        match p.validate() {
+            Ok(()) => valid.push((line, p)),
+            Err(e) => {
+                report.rejected += 1;
+                report.problems.push(Problem {
+                    line,
+                    kind: "rejected",
+                    reason: format!("{}: {}", e.field, e.message),
+                });
+            }
+        }
+    }
+    while !valid.is_empty() {
+        let rest = valid.split_off(valid.len().min(BATCH));
+        let mut batch = std::mem::replace(&mut valid, rest);
+        loop {
+            let patches: Vec<CallPatch> = batch.iter().map(|(_, p)| p.clone()).collect();
+            let source = source.to_string();
+            match store
+                .ingest(move |conn, cache| apply_batch(conn, cache, account, patches, &source))
+                .await
+            {
+                Ok(o) => {
+                    report.created += o.created;
+                    report.updated += o.updated;
+                    report.unchanged += o.unchanged;
+                    report.pending += o.pending;
+                    report.changed.extend(o.changed);
+                    report.fetches += o.fetches;
+                    break;
+                }
+                Err(StoreError::InvalidRecord { index, error }) if index < batch.len() => {
+                    let (line, _) = batch.remove(index);
+                    report.rejected += 1;
+                    report.problems.push(Problem {
+                        line,
+                        kind: "rejected",
+                        reason: format!("{}: {}", error.field, error.message),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    report.problems.sort_by_key(|p| p.line);
+    Ok(report)
+}
