@@ -4,3 +4,10 @@ CREATE TABLE pbx_settings (
     settings TEXT NOT NULL,
     updated_at BIGINT NOT NULL
 );
+
+CREATE TABLE voximplant_kit_integrations (
+    account_id BIGINT PRIMARY KEY REFERENCES accounts (id),
+    domain TEXT NOT NULL,
+    salt_sealed TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);

@@ -129,6 +129,39 @@ text_enum!(AttemptResult {
 });
 
 impl AttemptResult {
+    /// The reference product's API spelling (reference-notes.md). Its name for "ended in IVR"
+    /// is not public; `Missed_By_Scenario` is the likeliest.
+    pub fn reference_code(self) -> &'static str {
+        use AttemptResult::*;
+        match self {
+            OtherError => "Other_Error",
+            Unavailable => "Temporary_Unavailable",
+            RequestCancelled => "Request_Terminated",
+            Voicemail => "AMD",
+            InvalidNumber => "Invalid_Number",
+            Busy => "Call_Busy",
+            NoAnswer => "No_Answer",
+            Answered => "Call_Answered",
+            InsufficientFunds => "Insufficient_Funds",
+            LostByOperator => "Lost_By_Agent",
+            Rejected => "Call_Was_Rejected",
+            BlockedDnc => "Restricted_By_DNC",
+            Abandoned => "Abandoned",
+            EndedInIvr => "Missed_By_Scenario",
+        }
+    }
+
+    /// A result in the reference product's spelling. Its three codes without a twin here map to
+    /// the nearest: `No_Agents` (the client waited, nobody was free) to `abandoned`,
+    /// `System_Error` and `Call_Prohibited` to `other_error`.
+    pub fn from_reference(code: &str) -> Option<AttemptResult> {
+        match code {
+            "No_Agents" => Some(AttemptResult::Abandoned),
+            "System_Error" | "Call_Prohibited" => Some(AttemptResult::OtherError),
+            _ => AttemptResult::ALL.iter().copied().find(|r| r.reference_code() == code),
+        }
+    }
+
     /// Only an answered call counts as a success (shown green).
     pub fn is_success(self) -> bool {
         self == AttemptResult::Answered

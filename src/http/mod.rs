@@ -16,6 +16,7 @@ pub mod preferences;
 pub mod qm;
 pub mod recording;
 pub mod session;
+pub mod voximplant;
 pub mod web;
 
 use std::sync::Arc;
@@ -64,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(meta::router())
         .merge(ingest::router())
         .merge(pbx::router())
+        .merge(voximplant::router())
         .merge(calls::router())
         .merge(export::router())
         .merge(exports::router())
@@ -78,7 +80,11 @@ pub fn router(state: AppState) -> Router {
         .merge(web::router())
         .fallback(|| async { AppError::NotFound })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(TraceLayer::new_for_http())
+        // Spans name the path, not the query: the reference product's webhooks carry their
+        // token in it (`?token=`).
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
         .with_state(state)
 }
 
@@ -88,6 +94,7 @@ pub fn router(state: AppState) -> Router {
     paths(
         meta::healthz, meta::openapi,
         ingest::ingest_calls, pbx::ingest_freeswitch, pbx::get_settings, pbx::put_settings,
+        voximplant::ingest_webhooks, voximplant::get_integration, voximplant::put_integration,
         calls::list_calls, calls::get_call, calls::live_calls, export::export_calls,
         recording::get_recording, recording::upload_recording, calllog::create_link, calllog::revoke_links,
         exports::start_export, exports::list_exports, exports::get_export, exports::cancel_export, exports::export_file,

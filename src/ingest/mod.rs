@@ -7,6 +7,7 @@ pub mod freeswitch;
 pub mod import;
 pub mod native;
 pub mod pbx;
+pub mod voximplant;
 
 use crate::domain::CallPatch;
 

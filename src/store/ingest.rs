@@ -146,6 +146,47 @@ pub fn apply_batch(
     Ok(out)
 }
 
+/// Lays events that each carry part of a call, in any order (the reference product's webhooks),
+/// over what is stored: their tags and topics add to the stored ones (such a sender never removes
+/// a label), and a kind the event only guessed (`.1`) does not replace a stored one.
+pub fn complete_partial(
+    conn: &Connection,
+    account: AccountId,
+    patches: &mut [(CallPatch, bool)],
+) -> Result<(), StoreError> {
+    for (p, guessed_kind) in patches.iter_mut() {
+        if p.tags.is_none() && p.topics.is_none() && !*guessed_kind {
+            continue;
+        }
+        if let Loaded::Call(_, stored, _) = load(conn, account, &p.external_id)? {
+            if *guessed_kind && stored.kind.is_some() {
+                p.kind = None;
+            }
+            if let Some(tags) = &mut p.tags {
+                tags.extend(
+                    stored
+                        .tags
+                        .iter()
+                        .filter(|t| !tags.contains(t))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+            }
+            if let Some(topics) = &mut p.topics {
+                topics.extend(
+                    stored
+                        .topics
+                        .iter()
+                        .filter(|t| !topics.contains(t))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn with_index(e: StoreError, index: usize) -> StoreError {
     match e {
         StoreError::Invalid(error) => StoreError::InvalidRecord { index, error },

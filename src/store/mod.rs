@@ -33,6 +33,7 @@ pub mod recordings;
 pub mod retention;
 pub mod search;
 pub mod view;
+pub mod voximplant;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

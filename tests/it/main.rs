@@ -19,3 +19,4 @@ mod recordings;
 mod schema;
 mod session;
 mod view;
+mod voximplant;
