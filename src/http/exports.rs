@@ -164,7 +164,17 @@ pub async fn start_export(
     ClientAddr(address): ClientAddr,
     JsonBody(body): JsonBody<ExportRequest>,
 ) -> Result<(StatusCode, Json<ExportJob>), AppError> {
-    let pairs = as_pairs(body)?;
+    let job = start_job(&state, &principal, address, as_pairs(body)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// Queues an export of the search `pairs` describe (filters, `format`, `lang`, `columns`…).
+pub(super) async fn start_job(
+    state: &AppState,
+    principal: &Principal,
+    address: Option<String>,
+    pairs: Vec<(String, String)>,
+) -> Result<ExportJob, AppError> {
     let Asked {
         options,
         layout,
@@ -172,14 +182,14 @@ pub async fn start_export(
         req,
         mut filters,
         ..
-    } = ask(&state, &principal, pairs).await?;
+    } = ask(state, principal, pairs).await?;
     // The zone the job was asked in goes with it; presets are evaluated as of now.
     filters.retain(|(k, _)| k != "tz");
     filters.push(("tz".into(), layout.tz.name().to_string()));
     let query = serde_json::to_string(&filters).map_err(|e| AppError::Internal(e.to_string()))?;
     let columns: Vec<&str> = layout.columns.iter().map(|c| c.code()).collect();
     let columns = columns.join(",");
-    let actor = Actor::of(&principal, address);
+    let actor = Actor::of(principal, address);
     let (account, user) = (principal.account_id, principal.user_id);
     let format = options.format.code();
     let job = state
@@ -208,7 +218,7 @@ pub async fn start_export(
         })
         .await?;
     state.wake(crate::live::Wake::Exports);
-    Ok((StatusCode::ACCEPTED, Json(job.into())))
+    Ok(job.into())
 }
 
 /// The keys of a job the principal asks about: theirs alone (another's id is simply not found).
@@ -255,12 +265,16 @@ pub async fn get_export(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ExportJob>, AppError> {
-    let (account, user, id) = own_job(&principal, &id)?;
-    let job = state
+    Ok(Json(job(&state, &principal, &id).await?.into()))
+}
+
+/// One of the principal's jobs (another's id is simply not found).
+pub(super) async fn job(state: &AppState, principal: &Principal, id: &str) -> Result<Job, AppError> {
+    let (account, user, id) = own_job(principal, id)?;
+    Ok(state
         .store
         .read(move |conn| exports::get(conn, account, user, id))
-        .await?;
-    Ok(Json(job.into()))
+        .await?)
 }
 
 /// Cancels a queued or running export; for a finished one, deletes its file.
@@ -305,11 +319,11 @@ pub async fn export_file(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let (account, user, id) = own_job(&principal, &id)?;
-    let job = state
-        .store
-        .read(move |conn| exports::get(conn, account, user, id))
-        .await?;
+    job_file(&state, job(&state, &principal, &id).await?).await
+}
+
+/// A finished job's file as a download.
+pub(super) async fn job_file(state: &AppState, job: Job) -> Result<Response, AppError> {
     match job.state {
         JobState::Done if job.file_deleted => {
             return Err(AppError::Gone(

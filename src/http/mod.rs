@@ -4,6 +4,7 @@
 pub mod account;
 pub mod calllog;
 pub mod calls;
+pub mod compat;
 pub mod directory;
 pub mod export;
 pub mod exports;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::router())
         .merge(pbx::router())
         .merge(voximplant::router())
+        .merge(compat::router())
         .merge(calls::router())
         .merge(export::router())
         .merge(exports::router())
@@ -95,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         meta::healthz, meta::openapi,
         ingest::ingest_calls, pbx::ingest_freeswitch, pbx::get_settings, pbx::put_settings,
         voximplant::ingest_webhooks, voximplant::get_integration, voximplant::put_integration,
+        compat::search_v4, compat::search_v3, compat::export_report, compat::report_status, compat::download_report,
         calls::list_calls, calls::get_call, calls::live_calls, export::export_calls,
         recording::get_recording, recording::upload_recording, calllog::create_link, calllog::revoke_links,
         exports::start_export, exports::list_exports, exports::get_export, exports::cancel_export, exports::export_file,

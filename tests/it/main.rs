@@ -6,6 +6,7 @@ mod api;
 mod calllog;
 mod cli;
 mod common;
+mod compat;
 mod copy;
 mod counts;
 mod exports;
