@@ -15,3 +15,37 @@ CREATE TABLE voximplant_kit_integrations (
     salt_sealed TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
+
+-- Ingestion health (`GET /api/v1/ingest/health`): per source (`api`, `freeswitch`,
+-- `voximplant-kit`, `import:<format>`), what came in and when, counted in the transaction that
+-- stored it.
+CREATE TABLE ingest_sources (
+    account_id INTEGER NOT NULL REFERENCES accounts (id),
+    source TEXT NOT NULL,
+    accepted INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    pending INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    rejected INTEGER NOT NULL DEFAULT 0,
+    last_seen_at INTEGER NOT NULL,
+    last_rejected_at INTEGER,
+    PRIMARY KEY (account_id, source)
+);
+
+-- What was refused, with why and the payload as it came (its first 64 KiB), the last 100 per
+-- source: to look at, and to send again once the cause is fixed.
+CREATE TABLE ingest_rejections (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts (id),
+    source TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    field TEXT,
+    content_type TEXT,
+    payload BLOB,
+    truncated INTEGER NOT NULL DEFAULT 0,
+    replayed_at INTEGER,
+    replay_outcome TEXT
+);
+CREATE INDEX ingest_rejections_source_idx ON ingest_rejections (account_id, source, id);

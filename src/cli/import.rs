@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{open, CliError, DataArgs};
-use crate::ingest::import::{apply, Format, Report};
+use crate::ingest::import::{apply, record_problems, Format, Report};
 use crate::store::auth;
 use crate::store::pbx;
 
@@ -80,7 +80,8 @@ async fn import(
     for (file, text) in inputs {
         let parsed = format.read(&text, args.columns.as_deref(), &settings, zone);
         let source = format!("import {} {file}", args.format);
-        let report = apply(store, account.id, &source, parsed).await?;
+        let report = apply(store, account.id, format.health_source(), &source, parsed).await?;
+        record_problems(store, account.id, format.health_source(), &report).await?;
         for p in &report.problems {
             eprintln!("{file}:{}: {}: {}", p.line, p.kind, p.reason);
         }

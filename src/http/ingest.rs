@@ -9,6 +9,7 @@ use super::AppState;
 use crate::domain::Principal;
 use crate::error::AppError;
 use crate::ingest::native;
+use crate::store::health;
 use crate::store::ingest::{apply_batch, IngestOutcome};
 
 pub fn router() -> Router<AppState> {
@@ -46,25 +47,47 @@ pub async fn ingest_calls(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let items = match content_type.as_str() {
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => native::parse_ndjson(&body)?,
-        "application/json" | "" => native::parse_json(&body)?,
+    let account = principal.account_id;
+    let stored = store_native(&state, account, &principal.source(), &content_type, &body).await;
+    if let Err(e) = &stored {
+        super::health::refused(&state, account, SOURCE, e, Some(&content_type), &body).await;
+    }
+    Ok(Json(stored?))
+}
+
+/// How the native API is named in the ingestion health.
+pub const SOURCE: &str = "api";
+
+/// Reads and stores a native batch (also a replayed one): durable when it answers.
+pub(super) async fn store_native(
+    state: &AppState,
+    account: crate::domain::AccountId,
+    sender: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<IngestOutcome, AppError> {
+    let items = match content_type {
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => native::parse_ndjson(body)?,
+        "application/json" | "" => native::parse_json(body)?,
         other => {
             return Err(AppError::UnsupportedMediaType(format!(
                 "Content-Type {other} is not accepted; send application/json or application/x-ndjson"
             )))
         }
     };
-    let account = principal.account_id;
-    let source = principal.source();
+    let source = sender.to_string();
     let outcome = state
         .store
-        .ingest(move |conn, cache| apply_batch(conn, cache, account, items, &source))
+        .ingest(move |conn, cache| {
+            let outcome = apply_batch(conn, cache, account, items, &source)?;
+            health::count(conn, account, SOURCE, outcome.counts(), crate::store::auth::now_ms())?;
+            Ok(outcome)
+        })
         .await?;
     state.live.publish(account, outcome.changed.clone());
     if outcome.fetches > 0 {
         // The fetcher starts on new recording URLs now rather than at its next round.
         state.wake(crate::live::Wake::Recordings);
     }
-    Ok(Json(outcome))
+    Ok(outcome)
 }

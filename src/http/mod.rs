@@ -9,6 +9,7 @@ pub mod directory;
 pub mod export;
 pub mod exports;
 pub mod extract;
+pub mod health;
 pub mod ingest;
 pub mod meta;
 pub mod pbx;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pbx::router())
         .merge(voximplant::router())
         .merge(compat::router())
+        .merge(health::router())
         .merge(calls::router())
         .merge(export::router())
         .merge(exports::router())
@@ -97,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         meta::healthz, meta::openapi,
         ingest::ingest_calls, pbx::ingest_freeswitch, pbx::get_settings, pbx::put_settings,
         voximplant::ingest_webhooks, voximplant::get_integration, voximplant::put_integration,
+        health::get_health, health::get_rejection, health::replay,
         compat::search_v4, compat::search_v3, compat::export_report, compat::report_status, compat::download_report,
         calls::list_calls, calls::get_call, calls::live_calls, export::export_calls,
         recording::get_recording, recording::upload_recording, calllog::create_link, calllog::revoke_links,

@@ -11,7 +11,7 @@ use super::AppState;
 use crate::domain::audit::AuditAction;
 use crate::domain::Principal;
 use crate::error::AppError;
-use crate::ingest::import::{apply, Format, Report};
+use crate::ingest::import::{apply, record_problems, Format, Report};
 use crate::ingest::pbx::PbxSettings;
 use crate::store::audit::{self, Actor};
 use crate::store::{auth, pbx};
@@ -45,16 +45,35 @@ pub async fn ingest_freeswitch(
     if !principal.may_ingest() {
         return Err(AppError::Forbidden("this credential may not ingest calls".into()));
     }
-    let form = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| {
-            t.trim()
-                .to_ascii_lowercase()
-                .starts_with("application/x-www-form-urlencoded")
-        });
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let account = principal.account_id;
+    let sender = format!("freeswitch ({})", principal.source());
+    let stored = store_freeswitch(&state, account, &sender, &content_type, &body).await;
+    if let Err(e) = &stored {
+        super::health::refused(&state, account, SOURCE, e, Some(&content_type), &body).await;
+    }
+    Ok(Json(stored?))
+}
+
+/// How FreeSWITCH posts are named in the ingestion health.
+pub const SOURCE: &str = "freeswitch";
+
+/// Reads and stores one posted leg (also a replayed one).
+pub(super) async fn store_freeswitch(
+    state: &AppState,
+    account: crate::domain::AccountId,
+    sender: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Report, AppError> {
+    let form = content_type.starts_with("application/x-www-form-urlencoded");
     let document: Vec<u8> = if form {
-        form_urlencoded::parse(&body)
+        form_urlencoded::parse(body)
             .find(|(k, _)| k == "cdr")
             .map(|(_, v)| v.into_owned().into_bytes())
             .ok_or_else(|| AppError::invalid("cdr", "the form has no cdr field (mod_xml_cdr posts cdr=<document>)"))?
@@ -71,7 +90,6 @@ pub async fn ingest_freeswitch(
             ))
         }
     };
-    let account = principal.account_id;
     let (settings, zone) = state
         .store
         .read(move |conn| {
@@ -85,16 +103,16 @@ pub async fn ingest_freeswitch(
         let field = if form { "cdr" } else { "body" };
         return Err(AppError::invalid(field, format!("line {}: {}", r.line, r.reason)));
     }
-    let source = format!("freeswitch ({})", principal.source());
-    let report = apply(&state.store, account, &source, parsed).await?;
+    let report = apply(&state.store, account, SOURCE, sender, parsed).await?;
     if let Some(p) = report.problems.iter().find(|p| p.kind == "rejected") {
         return Err(AppError::invalid("cdr", p.reason.clone()));
     }
+    record_problems(&state.store, account, SOURCE, &report).await?;
     state.live.publish(account, report.changed.clone());
     if report.fetches > 0 {
         state.wake(crate::live::Wake::Recordings);
     }
-    Ok(Json(report))
+    Ok(report)
 }
 
 fn administrator(principal: &Principal) -> Result<(), AppError> {

@@ -20,7 +20,7 @@ use crate::secrets::token_hash;
 use crate::store::audit::{self, Actor};
 use crate::store::ingest::{apply_batch, complete_partial, IngestOutcome};
 use crate::store::voximplant::{self as rows, Integration};
-use crate::store::{auth, StoreError};
+use crate::store::{auth, health, StoreError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -85,6 +85,24 @@ pub async fn ingest_webhooks(
         return Err(AppError::Forbidden("this credential may not ingest calls".into()));
     }
     let account = principal.account_id;
+    let sender = format!("voximplant-kit ({})", principal.source());
+    let stored = store_callbacks(&state, account, &sender, &body).await;
+    if let Err(e) = &stored {
+        super::health::refused(&state, account, SOURCE, e, Some("application/json"), &body).await;
+    }
+    Ok(Json(stored?))
+}
+
+/// How the reference product's webhooks are named in the ingestion health.
+pub const SOURCE: &str = "voximplant-kit";
+
+/// Checks and stores one post of callbacks (also a replayed one).
+pub(super) async fn store_callbacks(
+    state: &AppState,
+    account: AccountId,
+    sender: &str,
+    body: &[u8],
+) -> Result<IngestOutcome, AppError> {
     let integration = state
         .store
         .read(move |conn| rows::integration(conn, account))
@@ -97,7 +115,7 @@ pub async fn ingest_webhooks(
         .sealing
         .open(&integration.salt_sealed, &salt_context(account))
         .map_err(|_| AppError::Conflict("the salt was sealed with another secret key: set it again".into()))?;
-    let callbacks = voximplant::parse(&body)?;
+    let callbacks = voximplant::parse(body)?;
     for (i, cb) in callbacks.iter().enumerate() {
         if !same(
             &cb.hash,
@@ -119,27 +137,24 @@ pub async fn ingest_webhooks(
             index: Some(i),
         })?;
     }
-    let source = format!("voximplant-kit ({})", principal.source());
+    let source = sender.to_string();
     let outcome = state
         .store
         .ingest(move |conn, cache| {
             let mut patches = patches;
             // Each event carries what it knew: together they are the call.
             complete_partial(conn, account, &mut patches)?;
-            apply_batch(
-                conn,
-                cache,
-                account,
-                patches.into_iter().map(|(p, _)| p).collect(),
-                &source,
-            )
+            let patches = patches.into_iter().map(|(p, _)| p).collect();
+            let o = apply_batch(conn, cache, account, patches, &source)?;
+            health::count(conn, account, SOURCE, o.counts(), auth::now_ms())?;
+            Ok(o)
         })
         .await?;
     state.live.publish(account, outcome.changed.clone());
     if outcome.fetches > 0 {
         state.wake(crate::live::Wake::Recordings);
     }
-    Ok(Json(outcome))
+    Ok(outcome)
 }
 
 /// The subscription as an administrator sees it: the salt never leaves the server.

@@ -8,6 +8,8 @@ use utoipa::ToSchema;
 use super::pbx::PbxSettings;
 use super::{asterisk, freeswitch, native, Parsed, Rejected};
 use crate::domain::{AccountId, CallPatch};
+use crate::store::auth::now_ms;
+use crate::store::health;
 use crate::store::ingest::apply_batch;
 use crate::store::{Store, StoreError};
 
@@ -43,6 +45,19 @@ impl Format {
 
     pub fn names() -> String {
         Format::ALL.map(|(n, _)| n).join(", ")
+    }
+
+    /// How imports of this format are named in the ingestion health.
+    pub fn health_source(self) -> &'static str {
+        match self {
+            Format::NativeJson => "import:native-json",
+            Format::NativeNdjson => "import:native-ndjson",
+            Format::FreeswitchJson => "import:freeswitch-json",
+            Format::FreeswitchXml => "import:freeswitch-xml",
+            Format::FreeswitchCsv => "import:freeswitch-csv",
+            Format::AsteriskCsv => "import:asterisk-csv",
+            Format::AsteriskQueueLog => "import:asterisk-queue-log",
+        }
     }
 
     /// Whether `--columns` means anything for this format.
@@ -121,8 +136,16 @@ pub struct Problem {
 }
 
 /// Stores what was read. A record the store refuses (a timeline that cannot be, once merged
-/// with what was stored) is rejected alone; the rest of its batch is stored.
-pub async fn apply(store: &Store, account: AccountId, source: &str, parsed: Parsed) -> Result<Report, StoreError> {
+/// with what was stored) is rejected alone; the rest of its batch is stored. `health` names the
+/// source in the ingestion health, where everything is counted and the refusals recorded;
+/// `source` names the sender in each call's log.
+pub async fn apply(
+    store: &Store,
+    account: AccountId,
+    health: &'static str,
+    source: &str,
+    parsed: Parsed,
+) -> Result<Report, StoreError> {
     let mut report = Report::default();
     for r in parsed.rejected {
         report.rejected += 1;
@@ -160,10 +183,14 @@ pub async fn apply(store: &Store, account: AccountId, source: &str, parsed: Pars
         loop {
             let patches: Vec<CallPatch> = batch.iter().map(|(_, p)| p.clone()).collect();
             let source = source.to_string();
-            match store
-                .ingest(move |conn, cache| apply_batch(conn, cache, account, patches, &source))
-                .await
-            {
+            let stored = store
+                .ingest(move |conn, cache| {
+                    let o = apply_batch(conn, cache, account, patches, &source)?;
+                    health::count(conn, account, health, o.counts(), now_ms())?;
+                    Ok(o)
+                })
+                .await;
+            match stored {
                 Ok(o) => {
                     report.created += o.created;
                     report.updated += o.updated;
@@ -188,4 +215,43 @@ pub async fn apply(store: &Store, account: AccountId, source: &str, parsed: Pars
     }
     report.problems.sort_by_key(|p| p.line);
     Ok(report)
+}
+
+/// Records what an import did not take in the ingestion health: the skipped are counted, the
+/// rejected counted and (the first `KEPT`) listed with their lines.
+pub async fn record_problems(
+    store: &Store,
+    account: AccountId,
+    health: &'static str,
+    report: &Report,
+) -> Result<(), StoreError> {
+    if report.rejected + report.skipped > 0 {
+        let problems = report.problems.clone();
+        let skipped = report.skipped;
+        store
+            .write(move |conn, _| {
+                let now = now_ms();
+                let rejected = problems.iter().filter(|p| p.kind == "rejected");
+                // The first ones name their lines; a file full of bad lines is counted, not listed.
+                for p in rejected.clone().take(health::KEPT as usize) {
+                    let reason = format!("line {}: {}", p.line, p.reason);
+                    let r = health::NewRejection {
+                        source: health,
+                        reason: &reason,
+                        field: None,
+                        content_type: None,
+                        payload: None,
+                    };
+                    health::reject(conn, account, &r, now)?;
+                }
+                let rest = health::Counts {
+                    rejected: u32::try_from(rejected.count().saturating_sub(health::KEPT as usize)).unwrap_or(u32::MAX),
+                    skipped,
+                    ..health::Counts::default()
+                };
+                health::count(conn, account, health, rest, now)
+            })
+            .await?;
+    }
+    Ok(())
 }

@@ -40,6 +40,19 @@ pub struct IngestOutcome {
     pub fetches: u32,
 }
 
+impl IngestOutcome {
+    /// The batch's outcome for the ingestion health.
+    pub fn counts(&self) -> super::health::Counts {
+        super::health::Counts {
+            accepted: self.created,
+            updated: self.updated,
+            duplicates: self.unchanged,
+            pending: self.pending,
+            ..Default::default()
+        }
+    }
+}
+
 /// The stored form of a call, as compared to decide whether anything changed.
 #[derive(Debug, Clone, PartialEq)]
 struct Row {

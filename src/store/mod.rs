@@ -21,6 +21,7 @@ pub mod dialect;
 pub mod directory;
 pub mod export;
 pub mod exports;
+pub mod health;
 pub mod ingest;
 pub mod labels;
 pub mod leases;

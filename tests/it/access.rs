@@ -9,6 +9,7 @@ use calltrail::domain::{Role, TokenScope};
 use serde_json::{json, Value};
 
 use calltrail::config::AuthConfig;
+use md5::Digest;
 
 use crate::common::{collect_live, temp_dir, TestApp};
 
@@ -127,6 +128,18 @@ enum Check {
     QmExports,
     /// One QM export (GET, DELETE, POST …/rerun): the account's own, or another account's.
     QmExport(Target),
+    /// A FreeSWITCH leg posted (bearer here; Basic is tested in pbx.rs).
+    IngestFreeswitch,
+    /// The reference product's webhook, with the hash of the salt the check sets first.
+    IngestKit,
+    /// An administrator's settings (PBX, the reference product's subscription, ingestion health).
+    AdminOnly,
+    /// A kept refusal: read it, or replay it (refused again, as nothing was fixed).
+    Rejection,
+    /// The reference product's search: the same calls and fields our own search shows.
+    CompatSearch,
+    /// The reference product's export and its report: started, and a report that is not there.
+    CompatReport,
 }
 
 struct Row {
@@ -228,6 +241,20 @@ const MATRIX: &[Row] = &[
         "/api/v1/integrations/qm/exports/{id}/rerun",
         Check::QmExport(Target::OtherAccount),
     ),
+    row("POST", "/api/v1/ingest/freeswitch", Check::IngestFreeswitch),
+    row("POST", "/api/v1/ingest/voximplant-kit", Check::IngestKit),
+    row("GET", "/api/v1/integrations/pbx", Check::AdminOnly),
+    row("PUT", "/api/v1/integrations/pbx", Check::AdminOnly),
+    row("GET", "/api/v1/integrations/voximplant-kit", Check::AdminOnly),
+    row("PUT", "/api/v1/integrations/voximplant-kit", Check::AdminOnly),
+    row("GET", "/api/v1/ingest/health", Check::AdminOnly),
+    row("GET", "/api/v1/ingest/rejections/{id}", Check::Rejection),
+    row("POST", "/api/v1/ingest/rejections/{id}/replay", Check::Rejection),
+    row("GET", "/api/v3/history/searchCalls", Check::CompatSearch),
+    row("POST", "/api/v4/history/searchCalls", Check::CompatSearch),
+    row("POST", "/api/v3/history/exportCallsHistoryReport", Check::CompatReport),
+    row("POST", "/api/v3/report/getReportStatus", Check::CompatReport),
+    row("POST", "/api/v3/report/downloadReport", Check::CompatReport),
     // The QM system's signed recording link: no account needed; without a valid signature it
     // is nothing, for everyone.
     row("GET", "/qm/recordings/{file}", Check::Public(404)),
@@ -1010,6 +1037,105 @@ async fn check_row(w: &World, r: &Row, who: Who, sw: Switches, n: &mut u32) {
                     "{ctx}"
                 );
             }
+        }
+        Check::IngestFreeswitch => {
+            // A b-leg whose a-leg never comes: it waits, and the calls everyone sees stay as they are.
+            let leg = json!({
+                "channel_data": {"direction": "outbound"},
+                "variables": {"uuid": "fs-b", "originating_leg_uuid": "fs-a", "answer_uepoch": "1764000000000000"},
+                "callflow": {"caller_profile": {"caller_id_number": "+74951112233", "destination_number": "1001"}}
+            });
+            let (status, answer) = w.request(who, "POST", &path, Some(leg)).await;
+            let expected = match who {
+                Who::Anonymous => 401,
+                Who::Owner | Who::Admin | Who::Feeder => 200,
+                _ => 403,
+            };
+            assert_eq!(status, expected, "{ctx}: {answer}");
+        }
+        Check::IngestKit => {
+            let settings = json!({"domain": "default", "salt": "matrix-salt"});
+            let (status, _) = w
+                .request(Who::Owner, "PUT", "/api/v1/integrations/voximplant-kit", Some(settings))
+                .await;
+            assert_eq!(status, 200, "{ctx}");
+            let hash = format!("{:x}", md5::Md5::digest(b"matrix-saltdefaultwrap_up_code_set"));
+            let body = json!({"callbacks": [{"hash": hash, "type": "wrap_up_code_set",
+                "wrap_up_code_set": {"call_id": "kit-matrix", "wrap_up_code": {"id": 1, "title": "ok"}}}]});
+            let (status, answer) = w.request(who, "POST", &path, Some(body)).await;
+            let expected = match who {
+                Who::Anonymous => 401,
+                Who::Owner | Who::Admin | Who::Feeder => 200,
+                _ => 403,
+            };
+            assert_eq!(status, expected, "{ctx}: {answer}");
+        }
+        Check::AdminOnly => {
+            let body = match r.path {
+                "/api/v1/integrations/pbx" => Some(json!({"extension_max_digits": 4})),
+                _ => Some(json!({"domain": "default", "salt": "matrix-salt"})),
+            }
+            .filter(|_| r.method == "PUT");
+            let (status, answer) = w.request(who, r.method, &path, body).await;
+            let expected = gate(who).unwrap_or(if administrator { 200 } else { 403 });
+            assert_eq!(status, expected, "{ctx}: {answer}");
+        }
+        Check::Rejection => {
+            // A refusal of this account (a batch with a bad record), and one of the other's.
+            let (status, _) = w
+                .request(
+                    Who::Owner,
+                    "POST",
+                    "/api/v1/ingest/calls",
+                    Some(json!([{"external_id": "r", "kind": "sideways"}])),
+                )
+                .await;
+            assert_eq!(status, 400, "{ctx}");
+            let (_, health) = w.request(Who::Owner, "GET", "/api/v1/ingest/health", None).await;
+            let id = health["rejections"][0]["id"].as_str().unwrap().to_string();
+            let (status, answer) = w.request(who, r.method, &r.path.replace("{id}", &id), None).await;
+            // A replay of what was not fixed is refused again, naming the field.
+            let ok = if r.method == "POST" { 400 } else { 200 };
+            let expected = gate(who).unwrap_or(if administrator { ok } else { 403 });
+            assert_eq!(status, expected, "{ctx}: {answer}");
+        }
+        Check::CompatSearch => {
+            let (status, body) = w
+                .request(who, r.method, &format!("{path}?domain=default&limit=500"), None)
+                .await;
+            if let Some(s) = gate(who) {
+                assert_eq!((status, &body["success"]), (s, &json!(false)), "{ctx}: {body}");
+                return;
+            }
+            assert_eq!(status, 200, "{ctx}: {body}");
+            let (_, ours) = w.request(who, "GET", "/api/v1/calls?limit=500", None).await;
+            let seen: BTreeSet<String> = body["result"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["session_id"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(seen, names(&ours, "external_id"), "{ctx}");
+            let expected: BTreeSet<String> = visible(who, sw).into_iter().map(String::from).collect();
+            assert_eq!(seen, expected, "{ctx}");
+            for item in body["result"].as_array().unwrap() {
+                // No price for the restricted view, as in ours.
+                assert_eq!(item["call_cost"].is_null(), !who.full_view(), "{ctx}: {item}");
+            }
+        }
+        Check::CompatReport => {
+            let query = if r.path.ends_with("exportCallsHistoryReport") {
+                "domain=default"
+            } else {
+                "domain=default&report_id=999999"
+            };
+            let (status, body) = w.request(who, r.method, &format!("{path}?{query}"), None).await;
+            let ok = if r.path.ends_with("exportCallsHistoryReport") {
+                200
+            } else {
+                404
+            };
+            assert_eq!(status, gate(who).unwrap_or(ok), "{ctx}: {body}");
         }
         Check::QmConnect => {
             // Administrators are told what is missing; nobody else gets that far.

@@ -11,6 +11,7 @@ mod copy;
 mod counts;
 mod exports;
 mod group_commit;
+mod health;
 mod instances;
 mod labels;
 mod pbx;
