@@ -80,6 +80,11 @@ const WORDS = {
     qm_connected: at => `Подключено ${at}`, qm_not_connected: 'Не подключено', qm_key_again: 'Ключ нужно ввести заново',
     qm_unreachable: 'Этот адрес доступен только с этой машины: QM не сможет скачать записи. Запустите calltrail с параметром --public-url — адресом, доступным из QM.',
     qm_links: url => `Записи звонков QM скачивает по подписанным ссылкам с адреса ${url}… — он должен быть доступен из QM (параметр --public-url).`,
+    ingest: 'Приём звонков', in_source: 'Источник', in_accepted: 'Новые', in_updated: 'Обновлено', in_duplicates: 'Повторы',
+    in_pending: 'Ждут звонка', in_skipped: 'Пропущено', in_rejected: 'Отклонено', in_last: 'Последний приём',
+    in_none: 'Звонки ещё не поступали.', in_rejections: 'Отклонённые данные', in_no_rejections: 'Отклонённых данных нет.',
+    in_show: 'Показать', in_hide: 'Скрыть', in_replay: 'Отправить повторно', in_replayed: at => `Отправлено повторно ${at}`,
+    in_not_replayable: 'Строка файла: исправьте файл и импортируйте его снова', in_refresh: 'Обновить', in_import: 'Импорт',
     details: 'Информация о звонке', flow: 'Смотреть схему звонка', flow_hide: 'Скрыть схему звонка', flow_empty: 'Схема звонка не записана',
     d_external: 'Внешний ID', d_kind: 'Тип звонка', d_group: 'Группа', d_dial: 'Начало дозвона', d_answered: 'Ответ',
     d_scenario: 'Запуск сценария', d_amd: 'Автоответчик обнаружен', d_ended: 'Окончание', d_notes: 'Заметки',
@@ -171,6 +176,11 @@ const WORDS = {
     qm_connected: at => `Connected ${at}`, qm_not_connected: 'Not connected', qm_key_again: 'Enter the key again',
     qm_unreachable: 'Only this machine reaches that address: the QM system cannot download the recordings. Start calltrail with --public-url set to an address it reaches.',
     qm_links: url => `The QM system downloads recordings through signed links from ${url}… — it must be reachable from there (--public-url).`,
+    ingest: 'Call intake', in_source: 'Source', in_accepted: 'New', in_updated: 'Updated', in_duplicates: 'Duplicates',
+    in_pending: 'Waiting for their call', in_skipped: 'Skipped', in_rejected: 'Rejected', in_last: 'Last seen',
+    in_none: 'No calls have come in yet.', in_rejections: 'Rejected data', in_no_rejections: 'Nothing was rejected.',
+    in_show: 'Show', in_hide: 'Hide', in_replay: 'Send again', in_replayed: at => `Sent again ${at}`,
+    in_not_replayable: 'A line of a file: correct the file and import it again', in_refresh: 'Refresh', in_import: 'Import',
     details: 'Call details', flow: 'View call flow', flow_hide: 'Hide call flow', flow_empty: 'No call flow recorded',
     d_external: 'External id', d_kind: 'Call kind', d_group: 'Group', d_dial: 'Dialling started', d_answered: 'Answered',
     d_scenario: 'Scenario started', d_amd: 'Answering machine detected', d_ended: 'Ended', d_notes: 'Notes',
@@ -1348,7 +1358,7 @@ async function openSettings(tab) {
   const body = h('div', { class: 'body' }, t('loading'));
   const foot = h('div', { class: 'foot' });
   const tabs = h('div', { class: 'tabs', role: 'tablist' },
-    ['filters', 'view'].concat(S.me.permissions.manage_settings ? ['account', 'qm'] : []).map(k => h('button', { role: 'tab', id: `tab-${k}`, 'aria-selected': String(k === tab), onclick: () => openSettings(k) }, t(k))));
+    ['filters', 'view'].concat(S.me.permissions.manage_settings ? ['account', 'qm', 'ingest'] : []).map(k => h('button', { role: 'tab', id: `tab-${k}`, 'aria-selected': String(k === tab), onclick: () => openSettings(k) }, t(k))));
   const drawer = h('aside', { class: 'drawer', role: 'dialog', 'aria-label': t('settings') },
     h('div', { class: 'head' }, h('h2', {}, t('settings')), h('button', { class: 'btn', 'aria-label': t('close'), onclick: closeSettings }, '✕')),
     tabs, body, foot);
@@ -1356,6 +1366,7 @@ async function openSettings(tab) {
   if (tab === 'view') return viewTab(body, foot);
   if (tab === 'account') return accountTab(body, foot);
   if (tab === 'qm') return qmTab(body, foot);
+  if (tab === 'ingest') return ingestTab(body, foot);
   await loadDirs();
   filtersTab(body, foot);
 }
@@ -1614,6 +1625,56 @@ async function qmTab(body, foot) {
   foot.replaceChildren(
     h('button', { class: 'btn', id: 'qm-connect', onclick: ev => submit(ev.currentTarget, () => api('POST', '/api/v1/integrations/qm/connect'), t('qm_connect_ok')) }, t('qm_connect')),
     h('button', { class: 'primary', id: 'qm-save', onclick: ev => submit(ev.currentTarget, () => api('PUT', '/api/v1/integrations/qm', change()), t('saved')) }, t('save')));
+}
+
+/** A source of calls as people call it. */
+function sourceName(code) {
+  const known = { api: 'API calltrail', freeswitch: 'FreeSWITCH', 'voximplant-kit': 'Voximplant Kit' };
+  return known[code] ?? (code.startsWith('import:') ? `${t('in_import')} ${code.slice(7)}` : code);
+}
+
+// Owner and administrator: what each source (the API, FreeSWITCH, the reference product's
+// webhooks, file imports) sent and what became of it, and what was refused, to look at and send
+// again once the cause is fixed.
+async function ingestTab(body, foot) {
+  const v = await api('GET', '/api/v1/ingest/health');
+  const cols = ['accepted', 'updated', 'duplicates', 'pending', 'skipped', 'rejected'];
+  // One card per source: its name, when it last sent, and its counts in a small grid.
+  const sources = v.sources.length
+    ? h('div', { id: 'ingest-sources' }, v.sources.map(s => h('section', { class: 'source', dataset: { source: s.source } },
+      h('div', { class: 'name' }, h('strong', {}, sourceName(s.source)), h('span', { class: 'muted' }, ` · ${t('in_last')} ${when(s.last_seen_at)}`)),
+      h('dl', { class: 'counts' }, cols.map(c => h('div', { dataset: { col: c }, class: c === 'rejected' && s.rejected ? 'bad' : '' },
+        h('dt', {}, t(`in_${c}`)), h('dd', {}, String(s[c]))))))))
+    : h('p', { class: 'muted', id: 'ingest-sources' }, t('in_none'));
+  const rejection = r => {
+    const payload = h('pre', { class: 'payload', hidden: true });
+    const error = h('div', { class: 'error', role: 'alert', hidden: true });
+    const state = h('div', { class: 'ok', role: 'status', hidden: !r.replayed_at }, r.replayed_at ? t('in_replayed', when(r.replayed_at)) : '');
+    const show = h('button', { class: 'btn', onclick: async ev => {
+      if (!payload.hidden) { payload.hidden = true; ev.currentTarget.textContent = t('in_show'); return; }
+      const full = await api('GET', `/api/v1/ingest/rejections/${r.id}`);
+      payload.textContent = full.payload ?? ''; payload.hidden = false; ev.currentTarget.textContent = t('in_hide');
+    } }, t('in_show'));
+    const replay = h('button', { class: 'btn', onclick: async ev => {
+      const button = ev.currentTarget;
+      button.disabled = true; error.hidden = true;
+      try {
+        const done = await api('POST', `/api/v1/ingest/rejections/${r.id}/replay`);
+        state.textContent = t('in_replayed', when(done.replayed_at)); state.hidden = false;
+        button.hidden = true;
+      } catch (e) { error.textContent = e.message; error.hidden = false; button.disabled = false; }
+    } }, t('in_replay'));
+    replay.hidden = Boolean(r.replayed_at);
+    return h('li', { class: 'rejection', dataset: { id: r.id, source: r.source } },
+      h('div', { class: 'meta' }, `${when(r.at)} · ${sourceName(r.source)}`),
+      h('div', { class: 'reason' }, r.field ? `${r.field}: ${r.reason}` : r.reason),
+      h('div', { class: 'actions' }, r.bytes !== null ? show : '', r.replayable ? replay : h('span', { class: 'muted' }, r.bytes === null ? t('in_not_replayable') : '')),
+      payload, state, error);
+  };
+  body.replaceChildren(sources,
+    h('h3', {}, t('in_rejections')),
+    v.rejections.length ? h('ul', { class: 'rejections', id: 'ingest-rejections' }, v.rejections.map(rejection)) : h('p', { class: 'muted', id: 'ingest-rejections' }, t('in_no_rejections')));
+  foot.replaceChildren(h('button', { class: 'btn', id: 'ingest-refresh', onclick: () => openSettings('ingest') }, t('in_refresh')));
 }
 
 window.addEventListener('popstate', () => { if (S.me && S.me.permissions.call_history) showMain(); });

@@ -841,3 +841,62 @@ test('QM: an administrator connects the integration; a manager uploads the view,
     await qm.stop();
   }
 });
+
+test('call intake: the owner sees what each source sent as the API counts it, looks at a refused payload and sends it again once fixed', async () => {
+  // A batch with a bad record, and a webhook signed with a salt calltrail does not know yet.
+  const bad = [{ external_id: 'intake-bad', kind: 'sideways' }];
+  await assert.rejects(api(server, 'POST', '/api/v1/ingest/calls', bad), /400/);
+  await api(server, 'PUT', '/api/v1/integrations/voximplant-kit', { domain: 'default', salt: 'old-salt' });
+  const { createHash } = await import('node:crypto');
+  const hash = createHash('md5').update('new-saltdefaultnew_calls').digest('hex');
+  const webhook = { callbacks: [{ hash, type: 'new_calls', new_calls: { calls: [{
+    session_id: 'intake-77', is_incoming: true, datetime_start: '2026-11-25 10:00:00', phone_a: '79161234567', phone_b: '74951112233', duration: 30,
+  }] } }] };
+  const res = await fetch(`${server.base}/api/v1/ingest/voximplant-kit?token=${server.token}`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(webhook),
+  });
+  assert.equal(res.status, 401);
+
+  const owner = await newPage(browser, server);
+  await signIn(owner, server, 'owner');
+  await settled(owner);
+  await owner.click('#open-settings');
+  await owner.click('#tab-ingest');
+  await owner.waitForSelector('#ingest-sources');
+  const health = await api(server, 'GET', '/api/v1/ingest/health');
+  const cols = ['accepted', 'updated', 'duplicates', 'pending', 'skipped', 'rejected'];
+  const table = await owner.$$eval('#ingest-sources section.source', (cards, cols) => cards.map(card => [card.dataset.source,
+    ...cols.map(c => Number(card.querySelector(`[data-col=${c}] dd`).textContent))]), cols);
+  assert.deepEqual(table, health.sources.map(s => [s.source, ...cols.map(c => s[c])]));
+  assert.ok(table.some(([s, , , , , , rejected]) => s === 'api' && rejected >= 1), JSON.stringify(table));
+
+  // The refused batch, as it came.
+  const apiRejection = health.rejections.find(r => r.source === 'api');
+  const item = `#ingest-rejections li[data-id="${apiRejection.id}"]`;
+  assert.match(await owner.textContent(`${item} .reason`), /^kind: record 0: unknown variant `sideways`/);
+  await owner.click(`${item} .actions button`);
+  await owner.waitForSelector(`${item} pre.payload:not([hidden])`);
+  assert.deepEqual(JSON.parse(await owner.textContent(`${item} pre.payload`)), bad);
+
+  // The salt fixed, the webhook sent again from the page: the call is there.
+  await api(server, 'PUT', '/api/v1/integrations/voximplant-kit', { salt: 'new-salt' });
+  const kit = health.rejections.find(r => r.source === 'voximplant-kit');
+  const kitItem = `#ingest-rejections li[data-id="${kit.id}"]`;
+  await owner.click(`${kitItem} .actions button:has-text("Отправить повторно")`);
+  await owner.waitForSelector(`${kitItem} [role=status]:not([hidden])`);
+  assert.match(await owner.textContent(`${kitItem} [role=status]`), /^Отправлено повторно /);
+  assert.equal(await owner.isHidden(`${kitItem} .actions button:has-text("Отправить повторно")`), true, 'sent once');
+  const found = await api(server, 'GET', '/api/v1/calls?number=79161234567&limit=5');
+  assert.ok(found.items.some(c => c.external_id === 'intake-77'), JSON.stringify(found.items.map(c => c.external_id)));
+  await screenshot(owner, '13-call-intake');
+
+  // Not for supervisors.
+  const sup = await newPage(browser, server);
+  await signIn(sup, server, 'supervisor');
+  await settled(sup);
+  await sup.click('#open-settings');
+  await sup.waitForSelector('#tab-filters');
+  assert.equal(await sup.locator('#tab-ingest').count(), 0);
+  await owner.context().close();
+  await sup.context().close();
+});
