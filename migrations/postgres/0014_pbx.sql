@@ -40,3 +40,13 @@ CREATE TABLE ingest_rejections (
     replay_outcome TEXT
 );
 CREATE INDEX ingest_rejections_source_idx ON ingest_rejections (account_id, source, id);
+
+CREATE TABLE import_positions (
+    account_id BIGINT NOT NULL REFERENCES accounts (id),
+    path TEXT NOT NULL,
+    format TEXT NOT NULL,
+    inode BIGINT NOT NULL,
+    position BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (account_id, path)
+);

@@ -49,3 +49,15 @@ CREATE TABLE ingest_rejections (
     replay_outcome TEXT
 );
 CREATE INDEX ingest_rejections_source_idx ON ingest_rejections (account_id, source, id);
+
+-- `calltrail import --follow FILE`: how far each followed log was read (and which file it was,
+-- by inode, to notice rotation), so that a restarted follower goes on where it stopped.
+CREATE TABLE import_positions (
+    account_id INTEGER NOT NULL REFERENCES accounts (id),
+    path TEXT NOT NULL,
+    format TEXT NOT NULL,
+    inode INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (account_id, path)
+);

@@ -24,6 +24,13 @@ pub struct ImportArgs {
     /// `mod_cdr_csv` template), when the file has no header and is not the default layout.
     #[arg(long, value_delimiter = ',')]
     pub columns: Option<Vec<String>>,
+    /// Keep reading the file as it grows (a live log; one file), surviving rotation and
+    /// remembering the position across restarts, until stopped (Ctrl-C, SIGTERM).
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: how often the file is looked at, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub every_ms: u64,
     /// The files; each is one document for freeswitch-json and freeswitch-xml.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -45,6 +52,9 @@ pub async fn run(args: ImportArgs) -> Result<(), CliError> {
             args.format
         )));
     }
+    if args.follow {
+        return follow(args, format).await;
+    }
     let mut inputs = Vec::new();
     for file in &args.files {
         let text = std::fs::read(file).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
@@ -60,6 +70,56 @@ pub async fn run(args: ImportArgs) -> Result<(), CliError> {
         )));
     }
     Ok(())
+}
+
+/// Prints what one import or follow step did with one file.
+fn print(file: &str, report: &Report) {
+    for p in &report.problems {
+        eprintln!("{file}:{}: {}: {}", p.line, p.kind, p.reason);
+    }
+    println!(
+        "{file}: created {}, updated {}, unchanged {}, pending {}, skipped {}, rejected {}",
+        report.created, report.updated, report.unchanged, report.pending, report.skipped, report.rejected
+    );
+}
+
+async fn follow(args: ImportArgs, format: Format) -> Result<(), CliError> {
+    let [path] = args.files.as_slice() else {
+        return Err(CliError::Usage("--follow: give one file".into()));
+    };
+    let store = open(&args.data).await?;
+    let name = args.account.clone();
+    let setup = store
+        .write(move |conn, _| {
+            let account = auth::ensure_account(conn, &name)?;
+            Ok((account.clone(), pbx::settings(conn, account.id)?))
+        })
+        .await;
+    let (account, settings) = match setup {
+        Ok(s) => s,
+        Err(e) => {
+            store.shutdown();
+            return Err(e.into());
+        }
+    };
+    let file = path.display().to_string();
+    let f = crate::ingest::follow::Follow {
+        store: &store,
+        account: account.id,
+        format,
+        columns: args.columns.as_deref(),
+        settings: &settings,
+        zone: settings.zone(&account.timezone),
+        path,
+        every: std::time::Duration::from_millis(args.every_ms),
+    };
+    eprintln!("following {file} (stop with Ctrl-C)");
+    let done = crate::ingest::follow::follow(f, |step| print(&file, step), super::shutdown_signal()).await;
+    store.shutdown();
+    done.map_err(|e| match e {
+        crate::ingest::follow::FollowError::Usage(m) => CliError::Usage(m),
+        other => CliError::Failed(other.to_string()),
+    })
 }
 
 async fn import(
@@ -82,13 +142,7 @@ async fn import(
         let source = format!("import {} {file}", args.format);
         let report = apply(store, account.id, format.health_source(), &source, parsed).await?;
         record_problems(store, account.id, format.health_source(), &report).await?;
-        for p in &report.problems {
-            eprintln!("{file}:{}: {}: {}", p.line, p.kind, p.reason);
-        }
-        println!(
-            "{file}: created {}, updated {}, unchanged {}, pending {}, skipped {}, rejected {}",
-            report.created, report.updated, report.unchanged, report.pending, report.skipped, report.rejected
-        );
+        print(&file, &report);
         total.rejected += report.rejected;
     }
     Ok(total.rejected)

@@ -466,7 +466,7 @@ async fn serve(args: ServeArgs, demo: Option<DemoArgs>) -> Result<(), CliError> 
         .map_err(|e| CliError::Failed(e.to_string()))
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

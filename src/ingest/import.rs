@@ -47,6 +47,18 @@ impl Format {
         Format::ALL.map(|(n, _)| n).join(", ")
     }
 
+    pub fn name(self) -> &'static str {
+        Format::ALL.iter().find(|(_, f)| *f == self).map_or("", |(n, _)| n)
+    }
+
+    /// Formats written a line at a time, which `--follow` can read as they grow.
+    pub fn is_line_based(self) -> bool {
+        matches!(
+            self,
+            Format::NativeNdjson | Format::FreeswitchCsv | Format::AsteriskCsv | Format::AsteriskQueueLog
+        )
+    }
+
     /// How imports of this format are named in the ingestion health.
     pub fn health_source(self) -> &'static str {
         match self {

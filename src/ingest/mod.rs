@@ -3,6 +3,7 @@
 //! they could not read by line and go on with the rest.
 
 pub mod asterisk;
+pub mod follow;
 pub mod freeswitch;
 pub mod import;
 pub mod native;
@@ -59,39 +60,52 @@ pub fn clip(text: &str, max: usize) -> String {
 }
 
 /// The rows of a CSV file with the line each starts on. A row with an unterminated quote is an
-/// error naming its line (the CSV reader would take the rest of the file into one field); blank
-/// rows are left out.
+/// error naming its line, and reading goes on at the next line (the CSV reader alone would take
+/// the rest of the file into that one field); blank rows are left out.
 pub fn csv_rows(text: &[u8]) -> Vec<(usize, Result<Vec<String>, String>)> {
+    let mut rows = Vec::new();
+    let mut from = 0;
+    while from < text.len() {
+        from = csv_rows_from(text, from, &mut rows);
+    }
+    rows
+}
+
+/// Reads rows from byte `start` until the end, or until a row with an unterminated quote:
+/// then answers where reading starts again (the line after that row's first line).
+fn csv_rows_from(text: &[u8], start: usize, rows: &mut Vec<(usize, Result<Vec<String>, String>)>) -> usize {
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(text);
-    let mut rows = Vec::new();
+        .from_reader(&text[start..]);
     let mut record = ::csv::ByteRecord::new();
     loop {
         let before = reader.position().clone();
         match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
+            Ok(false) => return text.len(),
             Ok(true) => {}
             Err(e) => {
-                let line = usize::try_from(before.line()).unwrap_or(0).max(1);
-                rows.push((line, Err(format!("unreadable CSV: {e}"))));
-                break;
+                let at = start + usize::try_from(before.byte()).unwrap_or(0);
+                rows.push((line_at(text, at), Err(format!("unreadable CSV: {e}"))));
+                return text.len();
             }
         }
         // The reader skips blank lines without counting them: the line is counted from the
         // record's first byte.
-        let start = record.position().unwrap_or(&before).clone();
-        let mut from = usize::try_from(start.byte()).unwrap_or(0).min(text.len());
+        let pos = record.position().unwrap_or(&before).clone();
+        let mut from = (start + usize::try_from(pos.byte()).unwrap_or(0)).min(text.len());
         while from < text.len() && matches!(text[from], b'\r' | b'\n') {
             from += 1;
         }
         let line = line_at(text, from);
-        let to = usize::try_from(reader.position().byte()).unwrap_or(text.len());
-        let raw = &text[from.min(text.len())..to.min(text.len())];
+        let to = (start + usize::try_from(reader.position().byte()).unwrap_or(text.len())).min(text.len());
+        let raw = &text[from..to.max(from)];
         if raw.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
             rows.push((line, Err("a quoted value is not closed (the line is cut short)".into())));
-            continue;
+            return text[from..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(text.len(), |nl| from + nl + 1);
         }
         let values: Result<Vec<String>, _> = record
             .iter()
@@ -103,16 +117,17 @@ pub fn csv_rows(text: &[u8]) -> Vec<(usize, Result<Vec<String>, String>)> {
             Err(_) => rows.push((line, Err("not UTF-8 text".into()))),
         }
     }
-    rows
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn csv_rows_report_unclosed_quotes_by_line() {
-        let rows = super::csv_rows(b"\"a\",1\n\n\"b\",2\n\"c\",\"3\n");
+        let rows = super::csv_rows(b"\"a\",1\n\n\"b\",2\n\"c\",\"3\n\"d\",4\n\"e\",\"multi\nline\"\n");
         let lines: Vec<_> = rows.iter().map(|(l, r)| (*l, r.is_ok())).collect();
-        assert_eq!(lines, [(1, true), (3, true), (4, false)]);
+        // The broken line 4 does not take lines 5 and 6 with it; a quoted value may span lines.
+        assert_eq!(lines, [(1, true), (3, true), (4, false), (5, true), (6, true)]);
+        assert_eq!(rows[4].1.as_ref().unwrap(), &["e", "multi\nline"]);
         assert_eq!(rows[1].1.as_ref().unwrap(), &["b", "2"]);
     }
 }

@@ -28,6 +28,7 @@ pub mod leases;
 pub mod migrations;
 pub mod pbx;
 pub mod people;
+pub mod positions;
 pub mod preferences;
 pub mod qm;
 pub mod recordings;

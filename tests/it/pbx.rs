@@ -256,7 +256,9 @@ async fn freeswitch_xml_cdrs_become_calls_and_their_recordings_are_fetched() {
     let mut d = Value::Null;
     for _ in 0..200 {
         d = detail(&app, &owner, call).await;
-        if d["details"]["recording"]["state"] != "pending" {
+        // The call row and its recording row are read one after the other: wait for both.
+        let state = &d["details"]["recording"]["state"];
+        if state == "failed" || (state == "stored" && d["has_recording"] == true) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -724,5 +726,204 @@ async fn pbx_settings_are_checked_and_change_what_imports_mean() {
     assert_eq!(
         got["a5c9f6c0-e752-11e3-8bfb-65b6c3cdac7d"],
         "2014-05-29T12:59:50Z incoming 9007→0034688886392 op=- q=- ring=- talk=0 ended_in_ivr"
+    );
+}
+
+/// One call's times and outcome in a CDR row.
+struct Leg<'a> {
+    start: &'a str,
+    answer: &'a str,
+    end: &'a str,
+    disposition: &'a str,
+}
+
+/// A cdr_csv row (21 columns: uniqueid, userfield, peeraccount, linkedid, sequence).
+fn cdr_row(src: &str, dst: &str, dstchannel: &str, leg: Leg, linkedid: &str, seq: u32) -> String {
+    let Leg {
+        start,
+        answer,
+        end,
+        disposition,
+    } = leg;
+    format!(
+        "\"\",\"{src}\",\"{dst}\",\"default\",\"\",\"SIP/{src}-00000001\",\"{dstchannel}\",\"Dial\",\"{dstchannel}\",\"{start}\",\"{answer}\",\"{end}\",0,0,\"{disposition}\",\"DOCUMENTATION\",\"{linkedid}\",\"\",\"\",\"{linkedid}\",{seq}\n"
+    )
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Waits until the account's calls satisfy `done` (the follower runs beside the server).
+async fn wait_calls(
+    app: &TestApp,
+    token: &str,
+    what: &str,
+    done: impl Fn(&BTreeMap<String, String>) -> bool,
+) -> BTreeMap<String, String> {
+    let mut got = BTreeMap::new();
+    for _ in 0..200 {
+        got = calls(app, token).await;
+        if done(&got) {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{what}: {got:?}");
+}
+
+#[tokio::test]
+async fn import_follow_tails_a_live_log_through_rotation_and_restarts() {
+    let dir = temp_dir("pbx-follow");
+    let log = dir.join("Master.csv");
+    append(
+        &log,
+        &cdr_row(
+            "100",
+            "200",
+            "SIP/bob-00000002",
+            Leg {
+                start: "2026-11-25 10:00:00",
+                answer: "2026-11-25 10:00:05",
+                end: "2026-11-25 10:01:00",
+                disposition: "ANSWERED",
+            },
+            "1700.1",
+            1,
+        ),
+    );
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let app = TestApp::start_in(data.clone()).await;
+    let owner = app.owner().await;
+    let start = || {
+        crate::common::binary(&[
+            "import",
+            "--format",
+            "asterisk-csv",
+            "--follow",
+            "--every-ms",
+            "50",
+            "--data",
+            data.to_str().unwrap(),
+            log.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("follower")
+    };
+    let mut follower = start();
+    let a = "2026-11-25T10:00:00Z softphone_outgoing 100→200 op=100 q=- ring=5 talk=55 answered";
+    wait_calls(&app, &owner, "the first call", |c| {
+        c.get("1700.1").map(String::as_str) == Some(a)
+    })
+    .await;
+
+    // The same call goes on (a transfer written later), and a broken line comes: the call is
+    // extended, the line refused by its number, the follower goes on.
+    append(
+        &log,
+        &cdr_row(
+            "100",
+            "300",
+            "SIP/carol-00000003",
+            Leg {
+                start: "2026-11-25 10:01:00",
+                answer: "2026-11-25 10:01:02",
+                end: "2026-11-25 10:02:00",
+                disposition: "ANSWERED",
+            },
+            "1700.1",
+            2,
+        ),
+    );
+    append(&log, "\"broken\n");
+    let a2 = "2026-11-25T10:00:00Z softphone_outgoing 100→200 op=100 q=- ring=5 talk=115 answered";
+    wait_calls(&app, &owner, "the call extended", |c| {
+        c.get("1700.1").map(String::as_str) == Some(a2)
+    })
+    .await;
+
+    // Rotation: the log moves aside, a new one starts.
+    std::fs::rename(&log, dir.join("Master.csv.1")).unwrap();
+    append(
+        &log,
+        &cdr_row(
+            "101",
+            "79161234567",
+            "SIP/trunk-00000004",
+            Leg {
+                start: "2026-11-25 11:00:00",
+                answer: "",
+                end: "2026-11-25 11:00:30",
+                disposition: "BUSY",
+            },
+            "1800.1",
+            1,
+        ),
+    );
+    let b = "2026-11-25T11:00:00Z softphone_outgoing 101→79161234567 op=101 q=- ring=30 talk=0 busy";
+    wait_calls(&app, &owner, "the call after rotation", |c| {
+        c.get("1800.1").map(String::as_str) == Some(b)
+    })
+    .await;
+    follower.kill().unwrap();
+    let out = follower.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:3: rejected: a quoted value is not closed", log.display())),
+        "{err}"
+    );
+
+    // Written while nobody followed: read after a restart, from where it stopped.
+    append(
+        &log,
+        &cdr_row(
+            "102",
+            "79161234568",
+            "SIP/trunk-00000005",
+            Leg {
+                start: "2026-11-25 12:00:00",
+                answer: "2026-11-25 12:00:10",
+                end: "2026-11-25 12:01:10",
+                disposition: "ANSWERED",
+            },
+            "1900.1",
+            1,
+        ),
+    );
+    let (_, before) = app.get(&owner, "/api/v1/ingest/health").await;
+    let mut follower = start();
+    let c = "2026-11-25T12:00:00Z softphone_outgoing 102→79161234568 op=102 q=- ring=10 talk=60 answered";
+    let all = wait_calls(&app, &owner, "the call written while stopped", |c2| {
+        c2.get("1900.1").map(String::as_str) == Some(c)
+    })
+    .await;
+    assert_eq!(all.len(), 3);
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+    let (_, after) = app.get(&owner, "/api/v1/ingest/health").await;
+    let source = |h: &Value| {
+        h["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["source"] == "import:asterisk-csv")
+            .unwrap()
+            .clone()
+    };
+    let (before, after) = (source(&before), source(&after));
+    assert_eq!(
+        ["accepted", "updated", "duplicates", "rejected"]
+            .map(|k| (before[k].as_i64().unwrap(), after[k].as_i64().unwrap())),
+        [(2, 3), (1, 1), (0, 0), (1, 1)],
+        "only the new line was stored after the restart: {after}"
     );
 }
