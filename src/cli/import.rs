@@ -14,7 +14,7 @@ use crate::store::pbx;
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// native-json, native-ndjson, freeswitch-json, freeswitch-xml, freeswitch-csv, asterisk-csv,
-    /// asterisk-queue-log.
+    /// asterisk-cel, asterisk-queue-log.
     #[arg(long)]
     pub format: String,
     /// The account the calls belong to (created if new).

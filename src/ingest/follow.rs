@@ -86,7 +86,7 @@ pub async fn follow(
 ) -> Result<(), FollowError> {
     if !f.format.is_line_based() {
         return Err(FollowError::Usage(format!(
-            "--follow reads logs written line by line (asterisk-csv, asterisk-queue-log, freeswitch-csv, native-ndjson), not {}",
+            "--follow reads logs written line by line (asterisk-csv, asterisk-cel, asterisk-queue-log, freeswitch-csv, native-ndjson), not {}",
             f.format.name()
         )));
     }

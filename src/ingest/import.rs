@@ -25,17 +25,19 @@ pub enum Format {
     FreeswitchXml,
     FreeswitchCsv,
     AsteriskCsv,
+    AsteriskCel,
     AsteriskQueueLog,
 }
 
 impl Format {
-    pub const ALL: [(&'static str, Format); 7] = [
+    pub const ALL: [(&'static str, Format); 8] = [
         ("native-json", Format::NativeJson),
         ("native-ndjson", Format::NativeNdjson),
         ("freeswitch-json", Format::FreeswitchJson),
         ("freeswitch-xml", Format::FreeswitchXml),
         ("freeswitch-csv", Format::FreeswitchCsv),
         ("asterisk-csv", Format::AsteriskCsv),
+        ("asterisk-cel", Format::AsteriskCel),
         ("asterisk-queue-log", Format::AsteriskQueueLog),
     ];
 
@@ -55,7 +57,11 @@ impl Format {
     pub fn is_line_based(self) -> bool {
         matches!(
             self,
-            Format::NativeNdjson | Format::FreeswitchCsv | Format::AsteriskCsv | Format::AsteriskQueueLog
+            Format::NativeNdjson
+                | Format::FreeswitchCsv
+                | Format::AsteriskCsv
+                | Format::AsteriskCel
+                | Format::AsteriskQueueLog
         )
     }
 
@@ -68,13 +74,14 @@ impl Format {
             Format::FreeswitchXml => "import:freeswitch-xml",
             Format::FreeswitchCsv => "import:freeswitch-csv",
             Format::AsteriskCsv => "import:asterisk-csv",
+            Format::AsteriskCel => "import:asterisk-cel",
             Format::AsteriskQueueLog => "import:asterisk-queue-log",
         }
     }
 
     /// Whether `--columns` means anything for this format.
     pub fn has_columns(self) -> bool {
-        matches!(self, Format::FreeswitchCsv | Format::AsteriskCsv)
+        matches!(self, Format::FreeswitchCsv | Format::AsteriskCsv | Format::AsteriskCel)
     }
 
     /// Reads one input. `columns`: the CSV layout, when not the format's default.
@@ -95,6 +102,7 @@ impl Format {
             Format::FreeswitchXml => freeswitch::patches(vec![(1, freeswitch::xml::parse(text))], settings, zone),
             Format::FreeswitchCsv => freeswitch::patches(freeswitch::csv::parse(text, columns), settings, zone),
             Format::AsteriskCsv => asterisk::cdr::parse(text, columns, settings, zone),
+            Format::AsteriskCel => asterisk::cel::parse(text, columns, settings, zone),
             Format::AsteriskQueueLog => asterisk::queue_log::parse(text),
         }
     }

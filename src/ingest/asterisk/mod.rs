@@ -1,6 +1,8 @@
-//! Asterisk: CDR rows (`cdr_csv`'s `Master.csv`, `cdr_custom` layouts) and the queue log.
+//! Asterisk: CDR rows (`cdr_csv`'s `Master.csv`, `cdr_custom` layouts), channel event logs
+//! (CEL) and the queue log.
 
 pub mod cdr;
+pub mod cel;
 pub mod queue_log;
 
 /// The endpoint a channel name stands for: `SIP/alice-00000000` → `alice`,
