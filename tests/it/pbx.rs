@@ -927,3 +927,111 @@ async fn import_follow_tails_a_live_log_through_rotation_and_restarts() {
         "only the new line was stored after the restart: {after}"
     );
 }
+
+/// Every CEL file of the corpora: its calls as the history shows them, one line each
+/// (`file | linkedid | line`), written from reading the samples with the rules of
+/// docs/connect-your-pbx.md «Asterisk CEL».
+const CEL_EXPECTED: &str = include_str!("data/cel-expected.txt");
+
+#[tokio::test]
+async fn asterisk_cel_files_become_one_call_per_linkedid() {
+    let dir = temp_dir("pbx-cel");
+    let mut files = corpora("asterisk-cel");
+    files.retain(|f| f.ends_with(".csv"));
+    files.extend(corpora("asterisk-cel/wazo-call-logd"));
+    assert_eq!(files.len(), 78);
+    // Each file is a scenario of its own (the dumps reuse ids): one account each.
+    for (i, file) in files.iter().enumerate() {
+        let (code, out, err) = import(&dir, &format!("cel{i}"), "asterisk-cel", std::slice::from_ref(file));
+        assert_eq!(code, 0, "{file}: {out}{err}");
+    }
+    let app = TestApp::start_in(dir.clone()).await;
+    let mut got = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let token = app
+            .token(&format!("cel{i}"), "owner", Role::Owner, TokenScope::Full)
+            .await;
+        let name = Path::new(file).file_name().unwrap().to_str().unwrap().to_string();
+        let mut calls: Vec<(String, String)> = calls(&app, &token).await.into_iter().collect();
+        // In the order the calls began, as the expectations list them.
+        calls.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        got.extend(calls.into_iter().map(|(id, line)| format!("{name} | {id} | {line}")));
+    }
+    let expected: Vec<String> = CEL_EXPECTED
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    let missing: Vec<&String> = expected.iter().filter(|l| !got.contains(l)).collect();
+    let extra: Vec<&String> = got.iter().filter(|l| !expected.contains(l)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "expected but not found:\n{missing:#?}\nfound but not expected:\n{extra:#?}"
+    );
+    assert_eq!(got.len(), expected.len());
+    app.stop().await;
+
+    // Imported again: nothing changes.
+    for (i, file) in files.iter().enumerate().take(5) {
+        let (code, out, err) = import(&dir, &format!("cel{i}"), "asterisk-cel", std::slice::from_ref(file));
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("created 0, updated 0,"), "{file}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn truncated_documents_are_named_by_file_and_line_and_the_others_imported() {
+    let dir = temp_dir("pbx-truncated");
+    let xml = std::fs::read_to_string(corpus("freeswitch-xml", "2008-07")).unwrap();
+    let json = std::fs::read_to_string(corpus("freeswitch-json", "2013-05")).unwrap();
+    let cut_xml = dir.join("cut.cdr.xml");
+    std::fs::write(&cut_xml, &xml[..xml.len() / 2]).unwrap();
+    let cut_json = dir.join("cut.json");
+    std::fs::write(&cut_json, &json[..json.len() / 3]).unwrap();
+    let xml_lines = xml[..xml.len() / 2].lines().count();
+
+    let good_xml = corpus("freeswitch-xml", "2009-05");
+    let (code, out, err) = import(
+        &dir,
+        "default",
+        "freeswitch-xml",
+        &[cut_xml.display().to_string(), good_xml],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    let want = format!(
+        "{}:{}: rejected: not a mod_xml_cdr document: the document ends inside",
+        cut_xml.display(),
+        xml_lines
+    );
+    assert!(err.contains(&want), "{want}\n{err}");
+    assert!(
+        out.contains("91353230-461f-11de-aa7f-b10b4edc0c92") || out.contains("created 1"),
+        "{out}"
+    );
+
+    let good_json = corpus("freeswitch-json", "2014-04");
+    let (code, out, err) = import(
+        &dir,
+        "default",
+        "freeswitch-json",
+        &[cut_json.display().to_string(), good_json],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:1: rejected: not a mod_json_cdr document: EOF while parsing",
+            cut_json.display()
+        )),
+        "{err}"
+    );
+    let app = TestApp::start_in(dir).await;
+    let owner = app.owner().await;
+    let got: Vec<String> = calls(&app, &owner).await.into_keys().collect();
+    assert_eq!(
+        got,
+        [
+            "86cfd6e2-dbda-45a3-b59d-f683ec368e8b",
+            "91353230-461f-11de-aa7f-b10b4edc0c92"
+        ]
+    );
+}

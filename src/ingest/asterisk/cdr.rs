@@ -320,3 +320,44 @@ fn call(key: &str, mut rows: Vec<Row>, settings: &PbxSettings) -> Option<CallPat
     }
     Some(patch)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::AttemptResult;
+
+    #[test]
+    fn cdr_custom_rows_are_read_with_their_column_map() {
+        // The legacy cdr_custom mapping: clid first, empty answer quoted, numbers quoted.
+        let row = b"\"\"\"Alice\"\" <100>\",\"100\",\"79161234567\",\"from-internal\",\"SIP/alice-00000001\",\"SIP/trunk-00000002\",\"Dial\",\"SIP/trunk/79161234567\",\"2026-11-25 10:00:00\",\"\",\"2026-11-25 10:00:20\",\"20\",\"0\",\"BUSY\",\"DOCUMENTATION\",\"\",\"1764064800.1\",\"\",1\n";
+        let columns: Vec<String> = CDR_CUSTOM.map(String::from).to_vec();
+        let parsed = parse(row, Some(&columns), &PbxSettings::default(), Tz::UTC);
+        assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
+        let p = &parsed.patches[0].1;
+        assert_eq!(p.external_id, "1764064800.1");
+        assert_eq!(
+            (p.kind, p.from.clone(), p.to.clone()),
+            (
+                Some(CallKind::SoftphoneOutgoing),
+                Some(Some("100".into())),
+                Some(Some("79161234567".into()))
+            )
+        );
+        assert_eq!(p.result, Some(Some(AttemptResult::Busy)));
+        assert_eq!(p.operator, Some(Some("alice".into())));
+        assert_eq!(p.answered_at, Some(None));
+        // The same row read as cdr_csv (no map): its 10th column (cdr_csv's start) is the empty
+        // answer, so the row is refused, not misread.
+        let misread = parse(row, None, &PbxSettings::default(), Tz::UTC);
+        assert!(misread.patches.is_empty());
+        assert_eq!(misread.rejected, [Rejected::new(1, "start: empty")]);
+    }
+
+    #[test]
+    fn busy_and_no_answer_rows_with_billsec_are_not_answered() {
+        // Busy() answered the channel (billsec 5) before the bridge failed.
+        let row = b"\"\",\"100\",\"79161234567\",\"default\",\"\",\"SIP/alice-1\",\"\",\"Busy\",\"\",\"2026-11-25 10:00:00\",\"2026-11-25 10:00:01\",\"2026-11-25 10:00:06\",6,5,\"BUSY\",\"DOCUMENTATION\",\"1.1\",\"\"\n";
+        let p = &parse(row, None, &PbxSettings::default(), Tz::UTC).patches[0].1;
+        assert_eq!((p.result, p.answered_at), (Some(Some(AttemptResult::Busy)), Some(None)));
+    }
+}

@@ -95,10 +95,15 @@ fn event_time(text: &str, zone: Tz) -> Option<DateTime<Utc>> {
         let seconds = h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60;
         let seconds = if sign == "-" { -seconds } else { seconds };
         let offset = chrono::FixedOffset::east_opt(seconds)?;
-        return offset.from_local_datetime(&naive).single().map(|t| t.with_timezone(&Utc));
+        return offset
+            .from_local_datetime(&naive)
+            .single()
+            .map(|t| t.with_timezone(&Utc));
     }
     let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok()?;
-    zone.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc))
+    zone.from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// The rows of a `psql` dump: a header naming the columns, `---+---` rules, `|`-separated rows.
@@ -131,28 +136,37 @@ pub fn parse(text: &[u8], columns: Option<&[String]>, settings: &PbxSettings, zo
             }
         };
         if row.iter().any(|v| v.eq_ignore_ascii_case("eventtype")) {
-            header = Some(row.iter().map(|v| column(&v.to_ascii_lowercase()).to_string()).collect());
+            header = Some(
+                row.iter()
+                    .map(|v| column(&v.to_ascii_lowercase()).to_string())
+                    .collect(),
+            );
             continue;
         }
-        let names = header
-            .clone()
-            .unwrap_or_else(|| CEL_CUSTOM.map(String::from).to_vec());
+        let names = header.clone().unwrap_or_else(|| CEL_CUSTOM.map(String::from).to_vec());
         if row.len() != names.len() {
             out.rejected.push(Rejected::new(
                 line,
-                format!("{} columns where the layout has {} ({})", row.len(), names.len(), names.join(",")),
+                format!(
+                    "{} columns where the layout has {} ({})",
+                    row.len(),
+                    names.len(),
+                    names.join(",")
+                ),
             ));
             continue;
         }
         let values: HashMap<String, String> = names.into_iter().zip(row).collect();
         let raw_time = values.get("eventtime").cloned().unwrap_or_default();
         let Some(at) = event_time(&raw_time, zone) else {
-            out.rejected.push(Rejected::new(line, format!("eventtime: {raw_time:?} is not a time")));
+            out.rejected
+                .push(Rejected::new(line, format!("eventtime: {raw_time:?} is not a time")));
             continue;
         };
         let e = Event { line, at, values };
         if e.get("linkedid").is_empty() || e.kind().is_empty() {
-            out.rejected.push(Rejected::new(line, "an event without eventtype or linkedid"));
+            out.rejected
+                .push(Rejected::new(line, "an event without eventtype or linkedid"));
             continue;
         }
         events.push(e);
@@ -171,9 +185,10 @@ pub fn parse(text: &[u8], columns: Option<&[String]>, settings: &PbxSettings, zo
         let line = events.iter().map(|e| e.line).max().unwrap_or(1);
         match call(&linkedid, &events, settings) {
             Some(p) => out.patches.push((line, p)),
-            None => out
-                .skipped
-                .push(Rejected::new(line, format!("call {linkedid}: an internal call; internal_calls is skip"))),
+            None => out.skipped.push(Rejected::new(
+                line,
+                format!("call {linkedid}: an internal call; internal_calls is skip"),
+            )),
         }
     }
     out
@@ -187,7 +202,10 @@ fn is_local(channel: &str) -> bool {
 /// older `cause,source,dialstatus`.
 fn hangup(extra: &str) -> Failure {
     let (cause, dialstatus) = match serde_json::from_str::<serde_json::Value>(extra) {
-        Ok(v) => (v["hangupcause"].as_i64().unwrap_or(0), v["dialstatus"].as_str().unwrap_or("").to_string()),
+        Ok(v) => (
+            v["hangupcause"].as_i64().unwrap_or(0),
+            v["dialstatus"].as_str().unwrap_or("").to_string(),
+        ),
         Err(_) => {
             let mut parts = extra.split(',');
             let cause = parts.next().and_then(|c| c.trim().parse().ok()).unwrap_or(0);
@@ -307,13 +325,17 @@ fn call(linkedid: &str, events: &[Event], settings: &PbxSettings) -> Option<Call
             Some(c) => {
                 let number = first_of(c, "cid_num");
                 let name = first_of(c, "cid_name");
-                let id = Some(number).filter(|n| !n.is_empty() && settings.party(n) == Party::Own).or_else(|| endpoint(c));
+                let id = Some(number)
+                    .filter(|n| !n.is_empty() && settings.party(n) == Party::Own)
+                    .or_else(|| endpoint(c));
                 (id, Some(name).filter(|n| !n.is_empty()))
             }
             None => (None, None),
         },
         _ => {
-            let id = Some(caller.clone()).filter(|c| !c.is_empty()).or_else(|| endpoint(&origin));
+            let id = Some(caller.clone())
+                .filter(|c| !c.is_empty())
+                .or_else(|| endpoint(&origin));
             (id, Some(caller_name).filter(|n| !n.is_empty()))
         }
     };
@@ -327,14 +349,11 @@ fn call(linkedid: &str, events: &[Event], settings: &PbxSettings) -> Option<Call
         .iter()
         .find(|e| e.kind() == "LINKEDID_END")
         .map_or_else(|| events[events.len() - 1].at, |e| e.at);
-    let recording = events
-        .iter()
-        .filter(|e| e.kind() == "MIXMONITOR_START")
-        .find_map(|e| {
-            serde_json::from_str::<serde_json::Value>(e.get("extra"))
-                .ok()
-                .and_then(|v| v["filename"].as_str().map(String::from))
-        });
+    let recording = events.iter().filter(|e| e.kind() == "MIXMONITOR_START").find_map(|e| {
+        serde_json::from_str::<serde_json::Value>(e.get("extra"))
+            .ok()
+            .and_then(|v| v["filename"].as_str().map(String::from))
+    });
     let recording_url = recording.as_deref().and_then(|p| settings.recording_url(p));
     let mut log: Vec<String> = events
         .iter()
@@ -367,10 +386,22 @@ fn call(linkedid: &str, events: &[Event], settings: &PbxSettings) -> Option<Call
     }
     let flow = events
         .iter()
-        .filter(|e| !matches!(e.kind(), "CHAN_START" | "CHAN_END" | "LINKEDID_END" | "APP_END" | "BRIDGE_EXIT" | "BRIDGE_END"))
+        .filter(|e| {
+            !matches!(
+                e.kind(),
+                "CHAN_START" | "CHAN_END" | "LINKEDID_END" | "APP_END" | "BRIDGE_EXIT" | "BRIDGE_END"
+            )
+        })
         .map(|e| FlowStep {
             at: e.at,
-            block: clip(if e.kind() == "APP_START" && !e.get("appname").is_empty() { e.get("appname") } else { e.kind() }, 256),
+            block: clip(
+                if e.kind() == "APP_START" && !e.get("appname").is_empty() {
+                    e.get("appname")
+                } else {
+                    e.kind()
+                },
+                256,
+            ),
             kind: Some("event".into()),
             outcome: Some(clip(e.channel(), 256)).filter(|c| !c.is_empty()),
         })
@@ -407,9 +438,18 @@ mod tests {
     fn times_with_and_without_offsets() {
         let utc = Tz::UTC;
         let t = |s: &str| event_time(s, utc).map(|t| t.to_rfc3339());
-        assert_eq!(t("1335310195.513823").as_deref(), Some("2012-04-24T23:29:55.513823+00:00"));
-        assert_eq!(t("2021-07-19 11:12:54.764512-04").as_deref(), Some("2021-07-19T15:12:54.764512+00:00"));
-        assert_eq!(t("2021-02-10 15:39:11.425631+00").as_deref(), Some("2021-02-10T15:39:11.425631+00:00"));
+        assert_eq!(
+            t("1335310195.513823").as_deref(),
+            Some("2012-04-24T23:29:55.513823+00:00")
+        );
+        assert_eq!(
+            t("2021-07-19 11:12:54.764512-04").as_deref(),
+            Some("2021-07-19T15:12:54.764512+00:00")
+        );
+        assert_eq!(
+            t("2021-02-10 15:39:11.425631+00").as_deref(),
+            Some("2021-02-10T15:39:11.425631+00:00")
+        );
         assert_eq!(t("2013-01-01 11:02:38.0").as_deref(), Some("2013-01-01T11:02:38+00:00"));
         assert_eq!(t("2015-06-18 14:12:05").as_deref(), Some("2015-06-18T14:12:05+00:00"));
         assert_eq!(t("yesterday"), None);
@@ -417,8 +457,14 @@ mod tests {
 
     #[test]
     fn hangup_causes() {
-        assert_eq!(hangup(r#"{"hangupcause":17,"hangupsource":"","dialstatus":""}"#), Failure::Busy);
-        assert_eq!(hangup(r#"{"hangupcause":0,"hangupsource":"","dialstatus":"CANCEL"}"#), Failure::Cancelled);
+        assert_eq!(
+            hangup(r#"{"hangupcause":17,"hangupsource":"","dialstatus":""}"#),
+            Failure::Busy
+        );
+        assert_eq!(
+            hangup(r#"{"hangupcause":0,"hangupsource":"","dialstatus":"CANCEL"}"#),
+            Failure::Cancelled
+        );
         assert_eq!(hangup("16,dialplan/builtin,ANSWER"), Failure::Cleared);
         assert_eq!(hangup("19,,NOANSWER"), Failure::NoAnswer);
         assert_eq!(hangup(""), Failure::Cleared);

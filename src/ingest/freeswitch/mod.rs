@@ -60,14 +60,15 @@ pub fn decode(value: &str) -> String {
         .map_or_else(|_| value.to_string(), |v| v.into_owned())
 }
 
-/// Reads legs from `documents` (already parsed, with the line each starts on) into patches.
+/// Reads legs (already parsed, with the line each starts on) into patches.
 pub fn patches(legs: Vec<(usize, Result<Leg, Rejected>)>, settings: &PbxSettings, zone: Tz) -> Parsed {
     let mut out = Parsed::default();
     for (line, leg) in legs {
+        // A document that could not be read names the line where reading stopped.
         match leg.and_then(|l| l.patch(settings, zone).map_err(|r| Rejected::new(line, r))) {
             Ok(Meaning::Call(p)) => out.patches.push((line, *p)),
             Ok(Meaning::Skipped(reason)) => out.skipped.push(Rejected::new(line, reason)),
-            Err(r) => out.rejected.push(Rejected { line, ..r }),
+            Err(r) => out.rejected.push(r),
         }
     }
     out
@@ -380,4 +381,74 @@ impl Leg {
 
 fn recording_url_set(settings: &PbxSettings) -> bool {
     settings.recording_url_template.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::AttemptResult;
+
+    /// A mod_callcenter call from outside: a menu, then the queue, answered by an agent.
+    fn queued_leg(agent_answered: bool) -> Leg {
+        let mut leg = json::parse(
+            br#"{"channel_data":{"direction":"inbound"},
+            "variables":{"uuid":"q1","cc_queue":"support@default","start_uepoch":"1700000000000000",
+                "end_uepoch":"1700000090000000","record_session":"x"},
+            "app_log":{"applications":[
+                {"app_name":"answer","app_data":"","app_stamp":"1700000000100000"},
+                {"app_name":"ivr","app_data":"main_menu","app_stamp":"1700000000200000"},
+                {"app_name":"callcenter","app_data":"support@default","app_stamp":"1700000010000000"},
+                {"app_name":"record_session","app_data":"/var/lib/freeswitch/recordings/2023/q1.wav"}]},
+            "callflow":[{"profile_index":"1","extension":{"name":"public_did"},
+                "caller_profile":{"caller_id_number":"+74951112233","destination_number":"74957654321","context":"public"},
+                "times":{"created_time":"1700000000000000","answered_time":"1700000000100000","hangup_time":"1700000090000000"}}]}"#,
+        )
+        .unwrap();
+        if agent_answered {
+            leg.variables.insert("cc_agent".into(), "1007@default".into());
+            leg.variables.insert("bridge_uuid".into(), "b1".into());
+            leg.variables.insert("bridge_uepoch".into(), "1700000020000000".into());
+        }
+        leg
+    }
+
+    fn patch(leg: &Leg, settings: &PbxSettings) -> CallPatch {
+        match leg.patch(settings, Tz::UTC).unwrap() {
+            Meaning::Call(p) => *p,
+            Meaning::Skipped(why) => panic!("skipped: {why}"),
+        }
+    }
+
+    #[test]
+    fn queue_agent_menu_and_recording_come_from_variables_and_the_app_log() {
+        let settings = PbxSettings {
+            recording_url_template: Some("https://pbx.example.com/rec/{name}".into()),
+            ..PbxSettings::default()
+        };
+        let p = patch(&queued_leg(true), &settings);
+        assert_eq!(p.kind, Some(CallKind::Incoming));
+        assert_eq!(p.queue, Some(Some("support".into())));
+        assert_eq!(p.operator, Some(Some("1007".into())));
+        assert_eq!(p.result, Some(Some(AttemptResult::Answered)));
+        let scenario = p.scenario.flatten().unwrap();
+        assert_eq!(
+            (scenario.id.as_str(), scenario.kind),
+            ("main_menu", Some(ScenarioKind::Automated))
+        );
+        assert_eq!(p.recording_url, Some(Some("https://pbx.example.com/rec/q1.wav".into())));
+        let blocks: Vec<&str> = p.flow.as_ref().unwrap().iter().map(|s| s.block.as_str()).collect();
+        assert_eq!(blocks, ["public_did", "answer", "ivr", "callcenter"]);
+
+        // Nobody took it from the queue: lost by the operators it was offered to.
+        let p = patch(&queued_leg(false), &PbxSettings::default());
+        assert_eq!(
+            (p.operator.clone(), p.result),
+            (Some(None), Some(Some(AttemptResult::LostByOperator)))
+        );
+        assert_eq!(p.recording_url, None, "no template: the path is in the log");
+        assert!(p
+            .log
+            .unwrap()
+            .contains(&"recording on the PBX: /var/lib/freeswitch/recordings/2023/q1.wav".to_string()));
+    }
 }
