@@ -316,6 +316,11 @@ fn item(state: &AppState, account: i64, c: &CallView, p: &Params) -> Value {
     v
 }
 
+/// Calls as the product lists them.
+fn items(state: &AppState, account: i64, calls: &[CallView], p: &Params) -> Vec<Value> {
+    calls.iter().map(|c| item(state, account, c, p)).collect()
+}
+
 /// One page of our search for the product's filters.
 async fn page(
     state: &AppState,
@@ -392,14 +397,14 @@ pub async fn search_v4(
     let account = r.principal.account_id.0;
     if let Some(id) = r.params.get("id") {
         let calls = by_id(&state, &r.principal, id).await?;
-        let result: Vec<Value> = calls.iter().map(|c| item(&state, account, c, &r.params)).collect();
+        let result = items(&state, account, &calls, &r.params);
         return Ok(Json(
             json!({"success": true, "result": result, "_meta": {"limit": limit}}),
         ));
     }
     let filters = filters(&r.params)?;
     let page = page(&state, &r.principal, &filters, limit, r.params.get("cursor")).await?;
-    let result: Vec<Value> = page.items.iter().map(|c| item(&state, account, c, &r.params)).collect();
+    let result = items(&state, account, &page.items, &r.params);
     let mut meta = json!({ "limit": limit });
     if let Some(c) = page.next_cursor {
         meta["cursor"] = json!(c);
@@ -445,7 +450,7 @@ pub async fn search_v3(
     };
     if let Some(id) = r.params.get("id") {
         let calls = by_id(&state, &r.principal, id).await?;
-        let result: Vec<Value> = calls.iter().map(|c| item(&state, account, c, &r.params)).collect();
+        let result = items(&state, account, &calls, &r.params);
         return Ok(Json(
             json!({"success": true, "result": result, "_meta": meta(result.len() as u64, per_page)}),
         ));
@@ -464,13 +469,13 @@ pub async fn search_v3(
             break;
         }
     }
-    let (items, total) = if skip > 0 || (current > 1 && cursor.is_none()) {
+    let (found, total) = if skip > 0 || (current > 1 && cursor.is_none()) {
         (Vec::new(), total.unwrap_or(0))
     } else {
         let p = page(&state, &r.principal, &filters, per_page, cursor.as_deref()).await?;
         (p.items, p.total)
     };
-    let result: Vec<Value> = items.iter().map(|c| item(&state, account, c, &r.params)).collect();
+    let result = items(&state, account, &found, &r.params);
     Ok(Json(
         json!({"success": true, "result": result, "_meta": meta(total, per_page)}),
     ))

@@ -188,8 +188,16 @@ pub async fn get_health(principal: Principal, State(state): State<AppState>) -> 
     }))
 }
 
-fn rejection_id(id: &str) -> Result<i64, AppError> {
-    id.parse().map_err(|_| AppError::NotFound)
+/// One refusal of the principal's account, for an administrator.
+async fn load(state: &AppState, principal: &Principal, id: &str) -> Result<(AccountId, i64, Rejection), AppError> {
+    administrator(principal)?;
+    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let account = principal.account_id;
+    let r = state
+        .store
+        .read(move |conn| health::rejection(conn, account, id))
+        .await?;
+    Ok((account, id, r))
 }
 
 /// One refusal with its payload.
@@ -201,12 +209,7 @@ pub async fn get_rejection(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RejectionView>, AppError> {
-    administrator(&principal)?;
-    let (account, id) = (principal.account_id, rejection_id(&id)?);
-    let r = state
-        .store
-        .read(move |conn| health::rejection(conn, account, id))
-        .await?;
+    let (_, _, r) = load(&state, &principal, &id).await?;
     Ok(Json(rejection_view(r, true)))
 }
 
@@ -222,12 +225,7 @@ pub async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RejectionView>, AppError> {
-    administrator(&principal)?;
-    let (account, id) = (principal.account_id, rejection_id(&id)?);
-    let r = state
-        .store
-        .read(move |conn| health::rejection(conn, account, id))
-        .await?;
+    let (account, id, r) = load(&state, &principal, &id).await?;
     if !replayable(&r) {
         return Err(AppError::Conflict(if r.truncated {
             "only the first 64 KiB of this payload were kept: send it again from its source".into()

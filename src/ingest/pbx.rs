@@ -9,7 +9,9 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{AttemptResult, CallKind, FieldError};
+use super::clip;
+use crate::domain::record::{FlowStep, ScenarioRef};
+use crate::domain::{AttemptResult, CallKind, CallPatch, FieldError};
 
 /// An account's answers to "which numbers are ours", as configured with
 /// `PUT /api/v1/integrations/pbx`. The defaults suit a PBX whose extensions are short numbers
@@ -171,6 +173,73 @@ impl PbxSettings {
 
 /// What a withheld caller ID is written as.
 const ANONYMOUS: [&str; 6] = ["anonymous", "unknown", "restricted", "private", "unavailable", "s"];
+
+/// A PBX call as a source's reader understood it: what every source says of a call, in one
+/// place becoming the patch that is stored.
+#[derive(Debug, Clone)]
+pub struct PbxCall {
+    pub external_id: String,
+    pub kind: CallKind,
+    /// Empty when the source has no number.
+    pub from: String,
+    pub to: String,
+    /// Dialling (outgoing) or the scenario (incoming) began.
+    pub started: DateTime<Utc>,
+    /// When somebody picked up (nobody: `None`).
+    pub answered_at: Option<DateTime<Utc>>,
+    pub ended: Option<DateTime<Utc>>,
+    pub result: AttemptResult,
+    pub operator: Option<String>,
+    pub operator_name: Option<String>,
+    pub queue: Option<String>,
+    pub scenario: Option<ScenarioRef>,
+    /// The recording's path as the PBX logged it.
+    pub recording: Option<String>,
+    pub flow: Vec<FlowStep>,
+    pub log: Vec<String>,
+}
+
+impl PbxCall {
+    /// The patch: values cut to the stored limits, the recording's path made a URL through the
+    /// account's template (or named in the log without one), the start by kind.
+    pub fn into_patch(self, settings: &PbxSettings) -> CallPatch {
+        let recording_url = self
+            .recording
+            .as_deref()
+            .and_then(|p| settings.recording_url(p))
+            .filter(|u| u.len() <= 2_000);
+        let mut log = self.log;
+        if let (Some(path), None) = (&self.recording, &recording_url) {
+            log.push(clip(&format!("recording on the PBX: {path}"), 8_000));
+        }
+        log.truncate(10_000);
+        let mut flow = self.flow;
+        flow.truncate(1_000);
+        let number = |n: &str| Some(Some(clip(n, 64)).filter(|n| !n.is_empty()));
+        let mut patch = CallPatch {
+            external_id: clip(&self.external_id, 128),
+            kind: Some(self.kind),
+            from: number(&self.from),
+            to: number(&self.to),
+            answered_at: Some(self.answered_at),
+            ended_at: Some(self.ended),
+            result: Some(Some(self.result)),
+            operator: Some(self.operator.map(|o| clip(&o, 128))),
+            operator_name: self.operator_name.map(|n| clip(&n, 256)),
+            queue: Some(self.queue.map(|q| clip(&q, 128))),
+            scenario: self.scenario.map(Some),
+            recording_url: recording_url.map(Some),
+            flow: Some(flow),
+            log: Some(log),
+            ..CallPatch::default()
+        };
+        match self.kind {
+            CallKind::Incoming => patch.scenario_started_at = Some(Some(self.started)),
+            _ => patch.dial_started_at = Some(Some(self.started)),
+        }
+        patch
+    }
+}
 
 /// What is escaped in one segment of a recording's path.
 const PATH_PART: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

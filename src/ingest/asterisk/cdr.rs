@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 use super::endpoint;
 use crate::domain::record::FlowStep;
 use crate::domain::{CallKind, CallPatch};
-use crate::ingest::pbx::{self, Party, PbxSettings};
+use crate::ingest::pbx::{self, Party, PbxCall, PbxSettings};
 use crate::ingest::{clip, csv_rows, Parsed, Rejected};
 
 /// `cdr_csv`'s columns, always written.
@@ -264,8 +264,7 @@ fn call(key: &str, mut rows: Vec<Row>, settings: &PbxSettings) -> Option<CallPat
         .map(|r| r.get("recordingfile"))
         .find(|f| !f.is_empty())
         .map(String::from);
-    let recording_url = recording.as_deref().and_then(|p| settings.recording_url(p));
-    let mut log: Vec<String> = rows
+    let log: Vec<String> = rows
         .iter()
         .map(|r| {
             clip(
@@ -283,9 +282,6 @@ fn call(key: &str, mut rows: Vec<Row>, settings: &PbxSettings) -> Option<CallPat
             )
         })
         .collect();
-    if let (Some(path), None) = (&recording, &recording_url) {
-        log.push(clip(&format!("recording on the PBX: {path}"), 8_000));
-    }
     let flow = rows
         .iter()
         .map(|r| FlowStep {
@@ -297,28 +293,25 @@ fn call(key: &str, mut rows: Vec<Row>, settings: &PbxSettings) -> Option<CallPat
                 256,
             )),
         })
-        .take(1_000)
         .collect();
-    let mut patch = CallPatch {
-        external_id: clip(key, 128),
-        kind: Some(kind),
-        from: Some(Some(clip(&caller, 64)).filter(|c| !c.is_empty())),
-        to: Some(Some(clip(&callee, 64)).filter(|c| !c.is_empty())),
-        answered_at: Some(answered_at),
-        ended_at: Some(Some(ended)),
-        result: Some(Some(result)),
-        operator: Some(operator.map(|o| clip(&o, 128))),
-        queue: Some(queue.map(|q| clip(&q, 128))),
-        recording_url: recording_url.filter(|u| u.len() <= 2_000).map(Some),
-        flow: Some(flow),
-        log: Some(log),
-        ..CallPatch::default()
+    let call = PbxCall {
+        external_id: key.to_string(),
+        kind,
+        from: caller,
+        to: callee,
+        started,
+        answered_at,
+        ended: Some(ended),
+        result,
+        operator,
+        operator_name: None,
+        queue,
+        scenario: None,
+        recording,
+        flow,
+        log,
     };
-    match kind {
-        CallKind::Incoming => patch.scenario_started_at = Some(Some(started)),
-        _ => patch.dial_started_at = Some(Some(started)),
-    }
-    Some(patch)
+    Some(call.into_patch(settings))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 use super::endpoint;
 use crate::domain::record::FlowStep;
 use crate::domain::{CallKind, CallPatch};
-use crate::ingest::pbx::{self, Failure, Party, PbxSettings};
+use crate::ingest::pbx::{self, Failure, Party, PbxCall, PbxSettings};
 use crate::ingest::{clip, csv_rows, Parsed, Rejected};
 
 /// The legacy `cel_custom.conf` mapping (and Asterisk's test suite).
@@ -354,8 +354,7 @@ fn call(linkedid: &str, events: &[Event], settings: &PbxSettings) -> Option<Call
             .ok()
             .and_then(|v| v["filename"].as_str().map(String::from))
     });
-    let recording_url = recording.as_deref().and_then(|p| settings.recording_url(p));
-    let mut log: Vec<String> = events
+    let log: Vec<String> = events
         .iter()
         .map(|e| {
             let app = match (e.get("appname"), e.get("appdata")) {
@@ -381,9 +380,6 @@ fn call(linkedid: &str, events: &[Event], settings: &PbxSettings) -> Option<Call
             )
         })
         .collect();
-    if let (Some(path), None) = (&recording, &recording_url) {
-        log.push(clip(&format!("recording on the PBX: {path}"), 8_000));
-    }
     let flow = events
         .iter()
         .filter(|e| {
@@ -405,29 +401,25 @@ fn call(linkedid: &str, events: &[Event], settings: &PbxSettings) -> Option<Call
             kind: Some("event".into()),
             outcome: Some(clip(e.channel(), 256)).filter(|c| !c.is_empty()),
         })
-        .take(1_000)
         .collect();
-    let mut patch = CallPatch {
-        external_id: clip(linkedid, 128),
-        kind: Some(kind),
-        from: Some(Some(clip(&caller, 64)).filter(|c| !c.is_empty())),
-        to: Some(Some(clip(&callee, 64)).filter(|c| !c.is_empty())),
-        answered_at: Some(answered_at),
-        ended_at: Some(Some(ended)),
-        result: Some(Some(result)),
-        operator: Some(operator.map(|o| clip(&o, 128))),
-        operator_name: operator_name.map(|n| clip(&n, 256)),
-        queue: Some(queue.map(|q| clip(&q, 128))),
-        recording_url: recording_url.filter(|u| u.len() <= 2_000).map(Some),
-        flow: Some(flow),
-        log: Some(log),
-        ..CallPatch::default()
+    let call = PbxCall {
+        external_id: linkedid.to_string(),
+        kind,
+        from: caller,
+        to: callee,
+        started,
+        answered_at,
+        ended: Some(ended),
+        result,
+        operator,
+        operator_name,
+        queue,
+        scenario: None,
+        recording,
+        flow,
+        log,
     };
-    match kind {
-        CallKind::Incoming => patch.scenario_started_at = Some(Some(started)),
-        _ => patch.dial_started_at = Some(Some(started)),
-    }
-    Some(patch)
+    Some(call.into_patch(settings))
 }
 
 #[cfg(test)]

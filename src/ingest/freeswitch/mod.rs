@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::pbx::{self, Party, PbxSettings};
+use super::pbx::{self, Party, PbxCall, PbxSettings};
 use super::{clip, Parsed, Rejected};
 use crate::domain::record::{FlowStep, ScenarioRef};
 use crate::domain::{CallKind, CallPatch, ScenarioKind};
@@ -261,31 +261,24 @@ impl Leg {
             kind: Some(ScenarioKind::Automated),
             url: None,
         });
-        let recording = self.recording_path();
-        let recording_url = recording.as_deref().and_then(|p| settings.recording_url(p));
-
-        let mut patch = CallPatch {
-            external_id: clip(&uuid, 128),
-            kind: Some(kind),
-            from: Some(Some(clip(&caller, 64)).filter(|c| !c.is_empty())),
-            to: Some(Some(clip(&callee, 64)).filter(|c| !c.is_empty())),
-            ended_at: Some(ended),
-            answered_at: Some(answered_at.filter(|_| answered)),
-            result: Some(Some(result)),
-            operator: Some(operator.map(|o| clip(&o, 128))),
-            operator_name: operator_name.map(|n| clip(&n, 256)),
-            queue: Some(queue.map(|q| clip(&q, 128))),
-            scenario: scenario.map(Some),
-            recording_url: recording_url.filter(|u| u.len() <= 2_000).map(Some),
-            flow: Some(self.flow()),
-            log: Some(self.log(recording.as_deref(), recording_url_set(settings))),
-            ..CallPatch::default()
+        let call = PbxCall {
+            external_id: uuid,
+            kind,
+            from: caller,
+            to: callee,
+            started,
+            answered_at: answered_at.filter(|_| answered),
+            ended,
+            result,
+            operator,
+            operator_name,
+            queue,
+            scenario,
+            recording: self.recording_path(),
+            flow: self.flow(),
+            log: self.log(),
         };
-        match kind {
-            CallKind::Incoming => patch.scenario_started_at = Some(Some(started)),
-            _ => patch.dial_started_at = Some(Some(started)),
-        }
-        Ok(Meaning::Call(Box::new(patch)))
+        Ok(Meaning::Call(Box::new(call.into_patch(settings))))
     }
 
     /// A b-leg: the operator who answered it, when it rang one of ours for a caller from outside.
@@ -346,12 +339,11 @@ impl Leg {
             }
         }
         steps.sort_by_key(|s| s.at);
-        steps.truncate(1_000);
         steps
     }
 
     /// The application log and how the leg ended, as lines of the call's log.
-    fn log(&self, recording: Option<&str>, recording_mapped: bool) -> Vec<String> {
+    fn log(&self) -> Vec<String> {
         let mut lines: Vec<String> = self
             .apps
             .iter()
@@ -371,16 +363,8 @@ impl Leg {
         if !ended.is_empty() {
             lines.push(ended.join(" "));
         }
-        if let (Some(path), false) = (recording, recording_mapped) {
-            lines.push(clip(&format!("recording on the PBX: {path}"), 8_000));
-        }
-        lines.truncate(10_000);
         lines
     }
-}
-
-fn recording_url_set(settings: &PbxSettings) -> bool {
-    settings.recording_url_template.is_some()
 }
 
 #[cfg(test)]
