@@ -85,6 +85,10 @@ const WORDS = {
     in_none: 'Звонки ещё не поступали.', in_rejections: 'Отклонённые данные', in_no_rejections: 'Отклонённых данных нет.',
     in_show: 'Показать', in_hide: 'Скрыть', in_replay: 'Отправить повторно', in_replayed: at => `Отправлено повторно ${at}`,
     in_not_replayable: 'Строка файла: исправьте файл и импортируйте его снова', in_refresh: 'Обновить', in_import: 'Импорт',
+    pbx: 'Настройки АТС', pbx_own: 'Свои внешние номера (по одному в строке)', pbx_digits: 'Внутренний номер — до стольких цифр',
+    pbx_contexts: 'Контексты входящих извне (через запятую)', pbx_internal: 'Звонки между своими номерами',
+    pbx_int_outgoing: 'Хранить как исходящие звонящего', pbx_int_skip: 'Не хранить', pbx_tz: 'Часовой пояс АТС (пусто — как у аккаунта)',
+    pbx_rec: 'Адрес записей АТС ({name} — имя файла, {path} — путь)', pbx_hint: 'Применяется к звонкам, принятым после сохранения.',
     details: 'Информация о звонке', flow: 'Смотреть схему звонка', flow_hide: 'Скрыть схему звонка', flow_empty: 'Схема звонка не записана',
     d_external: 'Внешний ID', d_kind: 'Тип звонка', d_group: 'Группа', d_dial: 'Начало дозвона', d_answered: 'Ответ',
     d_scenario: 'Запуск сценария', d_amd: 'Автоответчик обнаружен', d_ended: 'Окончание', d_notes: 'Заметки',
@@ -181,6 +185,10 @@ const WORDS = {
     in_none: 'No calls have come in yet.', in_rejections: 'Rejected data', in_no_rejections: 'Nothing was rejected.',
     in_show: 'Show', in_hide: 'Hide', in_replay: 'Send again', in_replayed: at => `Sent again ${at}`,
     in_not_replayable: 'A line of a file: correct the file and import it again', in_refresh: 'Refresh', in_import: 'Import',
+    pbx: 'PBX settings', pbx_own: "The contact center's external numbers (one per line)", pbx_digits: 'An extension has at most this many digits',
+    pbx_contexts: 'Contexts calls from outside come in (comma-separated)', pbx_internal: 'Calls between our own numbers',
+    pbx_int_outgoing: "Keep as the caller's outgoing calls", pbx_int_skip: 'Do not keep', pbx_tz: "The PBX's time zone (empty: the account's)",
+    pbx_rec: "Where the PBX's recordings are ({name}: the file name, {path}: its path)", pbx_hint: 'Applies to calls taken in after saving.',
     details: 'Call details', flow: 'View call flow', flow_hide: 'Hide call flow', flow_empty: 'No call flow recorded',
     d_external: 'External id', d_kind: 'Call kind', d_group: 'Group', d_dial: 'Dialling started', d_answered: 'Answered',
     d_scenario: 'Scenario started', d_amd: 'Answering machine detected', d_ended: 'Ended', d_notes: 'Notes',
@@ -1627,6 +1635,41 @@ async function qmTab(body, foot) {
     h('button', { class: 'primary', id: 'qm-save', onclick: ev => submit(ev.currentTarget, () => api('PUT', '/api/v1/integrations/qm', change()), t('saved')) }, t('save')));
 }
 
+/** The account's PBX settings (what PBX records mean), folded: shown on demand, saved alone. */
+async function pbxSettings() {
+  const v = await api('GET', '/api/v1/integrations/pbx');
+  const own = h('textarea', { id: 'pbx-own', rows: '3', class: 'wide' }, v.own_numbers.join('\n'));
+  const digits = h('input', { id: 'pbx-digits', type: 'number', min: '1', max: '9', value: String(v.extension_max_digits) });
+  const contexts = h('input', { id: 'pbx-contexts', type: 'text', class: 'wide', value: v.external_contexts.join(', ') });
+  const internal = h('select', { id: 'pbx-internal' }, ['outgoing', 'skip'].map(k =>
+    h('option', { value: k, selected: v.internal_calls === k }, t(`pbx_int_${k}`))));
+  const tz = h('input', { id: 'pbx-tz', type: 'text', value: v.timezone || '', placeholder: 'Europe/Moscow' });
+  const rec = h('input', { id: 'pbx-rec', type: 'text', class: 'wide', value: v.recording_url_template || '', placeholder: 'https://pbx.example.com/rec/{name}' });
+  const fields = { own_numbers: own, extension_max_digits: digits, external_contexts: contexts, internal_calls: internal, timezone: tz, recording_url_template: rec };
+  const note = h('div', { role: 'alert', id: 'pbx-note', hidden: true });
+  const save = h('button', { class: 'primary', id: 'pbx-save', onclick: async () => {
+    Object.values(fields).forEach(f => f.classList.remove('invalid'));
+    const list = (text, sep) => text.split(sep).map(s => s.trim()).filter(Boolean);
+    const change = {
+      own_numbers: list(own.value, /\n/), extension_max_digits: Number(digits.value), external_contexts: list(contexts.value, ','),
+      internal_calls: internal.value, timezone: tz.value.trim() || null, recording_url_template: rec.value.trim() || null,
+    };
+    try {
+      await api('PUT', '/api/v1/integrations/pbx', change);
+      note.className = 'ok'; note.textContent = t('saved');
+    } catch (e) {
+      note.className = 'error'; note.textContent = e.message;
+      // `own_numbers[2]` names the list.
+      fields[(e.field || '').replace(/\[\d+\]$/, '')]?.classList.add('invalid');
+    }
+    note.hidden = false;
+  } }, t('save'));
+  const field = (label, input) => h('label', { class: 'field' }, h('span', {}, t(label)), input);
+  return h('details', { class: 'pbx', id: 'pbx-settings' }, h('summary', {}, t('pbx')),
+    field('pbx_own', own), field('pbx_digits', digits), field('pbx_contexts', contexts), field('pbx_internal', internal),
+    field('pbx_tz', tz), field('pbx_rec', rec), h('p', { class: 'muted' }, t('pbx_hint')), save, note);
+}
+
 /** A source of calls as people call it. */
 function sourceName(code) {
   const known = { api: 'API calltrail', freeswitch: 'FreeSWITCH', 'voximplant-kit': 'Voximplant Kit' };
@@ -1671,7 +1714,7 @@ async function ingestTab(body, foot) {
       h('div', { class: 'actions' }, r.bytes !== null ? show : '', r.replayable ? replay : h('span', { class: 'muted' }, r.bytes === null ? t('in_not_replayable') : '')),
       payload, state, error);
   };
-  body.replaceChildren(sources,
+  body.replaceChildren(await pbxSettings(), sources,
     h('h3', {}, t('in_rejections')),
     v.rejections.length ? h('ul', { class: 'rejections', id: 'ingest-rejections' }, v.rejections.map(rejection)) : h('p', { class: 'muted', id: 'ingest-rejections' }, t('in_no_rejections')));
   foot.replaceChildren(h('button', { class: 'btn', id: 'ingest-refresh', onclick: () => openSettings('ingest') }, t('in_refresh')));

@@ -890,6 +890,26 @@ test('call intake: the owner sees what each source sent as the API counts it, lo
   assert.ok(found.items.some(c => c.external_id === 'intake-77'), JSON.stringify(found.items.map(c => c.external_id)));
   await screenshot(owner, '13-call-intake');
 
+  // The PBX settings, folded above: a wrong zone is refused next to its field, nothing saved;
+  // then own numbers and a shorter extension length are saved as the API then gives them.
+  await owner.click('#pbx-settings summary');
+  await owner.fill('#pbx-tz', 'Mars/Olympus');
+  await owner.click('#pbx-save');
+  await owner.waitForSelector('#pbx-note.error:not([hidden])');
+  assert.match(await owner.textContent('#pbx-note'), /Mars\/Olympus/);
+  assert.equal(await owner.getAttribute('#pbx-tz', 'class'), 'invalid');
+  assert.equal((await api(server, 'GET', '/api/v1/integrations/pbx')).timezone, null, 'nothing saved');
+  await owner.fill('#pbx-tz', 'Europe/Moscow');
+  await owner.fill('#pbx-own', '+7 495 111-22-33\n+74957654321');
+  await owner.fill('#pbx-digits', '4');
+  await owner.selectOption('#pbx-internal', 'skip');
+  await owner.click('#pbx-save');
+  await owner.waitForSelector('#pbx-note.ok:not([hidden])');
+  const pbx = await api(server, 'GET', '/api/v1/integrations/pbx');
+  assert.deepEqual([pbx.own_numbers, pbx.extension_max_digits, pbx.internal_calls, pbx.timezone],
+    [['+7 495 111-22-33', '+74957654321'], 4, 'skip', 'Europe/Moscow']);
+  await api(server, 'PUT', '/api/v1/integrations/pbx', { own_numbers: [], extension_max_digits: 5, internal_calls: 'outgoing', timezone: null });
+
   // Not for supervisors.
   const sup = await newPage(browser, server);
   await signIn(sup, server, 'supervisor');
