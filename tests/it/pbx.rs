@@ -760,6 +760,30 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
+/// A running `calltrail import --follow`, killed when the test ends (also when it fails).
+struct Follower(std::process::Child);
+
+impl Follower {
+    /// Kills it and answers what it wrote to standard error.
+    fn stop(&mut self) -> String {
+        use std::io::Read;
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let mut err = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Waits until the account's calls satisfy `done` (the follower runs beside the server).
 async fn wait_calls(
     app: &TestApp,
@@ -817,6 +841,7 @@ async fn import_follow_tails_a_live_log_through_rotation_and_restarts() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
+        .map(Follower)
         .expect("follower")
     };
     let mut follower = start();
@@ -874,9 +899,7 @@ async fn import_follow_tails_a_live_log_through_rotation_and_restarts() {
         c.get("1800.1").map(String::as_str) == Some(b)
     })
     .await;
-    follower.kill().unwrap();
-    let out = follower.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = follower.stop();
     assert!(
         err.contains(&format!("{}:3: rejected: a quoted value is not closed", log.display())),
         "{err}"
@@ -907,8 +930,7 @@ async fn import_follow_tails_a_live_log_through_rotation_and_restarts() {
     })
     .await;
     assert_eq!(all.len(), 3);
-    follower.kill().unwrap();
-    follower.wait().unwrap();
+    follower.stop();
     let (_, after) = app.get(&owner, "/api/v1/ingest/health").await;
     let source = |h: &Value| {
         h["sources"]

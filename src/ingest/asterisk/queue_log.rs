@@ -47,7 +47,8 @@ struct Stay {
 /// gets what is known so far).
 pub fn parse(text: &[u8]) -> Parsed {
     let mut out = Parsed::default();
-    let mut open: Vec<Stay> = Vec::new();
+    // By callid: a busy queue log has many callers waiting at once.
+    let mut open: std::collections::HashMap<String, Stay> = std::collections::HashMap::new();
     for (i, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line = i + 1;
         let Ok(raw) = std::str::from_utf8(raw) else {
@@ -81,17 +82,10 @@ pub fn parse(text: &[u8]) -> Parsed {
         if callid.is_empty() || NOT_A_CALL.contains(&callid) {
             continue;
         }
-        let index = match open.iter().position(|s| s.callid == callid) {
-            Some(i) => i,
-            None => {
-                open.push(Stay {
-                    callid: callid.to_string(),
-                    ..Stay::default()
-                });
-                open.len() - 1
-            }
-        };
-        let stay = &mut open[index];
+        let stay = open.entry(callid.to_string()).or_insert_with(|| Stay {
+            callid: callid.to_string(),
+            ..Stay::default()
+        });
         stay.last_line = line;
         if !queue.is_empty() && queue != "NONE" {
             stay.queue.get_or_insert_with(|| queue.to_string());
@@ -113,13 +107,16 @@ pub fn parse(text: &[u8]) -> Parsed {
             outcome: Some(clip(format!("{queue} {member} {}", data.join(" ")).trim(), 256)),
         });
         if stay.ended.is_some() {
-            let done = open.remove(index);
-            out.patches.push((done.last_line, done.patch()));
+            if let Some(done) = open.remove(callid) {
+                out.patches.push((done.last_line, done.patch()));
+            }
         }
     }
-    for stay in open {
-        out.patches.push((stay.last_line, stay.patch()));
-    }
+    // Still waiting at the end, in the order of their last lines.
+    let mut waiting: Vec<Stay> = open.into_values().collect();
+    waiting.sort_by_key(|s| s.last_line);
+    out.patches
+        .extend(waiting.into_iter().map(|s| (s.last_line, s.patch())));
     out
 }
 
