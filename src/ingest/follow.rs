@@ -252,11 +252,12 @@ async fn store_lines(
         f.settings,
         f.zone,
     );
-    let ids: HashSet<String> = alone
+    // The calls the new lines name (but those held for the next step), with the line each ends on.
+    let ids: std::collections::HashMap<String, usize> = alone
         .patches
         .iter()
-        .map(|(_, p)| p.external_id.clone())
-        .filter(|id| !defer.contains(id))
+        .map(|(line, p)| (p.external_id.clone(), *line))
+        .filter(|(id, _)| !defer.contains(id))
         .collect();
     // Refused lines are not context: a broken quote would take the lines after it along.
     let refused: HashSet<usize> = alone.rejected.iter().map(|x| x.line.saturating_sub(1 + lead)).collect();
@@ -266,17 +267,23 @@ async fn store_lines(
         .filter(|(i, l)| !refused.contains(i) && !l.trim().is_empty())
         .map(|(_, l)| *l)
         .collect();
-    let context = with_header(&mut cx.recent.iter().map(String::as_str).chain(new.iter().copied()));
-    let whole = f.format.read(context.as_bytes(), f.columns, f.settings, f.zone);
+    // A call spread over lines is read from the context and the new lines together; a record
+    // of a line (an NDJSON record, a mod_cdr_csv leg) alone, and only once.
+    let patches = if f.format.spreads_calls_over_lines() {
+        let context = with_header(&mut cx.recent.iter().map(String::as_str).chain(new.iter().copied()));
+        let whole = f.format.read(context.as_bytes(), f.columns, f.settings, f.zone);
+        whole.patches
+    } else {
+        alone.patches
+    };
     // Line numbers of the file: the header (if any) took the parsed text's first line, and a
     // header line in this step (the file's first) was left out.
     let skipped_header = usize::from(lines.first().is_some_and(|l| Some(*l) == header));
     let at = |line: usize| first + skipped_header + line.saturating_sub(1 + lead);
     let parsed = Parsed {
-        patches: whole
-            .patches
+        patches: patches
             .into_iter()
-            .filter(|(_, p)| ids.contains(&p.external_id))
+            .filter_map(|(_, p)| ids.get(&p.external_id).map(|&line| (at(line), p)))
             .collect(),
         rejected: alone
             .rejected

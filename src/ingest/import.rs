@@ -65,6 +65,15 @@ impl Format {
         )
     }
 
+    /// Formats whose calls can take several lines (a CDR row per party pairing, CEL events, a
+    /// caller's queue-log lines), so that a step reads new lines with the ones before.
+    pub fn spreads_calls_over_lines(self) -> bool {
+        matches!(
+            self,
+            Format::AsteriskCsv | Format::AsteriskCel | Format::AsteriskQueueLog
+        )
+    }
+
     /// How imports of this format are named in the ingestion health.
     pub fn health_source(self) -> &'static str {
         match self {

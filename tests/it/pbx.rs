@@ -1161,3 +1161,42 @@ async fn a_log_imported_in_small_steps_gives_the_same_calls() {
         assert_eq!(got.get(&id), Some(&want), "{id}");
     }
 }
+
+#[tokio::test]
+async fn native_ndjson_files_are_imported_line_by_line() {
+    let dir = temp_dir("pbx-ndjson");
+    let file = dir.join("calls.ndjson");
+    let lines = [
+        r#"{"external_id":"n1","kind":"incoming","from":"79161234567","to":"100","scenario_started_at":"2026-11-25T09:00:00Z","ended_at":"2026-11-25T09:01:00Z"}"#,
+        r#"{"external_id":"n2","kind":"softphone_outgoing","from":"100","to":"79161234568","dial_started_at":"2026-11-25T10:00:00Z","answered_at":"2026-11-25T10:00:07Z","ended_at":"2026-11-25T10:02:07Z","operator":"ivanova"}"#,
+        r#"{"external_id":"n3","kind":"sideways"}"#,
+        r#"{"external_id":"n1","result":"lost_by_operator","tags":["vip"]}"#,
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let path = file.display().to_string();
+    let (code, out, err) = import(&dir, "default", "native-ndjson", std::slice::from_ref(&path));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("created 2, updated 1, unchanged 0, pending 0, skipped 0, rejected 1"),
+        "{out}"
+    );
+    assert!(err.contains(&format!("{path}:3: rejected: kind:")), "{err}");
+    let (code, out, _) = import(&dir, "default", "native-ndjson", std::slice::from_ref(&path));
+    assert_eq!(code, 2);
+    assert!(out.contains("created 0, updated 0, unchanged 3,"), "{out}");
+    let app = TestApp::start_in(dir).await;
+    let owner = app.owner().await;
+    assert_eq!(
+        calls(&app, &owner).await,
+        expect(&[
+            (
+                "n1",
+                "2026-11-25T09:00:00Z incoming 79161234567→100 op=- q=- ring=- talk=60 lost_by_operator"
+            ),
+            (
+                "n2",
+                "2026-11-25T10:00:00Z softphone_outgoing 100→79161234568 op=ivanova q=- ring=7 talk=120 -"
+            ),
+        ])
+    );
+}
