@@ -55,12 +55,7 @@ impl FromRequestParts<AppState> for Principal {
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or(AppError::Unauthorized)?;
-            let hash = token_hash(token);
-            return state
-                .store
-                .read(move |conn| auth::principal_for_token(conn, &hash))
-                .await?
-                .ok_or(AppError::Unauthorized);
+            return token_principal(state, token).await;
         }
         let hash = token_hash(session_cookie(&parts.headers).ok_or(AppError::Unauthorized)?);
         let (now, idle) = (auth::now_ms(), state.config.auth.session_idle_ms);
@@ -90,22 +85,43 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-/// A principal for PBX modules that only speak HTTP Basic (`mod_json_cdr`, `mod_xml_cdr`): the
-/// API token is the password (or, with an empty password, the user name). Bearer tokens and
-/// sessions work as everywhere else.
-pub struct BasicOrBearer(pub Principal);
+/// The principal an API token acts as; a wrong token is 401.
+pub(super) async fn token_principal(state: &AppState, token: &str) -> Result<Principal, AppError> {
+    let hash = token_hash(token);
+    state
+        .store
+        .read(move |conn| auth::principal_for_token(conn, &hash))
+        .await?
+        .ok_or(AppError::Unauthorized)
+}
 
-impl FromRequestParts<AppState> for BasicOrBearer {
+/// A principal for telephony that cannot send a bearer header: the reference product's
+/// webhooks carry the token in their URL (`?token=`), FreeSWITCH's CDR modules speak only HTTP
+/// Basic (the token is the password or, with an empty password, the user name). Bearer tokens
+/// and sessions work as everywhere else.
+pub struct IngestPrincipal(pub Principal);
+
+impl FromRequestParts<AppState> for IngestPrincipal {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let in_query = parts
+            .uri
+            .query()
+            .into_iter()
+            .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.into_owned());
+        if let Some(token) = in_query {
+            return token_principal(state, &token).await.map(IngestPrincipal);
+        }
         let basic = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|h| h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic ")));
         let Some(encoded) = basic else {
-            return Principal::from_request_parts(parts, state).await.map(BasicOrBearer);
+            return Principal::from_request_parts(parts, state).await.map(IngestPrincipal);
         };
         use base64::Engine;
         let decoded = base64::engine::general_purpose::STANDARD
@@ -118,13 +134,16 @@ impl FromRequestParts<AppState> for BasicOrBearer {
         if token.is_empty() {
             return Err(AppError::Unauthorized);
         }
-        let hash = token_hash(token);
-        state
-            .store
-            .read(move |conn| auth::principal_for_token(conn, &hash))
-            .await?
-            .map(BasicOrBearer)
-            .ok_or(AppError::Unauthorized)
+        token_principal(state, token).await.map(IngestPrincipal)
+    }
+}
+
+/// Owner and administrator only; `refusal` says what the others may not do.
+pub(super) fn administrator(principal: &Principal, refusal: &str) -> Result<(), AppError> {
+    if principal.may_administer() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(refusal.into()))
     }
 }
 

@@ -10,12 +10,15 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::extract::administrator;
 use super::AppState;
 use crate::domain::{AccountId, Principal};
 use crate::error::AppError;
 use crate::store::auth::now_ms;
 use crate::store::health::{self, NewRejection, Rejection};
 use crate::store::view::format_time;
+
+const REFUSAL: &str = "only an owner or an administrator sees the ingestion health";
 
 /// Refusals listed with the health.
 const LISTED: i64 = 50;
@@ -139,22 +142,12 @@ fn rejection_view(r: Rejection, with_payload: bool) -> RejectionView {
     }
 }
 
-fn administrator(principal: &Principal) -> Result<(), AppError> {
-    if principal.may_administer() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(
-            "only an owner or an administrator sees the ingestion health".into(),
-        ))
-    }
-}
-
 /// What came in from each source, and the newest refusals.
 #[utoipa::path(get, path = "/api/v1/ingest/health", tag = "ingest",
     responses((status = 200, body = HealthView), (status = 403, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_health(principal: Principal, State(state): State<AppState>) -> Result<Json<HealthView>, AppError> {
-    administrator(&principal)?;
+    administrator(&principal, REFUSAL)?;
     let account = principal.account_id;
     let (sources, rejections) = state
         .store
@@ -190,7 +183,7 @@ pub async fn get_health(principal: Principal, State(state): State<AppState>) -> 
 
 /// One refusal of the principal's account, for an administrator.
 async fn load(state: &AppState, principal: &Principal, id: &str) -> Result<(AccountId, i64, Rejection), AppError> {
-    administrator(principal)?;
+    administrator(principal, REFUSAL)?;
     let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
     let account = principal.account_id;
     let r = state

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::extract::{BasicOrBearer, Body, ClientAddr};
+use super::extract::{administrator, Body, ClientAddr, IngestPrincipal};
 use super::AppState;
 use crate::domain::audit::AuditAction;
 use crate::domain::Principal;
@@ -37,7 +37,7 @@ pub fn router() -> Router<AppState> {
     security(("bearer" = []), ("basic" = []))
 )]
 pub async fn ingest_freeswitch(
-    BasicOrBearer(principal): BasicOrBearer,
+    IngestPrincipal(principal): IngestPrincipal,
     headers: HeaderMap,
     State(state): State<AppState>,
     Body(body): Body,
@@ -59,6 +59,8 @@ pub async fn ingest_freeswitch(
     }
     Ok(Json(stored?))
 }
+
+const SETTINGS_REFUSAL: &str = "only an owner or an administrator sees and changes the PBX settings";
 
 /// How FreeSWITCH posts are named in the ingestion health.
 pub const SOURCE: &str = "freeswitch";
@@ -115,16 +117,6 @@ pub(super) async fn store_freeswitch(
     Ok(report)
 }
 
-fn administrator(principal: &Principal) -> Result<(), AppError> {
-    if principal.may_administer() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(
-            "only an owner or an administrator sees and changes the PBX settings".into(),
-        ))
-    }
-}
-
 /// What the account's PBX records mean: own numbers, extension length, inbound contexts,
 /// internal calls, recording links, the PBX's time zone.
 #[utoipa::path(
@@ -133,7 +125,7 @@ fn administrator(principal: &Principal) -> Result<(), AppError> {
     security(("bearer" = []))
 )]
 pub async fn get_settings(principal: Principal, State(state): State<AppState>) -> Result<Json<PbxSettings>, AppError> {
-    administrator(&principal)?;
+    administrator(&principal, SETTINGS_REFUSAL)?;
     let account = principal.account_id;
     Ok(Json(state.store.read(move |conn| pbx::settings(conn, account)).await?))
 }
@@ -154,7 +146,7 @@ pub async fn put_settings(
     State(state): State<AppState>,
     Body(body): Body,
 ) -> Result<Json<PbxSettings>, AppError> {
-    administrator(&principal)?;
+    administrator(&principal, SETTINGS_REFUSAL)?;
     let change: serde_json::Map<String, serde_json::Value> = crate::json::parse(&body)?;
     let account = principal.account_id;
     let actor = Actor::of(&principal, address);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
 
 use super::directory::Items;
-use super::extract::{ClientAddr, JsonBody};
+use super::extract::{administrator, ClientAddr, JsonBody};
 use super::AppState;
 use crate::domain::audit::AuditAction;
 use crate::domain::{FieldError, Principal, Role, UserId};
@@ -65,14 +65,7 @@ fn reader(p: &Principal) -> Result<(), AppError> {
     Ok(())
 }
 
-fn administrator(p: &Principal) -> Result<(), AppError> {
-    if !p.may_administer() {
-        return Err(AppError::Forbidden(
-            "only an owner or administrator manages users and settings".into(),
-        ));
-    }
-    Ok(())
-}
+const ADMIN_REFUSAL: &str = "only an owner or administrator manages users and settings";
 
 fn name_rule(field: &str, name: &str) -> Result<(), AppError> {
     let n = name.trim().chars().count();
@@ -178,7 +171,7 @@ pub async fn create_user(
     ClientAddr(address): ClientAddr,
     JsonBody(body): JsonBody<NewUserBody>,
 ) -> Result<(StatusCode, Json<UserItem>), AppError> {
-    administrator(&principal)?;
+    administrator(&principal, ADMIN_REFUSAL)?;
     if !principal.may_assign(body.role) {
         return Err(AppError::Forbidden("only an owner makes owners".into()));
     }
@@ -252,7 +245,7 @@ pub async fn update_user(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<UserChangeBody>,
 ) -> Result<Json<UserItem>, AppError> {
-    administrator(&principal)?;
+    administrator(&principal, ADMIN_REFUSAL)?;
     let id = UserId(path_id(&id)?);
     if let Some(name) = &body.name {
         name_rule("name", name)?;

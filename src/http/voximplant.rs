@@ -2,21 +2,19 @@
 //! callback URL can carry only a query), checked against the subscription's salt configured
 //! with `PUT /api/v1/integrations/voximplant-kit`.
 
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::extract::{Body, ClientAddr, JsonBody};
+use super::extract::{administrator, Body, ClientAddr, IngestPrincipal, JsonBody};
 use super::AppState;
 use crate::domain::audit::AuditAction;
 use crate::domain::{AccountId, FieldError, Principal};
 use crate::error::AppError;
 use crate::ingest::voximplant;
-use crate::secrets::token_hash;
 use crate::store::audit::{self, Actor};
 use crate::store::ingest::{apply_batch, complete_partial, IngestOutcome};
 use crate::store::voximplant::{self as rows, Integration};
@@ -39,27 +37,6 @@ fn same(a: &str, b: &str) -> bool {
     Sha256::digest(a.as_bytes()) == Sha256::digest(b.as_bytes())
 }
 
-/// The token of `?token=`, else the usual bearer token or session.
-async fn principal(state: &AppState, query: Option<&str>, headers: &HeaderMap) -> Result<Principal, AppError> {
-    let token = query
-        .into_iter()
-        .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned());
-    let Some(token) = token else {
-        let mut parts = axum::http::Request::new(()).into_parts().0;
-        parts.headers = headers.clone();
-        parts.method = axum::http::Method::POST;
-        return <Principal as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, state).await;
-    };
-    let hash = token_hash(&token);
-    state
-        .store
-        .read(move |conn| auth::principal_for_token(conn, &hash))
-        .await?
-        .ok_or(AppError::Unauthorized)
-}
-
 /// The callbacks of one post (`{"callbacks":[{"hash","type","<type>":{…}}]}`): `new_calls`,
 /// `wrap_up_code_set`, `finished_call`, `call_finalized`, merged into calls by session id. Every
 /// callback's hash must be `md5(salt + domain + type)`, or nothing of the post is stored (401).
@@ -75,12 +52,10 @@ async fn principal(state: &AppState, query: Option<&str>, headers: &HeaderMap) -
     )
 )]
 pub async fn ingest_webhooks(
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    IngestPrincipal(principal): IngestPrincipal,
     State(state): State<AppState>,
     Body(body): Body,
 ) -> Result<Json<IngestOutcome>, AppError> {
-    let principal = principal(&state, query.as_deref(), &headers).await?;
     if !principal.may_ingest() {
         return Err(AppError::Forbidden("this credential may not ingest calls".into()));
     }
@@ -175,16 +150,6 @@ pub struct IntegrationChange {
     pub salt: Option<String>,
 }
 
-fn administrator(principal: &Principal) -> Result<(), AppError> {
-    if principal.may_administer() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(
-            "only an owner or an administrator manages integrations".into(),
-        ))
-    }
-}
-
 fn view(state: &AppState, i: Option<Integration>) -> IntegrationView {
     IntegrationView {
         salt_set: i.is_some(),
@@ -205,7 +170,7 @@ pub async fn get_integration(
     principal: Principal,
     State(state): State<AppState>,
 ) -> Result<Json<IntegrationView>, AppError> {
-    administrator(&principal)?;
+    administrator(&principal, "only an owner or an administrator manages integrations")?;
     let account = principal.account_id;
     let i = state.store.read(move |conn| rows::integration(conn, account)).await?;
     Ok(Json(view(&state, i)))
@@ -228,7 +193,7 @@ pub async fn put_integration(
     State(state): State<AppState>,
     JsonBody(change): JsonBody<IntegrationChange>,
 ) -> Result<Json<IntegrationView>, AppError> {
-    administrator(&principal)?;
+    administrator(&principal, "only an owner or an administrator manages integrations")?;
     if let Some(d) = &change.domain {
         let ok = !d.is_empty() && d.len() <= 128 && d.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
         if !ok {

@@ -9,7 +9,7 @@ use crate::domain::audit::AuditAction;
 use crate::domain::qm::{self as words, OperatorChannel, DEFAULT_BASE_URL};
 use crate::domain::{AccountId, Principal};
 use crate::error::AppError;
-use crate::http::extract::{ClientAddr, JsonBody};
+use crate::http::extract::{administrator, ClientAddr, JsonBody};
 use crate::http::AppState;
 use crate::qm::client::{CheckError, QmClient};
 use crate::qm::Qm;
@@ -105,14 +105,7 @@ fn unreachable_from_outside(public_url: &str) -> bool {
     }
 }
 
-fn administrator(principal: &Principal) -> Result<(), AppError> {
-    if !principal.may_administer() {
-        return Err(AppError::Forbidden(
-            "only an owner or administrator sets up the QM integration".into(),
-        ));
-    }
-    Ok(())
-}
+const ADMIN_REFUSAL: &str = "only an owner or administrator sets up the QM integration";
 
 pub(super) async fn current(state: &AppState, account: AccountId) -> Result<Integration, AppError> {
     Ok(state
@@ -130,7 +123,7 @@ pub async fn get_integration(
     principal: Principal,
     State(state): State<AppState>,
 ) -> Result<Json<IntegrationView>, AppError> {
-    administrator(&principal)?;
+    administrator(&principal, ADMIN_REFUSAL)?;
     let account = principal.account_id;
     let i = current(&state, account).await?;
     Ok(Json(view(&state, account, i)))
@@ -229,7 +222,7 @@ pub async fn put_integration(
     ClientAddr(address): ClientAddr,
     JsonBody(change): JsonBody<IntegrationChange>,
 ) -> Result<Json<IntegrationView>, AppError> {
-    administrator(&principal)?;
+    administrator(&principal, ADMIN_REFUSAL)?;
     check_change(&change)?;
     let account = principal.account_id;
     let before = current(&state, account).await?;
@@ -323,7 +316,7 @@ pub async fn connect(
     State(state): State<AppState>,
     ClientAddr(address): ClientAddr,
 ) -> Result<Json<IntegrationView>, AppError> {
-    administrator(&principal)?;
+    administrator(&principal, ADMIN_REFUSAL)?;
     let account = principal.account_id;
     let mut i = current(&state, account).await?;
     let key = open_key(&state.qm, account, &i)?;
